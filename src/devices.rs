@@ -1,0 +1,201 @@
+//! The device kinds this build can run, and how each is wired into a world.
+//!
+//! A kind turns a scenario's device entry into running tasks: it builds the
+//! virtual peripherals (UART, MQTT session over the device's link), spawns
+//! the device firmware on them, and exposes the device's state for `expect`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use twinrig_sim::SimHandle;
+use twinrig_sim::net::{LinkParams, Network};
+use twinrig_sim::physics::PhysicsWorld;
+use twinrig_sim::uart::{DirStats, Direction, Uart, UartConfig, UartControl};
+
+/// What a device kind gets to build a device.
+pub struct DeviceContext<'a> {
+    /// The world's handle (clock, spawn, trace).
+    pub handle: &'a SimHandle,
+    /// The network to the broker.
+    pub network: &'a Network,
+    /// The physics world.
+    pub physics: &'a PhysicsWorld,
+    /// The device's link model.
+    pub link: LinkParams,
+}
+
+/// A running device as the scenario runner sees it.
+pub trait DeviceRuntime {
+    /// The device's state document for `expect: device` (dotted paths into it).
+    fn state(&self) -> Value;
+    /// The device's main UART line, and which end is the device's (true = end A).
+    fn uart(&self) -> Option<(&UartControl, bool)>;
+}
+
+/// A kind of device.
+pub trait DeviceKind: Sync {
+    /// The name used in scenario files.
+    fn name(&self) -> &'static str;
+    /// One line for `twinrig list`.
+    fn summary(&self) -> &'static str;
+    /// Name and version of the firmware crate, recorded in traces for replay.
+    fn firmware(&self) -> (&'static str, &'static str);
+    /// Checks the device's `params` before anything runs.
+    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String>;
+    /// Builds the device and spawns its tasks.
+    fn spawn(
+        &self,
+        ctx: &DeviceContext<'_>,
+        id: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Box<dyn DeviceRuntime>, String>;
+}
+
+/// Every device kind in this build.
+pub fn kinds() -> &'static [&'static dyn DeviceKind] {
+    &[&EchoKind]
+}
+
+/// The kind called `name`.
+pub fn kind(name: &str) -> Option<&'static dyn DeviceKind> {
+    kinds().iter().copied().find(|k| k.name() == name)
+}
+
+/// Names of every kind, for validation messages.
+pub fn kind_names() -> Vec<&'static str> {
+    kinds().iter().map(|k| k.name()).collect()
+}
+
+fn parse_params<T: for<'de> Deserialize<'de>>(params: &Map<String, Value>) -> Result<T, String> {
+    serde_json::from_value(Value::Object(params.clone())).map_err(|e| e.to_string())
+}
+
+/// UART counters as a JSON document.
+pub fn dir_stats_json(s: &DirStats) -> Value {
+    json!({
+        "bytes_written": s.bytes_written,
+        "bytes_injected": s.bytes_injected,
+        "bytes_delivered": s.bytes_delivered,
+        "bytes_read": s.bytes_read,
+        "dropped": s.dropped,
+        "corrupted": s.corrupted,
+        "overruns": s.overruns,
+        "breaks": s.breaks,
+        "lost_in_break": s.lost_in_break,
+        "lost_in_disconnect": s.lost_in_disconnect,
+    })
+}
+
+/// Maps a scenario's device-relative direction onto a line's ends.
+pub fn line_direction(dir: crate::scenario::UartDirection, device_is_a: bool) -> Direction {
+    use crate::scenario::UartDirection as D;
+    match (dir, device_is_a) {
+        (D::Both, _) => Direction::Both,
+        (D::FromDevice, true) | (D::ToDevice, false) => Direction::AToB,
+        (D::FromDevice, false) | (D::ToDevice, true) => Direction::BToA,
+    }
+}
+
+/// Parameters of the echo device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoParams {
+    /// UART baud rate.
+    #[serde(default = "default_baud")]
+    baud: u32,
+    /// MQTT topic prefix.
+    #[serde(default = "default_prefix")]
+    topic_prefix: String,
+    /// Longest line forwarded.
+    #[serde(default = "default_max_line")]
+    max_line: usize,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_prefix() -> String {
+    echo_firmware::EchoConfig::default().topic_prefix
+}
+fn default_max_line() -> usize {
+    echo_firmware::EchoConfig::default().max_line
+}
+
+/// The reference echo firmware, its UART wired to a loopback plug (TX jumpered to RX).
+struct EchoKind;
+
+struct EchoRuntime {
+    id: String,
+    uart: UartControl,
+    network: Network,
+}
+
+impl DeviceRuntime for EchoRuntime {
+    fn state(&self) -> Value {
+        let stats = self.uart.stats();
+        json!({
+            "uart": dir_stats_json(&stats.a_to_b),
+            "link": self.network.stats(&self.id),
+        })
+    }
+    fn uart(&self) -> Option<(&UartControl, bool)> {
+        Some((&self.uart, true))
+    }
+}
+
+impl DeviceKind for EchoKind {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn summary(&self) -> &'static str {
+        "reference firmware: UART lines -> MQTT {prefix}/{id}/rx, MQTT {prefix}/{id}/tx -> UART (loopback plug)"
+    }
+    fn firmware(&self) -> (&'static str, &'static str) {
+        ("echo-firmware", echo_firmware::VERSION)
+    }
+    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
+        let p: EchoParams = parse_params(params)?;
+        uart_config(p.baud).validate().map_err(|e| e.to_string())?;
+        if p.max_line == 0 {
+            return Err("max_line must be at least 1".into());
+        }
+        twinrig_hal::mqtt::validate_topic_filter(&p.topic_prefix)
+            .map_err(|_| format!("topic_prefix {:?} is not a valid topic", p.topic_prefix))?;
+        if p.topic_prefix.contains(['+', '#']) {
+            return Err(format!(
+                "topic_prefix {:?} must not contain wildcards",
+                p.topic_prefix
+            ));
+        }
+        Ok(())
+    }
+    fn spawn(
+        &self,
+        ctx: &DeviceContext<'_>,
+        id: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Box<dyn DeviceRuntime>, String> {
+        let p: EchoParams = parse_params(params)?;
+        let (port, control) = Uart::loopback(ctx.handle, id, uart_config(p.baud));
+        let client = ctx.network.connect(id, ctx.link.clone())?;
+        let config = echo_firmware::EchoConfig {
+            topic_prefix: p.topic_prefix,
+            max_line: p.max_line,
+        };
+        let (rx, tx) = port.split();
+        ctx.handle.spawn(format!("{id} (echo)"), async move {
+            echo_firmware::run(rx, tx, &client, &config).await;
+        });
+        Ok(Box::new(EchoRuntime {
+            id: id.to_string(),
+            uart: control,
+            network: ctx.network.clone(),
+        }))
+    }
+}
+
+fn uart_config(baud: u32) -> UartConfig {
+    UartConfig {
+        baud,
+        ..UartConfig::default()
+    }
+}

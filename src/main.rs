@@ -1,0 +1,320 @@
+//! `twinrig`: run scenarios, validate them, replay traces.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use twinrig::report::{ScenarioReport, Summary};
+use twinrig::scenario::find_scenario_files;
+use twinrig::suite::{self, LoadError, golden_path, slug};
+use twinrig::{devices, scenario};
+use twinrig_sim::{MILLIS, Trace};
+
+#[derive(Parser)]
+#[command(
+    name = "twinrig",
+    version,
+    about = "Simulation and digital-twin test harness for AWS-IoT robots"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenario files (or every scenario under a directory).
+    Run {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write a JSON summary here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write JUnit XML here (one test case per scenario).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write each scenario's MCAP trace into this directory.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// No progress bars (CI logs).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check scenario files without running them.
+    Validate {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List the device kinds this build can simulate.
+    List,
+    /// Print the scenario JSON Schema.
+    Schema,
+    /// Re-run the scenario recorded in a trace and report the first divergence.
+    Replay {
+        /// An MCAP trace written by `twinrig run --trace` or `twinrig record`.
+        trace: PathBuf,
+    },
+    /// Print a trace's records, one per line: virtual time, channel, JSON.
+    Trace {
+        /// An MCAP trace.
+        trace: PathBuf,
+        /// Only this channel (e.g. /mqtt, /uart, /physics, /faults, /assertions).
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Check (or with --update, rewrite) the golden traces of the shipped scenarios.
+    Record {
+        /// Rewrite the golden traces instead of checking them.
+        #[arg(long)]
+        update: bool,
+        /// The scenarios directory.
+        #[arg(long, default_value = "scenarios")]
+        scenarios: PathBuf,
+        /// Where golden traces live.
+        #[arg(long, default_value = "tests/replays")]
+        replays: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            paths,
+            json,
+            junit,
+            trace,
+            quiet,
+        } => run(&paths, json, junit, trace, quiet),
+        Command::Validate { paths } => validate(&paths),
+        Command::List => {
+            for k in devices::kinds() {
+                let (crate_name, version) = k.firmware();
+                println!("{:<8} {crate_name} {version}: {}", k.name(), k.summary());
+            }
+            Ok(true)
+        }
+        Command::Schema => {
+            print!("{}", scenario::scenario_schema_json());
+            Ok(true)
+        }
+        Command::Replay { trace } => replay(&trace),
+        Command::Trace { trace, channel } => read_trace(&trace).map(|t| {
+            for (name, values) in &t.metadata {
+                for (k, v) in values {
+                    let first = v.lines().next().unwrap_or("");
+                    println!(
+                        "# {name}.{k} = {first}{}",
+                        if v.lines().count() > 1 { " ..." } else { "" }
+                    );
+                }
+            }
+            for r in t
+                .records
+                .iter()
+                .filter(|r| channel.as_deref().is_none_or(|c| r.channel == c))
+            {
+                println!(
+                    "{} {} {}",
+                    twinrig_sim::format_nanos(r.time),
+                    r.channel,
+                    r.data
+                );
+            }
+            true
+        }),
+        Command::Record {
+            update,
+            scenarios,
+            replays,
+        } => record(update, &scenarios, &replays),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_load_error(e: LoadError) {
+    let report = miette::Report::new(e);
+    eprintln!("{report:?}");
+}
+
+/// Loads every file, printing each error; returns what loaded and how many failed.
+fn load_all(paths: &[PathBuf]) -> Result<(Vec<suite::Loaded>, usize), String> {
+    let files = find_scenario_files(paths).map_err(|e| e.render_plain())?;
+    if files.is_empty() {
+        return Err("no scenario files (*.yaml, *.yml) found".into());
+    }
+    let mut loaded = Vec::new();
+    let mut failed = 0;
+    for f in files {
+        match suite::load(&f) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                print_load_error(e);
+                failed += 1;
+            }
+        }
+    }
+    Ok((loaded, failed))
+}
+
+fn run(
+    paths: &[PathBuf],
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
+    trace_dir: Option<PathBuf>,
+    quiet: bool,
+) -> Result<bool, String> {
+    let (loaded, bad) = load_all(paths)?;
+    if let Some(dir) = &trace_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    // A panic inside a device task is caught and reported with the scenario; keep
+    // the default hook from printing over the progress bars.
+    std::panic::set_hook(Box::new(|_| {}));
+    let bars = MultiProgress::new();
+    if quiet {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style =
+        ProgressStyle::with_template("{prefix:<32} [{bar:30}] {pos:>7}/{len:7} ms virtual {msg}")
+            .expect("valid template")
+            .progress_chars("=> ");
+    // A bad file is rejected before anything runs.
+    if bad > 0 {
+        return Err(format!(
+            "{bad} scenario file(s) failed to load; nothing was run"
+        ));
+    }
+    let mut reports = Vec::new();
+    for l in loaded {
+        let bar = bars.add(ProgressBar::new(l.scenario.duration_limit.nanos() / MILLIS));
+        bar.set_style(style.clone());
+        bar.set_prefix(l.scenario.name.clone());
+        let b = bar.clone();
+        let started = Instant::now();
+        let outcome = suite::run(&l, move |t| b.set_position(t / MILLIS));
+        let wall = started.elapsed();
+        bar.set_position(outcome.virtual_ns / MILLIS);
+        bar.finish_with_message(if outcome.passed() { "pass" } else { "FAIL" });
+        let mut trace_path = None;
+        if let Some(dir) = &trace_dir {
+            let p = dir.join(format!("{}.mcap", slug(&l.scenario.name)));
+            let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
+            std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            trace_path = Some(p);
+        }
+        reports.push(ScenarioReport::new(
+            l.path.clone(),
+            &outcome,
+            wall,
+            trace_path,
+        ));
+    }
+    let _ = std::panic::take_hook();
+    let summary = Summary::new(reports);
+    println!("{}", summary.table());
+    if let Some(p) = json {
+        std::fs::write(&p, summary.to_json())
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = junit {
+        std::fs::write(&p, summary.to_junit())
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(summary.failed == 0)
+}
+
+fn validate(paths: &[PathBuf]) -> Result<bool, String> {
+    let (loaded, bad) = load_all(paths)?;
+    for l in &loaded {
+        println!("ok: {} ({})", l.path.display(), l.scenario.name);
+    }
+    Ok(bad == 0)
+}
+
+fn read_trace(path: &Path) -> Result<Trace, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Trace::from_mcap(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn replay(path: &Path) -> Result<bool, String> {
+    let expected = read_trace(path)?;
+    let outcome = match suite::rerun_recorded(&expected, path) {
+        Ok(o) => o,
+        Err(e) => {
+            print_load_error(e);
+            return Ok(false);
+        }
+    };
+    if let (Some(then), Some(now)) = (
+        expected.metadata.get("versions"),
+        outcome.trace.metadata.get("versions"),
+    ) && then != now
+    {
+        println!("note: versions differ: recorded {then:?}, now {now:?}");
+    }
+    match expected.first_divergence(&outcome.trace) {
+        None => {
+            println!("identical ({} records)", expected.records.len());
+            Ok(true)
+        }
+        Some(d) => {
+            println!("{d}");
+            Ok(false)
+        }
+    }
+}
+
+fn record(update: bool, scenarios: &Path, replays: &Path) -> Result<bool, String> {
+    let files = find_scenario_files(&[scenarios.to_owned()]).map_err(|e| e.render_plain())?;
+    let mut ok = true;
+    for f in files {
+        let l = match suite::load(&f) {
+            Ok(l) => l,
+            Err(e) => {
+                print_load_error(e);
+                ok = false;
+                continue;
+            }
+        };
+        let outcome = suite::run(&l, |_| {});
+        let golden = golden_path(scenarios, replays, &f);
+        if update {
+            if let Some(dir) = golden.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+            let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
+            std::fs::write(&golden, bytes)
+                .map_err(|e| format!("cannot write {}: {e}", golden.display()))?;
+            println!("wrote {}", golden.display());
+        } else {
+            match read_trace(&golden) {
+                Err(e) => {
+                    println!("{}: {e} (run `twinrig record --update`)", f.display());
+                    ok = false;
+                }
+                Ok(expected) => match expected.first_divergence(&outcome.trace) {
+                    None => println!("{}: identical", f.display()),
+                    Some(d) => {
+                        println!("{}: {d}", f.display());
+                        ok = false;
+                    }
+                },
+            }
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,193 @@
+//! Reports of a run: the terminal table, the JSON summary and JUnit XML.
+
+use std::path::PathBuf;
+use std::time::Duration as WallDuration;
+
+use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+use twinrig_sim::{SECONDS, format_nanos};
+
+use crate::runner::{AssertionResult, Outcome};
+
+/// One scenario's result as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Seed.
+    pub seed: u64,
+    /// Whether everything held.
+    pub passed: bool,
+    /// Failure apart from assertions (timeout, panic, limit, load error).
+    pub failure: Option<String>,
+    /// Every assertion.
+    pub assertions: Vec<AssertionResult>,
+    /// Virtual seconds simulated.
+    pub virtual_time_s: f64,
+    /// Wall seconds taken.
+    pub wall_time_s: f64,
+    /// Virtual seconds per wall second.
+    pub real_time_factor: f64,
+    /// Where the trace was written, if it was.
+    pub trace: Option<PathBuf>,
+}
+
+impl ScenarioReport {
+    /// A report from an outcome and its wall time.
+    pub fn new(
+        path: PathBuf,
+        outcome: &Outcome,
+        wall: WallDuration,
+        trace: Option<PathBuf>,
+    ) -> Self {
+        let virtual_time_s = outcome.virtual_ns as f64 / SECONDS as f64;
+        let wall_time_s = wall.as_secs_f64();
+        ScenarioReport {
+            name: outcome.name.clone(),
+            path,
+            seed: outcome.seed,
+            passed: outcome.passed(),
+            failure: outcome.failure.clone(),
+            assertions: outcome.assertions.clone(),
+            virtual_time_s,
+            wall_time_s,
+            real_time_factor: if wall_time_s > 0.0 {
+                virtual_time_s / wall_time_s
+            } else {
+                f64::INFINITY
+            },
+            trace,
+        }
+    }
+
+    /// A scenario that could not be loaded or run at all.
+    pub fn error(path: PathBuf, name: String, message: String) -> Self {
+        ScenarioReport {
+            name,
+            path,
+            seed: 0,
+            passed: false,
+            failure: Some(message),
+            assertions: Vec::new(),
+            virtual_time_s: 0.0,
+            wall_time_s: 0.0,
+            real_time_factor: 0.0,
+            trace: None,
+        }
+    }
+
+    fn failures(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.failure.iter().cloned().collect();
+        out.extend(self.assertions.iter().filter(|a| !a.passed).map(|a| {
+            format!(
+                "step {} [{}] {}: {}",
+                a.step,
+                format_nanos(a.at_ns),
+                a.description,
+                a.detail
+            )
+        }));
+        out
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenarios that passed.
+    pub passed: usize,
+    /// Scenarios that failed.
+    pub failed: usize,
+    /// Each scenario.
+    pub scenarios: Vec<ScenarioReport>,
+}
+
+impl Summary {
+    /// Summarises reports.
+    pub fn new(scenarios: Vec<ScenarioReport>) -> Self {
+        let passed = scenarios.iter().filter(|s| s.passed).count();
+        Summary {
+            passed,
+            failed: scenarios.len() - passed,
+            scenarios,
+        }
+    }
+
+    /// The JSON summary (`--json`).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("summary serialises") + "\n"
+    }
+
+    /// JUnit XML (`--junit`): one test suite, one test case per scenario.
+    pub fn to_junit(&self) -> String {
+        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        let mut report = Report::new("twinrig");
+        let mut suite = TestSuite::new("scenarios");
+        for s in &self.scenarios {
+            let status = if s.passed {
+                TestCaseStatus::success()
+            } else {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let failures = s.failures();
+                st.set_message(failures.first().cloned().unwrap_or_default());
+                st.set_description(failures.join("\n"));
+                st
+            };
+            let mut case = TestCase::new(s.name.clone(), status);
+            case.set_classname(s.path.display().to_string());
+            case.set_time(WallDuration::from_secs_f64(s.wall_time_s));
+            case.add_property(("seed", s.seed.to_string().as_str()));
+            case.add_property((
+                "virtual_time_s",
+                format!("{:.9}", s.virtual_time_s).as_str(),
+            ));
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+        report.to_string().unwrap_or_default()
+    }
+
+    /// The results table printed at the end of `twinrig run`.
+    pub fn table(&self) -> String {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header([
+            "scenario",
+            "result",
+            "assertions",
+            "virtual",
+            "wall",
+            "real-time x",
+        ]);
+        for s in &self.scenarios {
+            let held = s.assertions.iter().filter(|a| a.passed).count();
+            let (word, color) = if s.passed {
+                ("pass", Color::Green)
+            } else {
+                ("FAIL", Color::Red)
+            };
+            t.add_row(vec![
+                Cell::new(&s.name),
+                Cell::new(word).fg(color),
+                Cell::new(format!("{held}/{}", s.assertions.len())),
+                Cell::new(format!("{:.3} s", s.virtual_time_s)),
+                Cell::new(format!("{:.3} s", s.wall_time_s)),
+                Cell::new(format!("{:.0}", s.real_time_factor)),
+            ]);
+        }
+        let mut out = t.to_string();
+        for s in self.scenarios.iter().filter(|s| !s.passed) {
+            out.push_str(&format!("\n{} ({}):", s.name, s.path.display()));
+            for f in s.failures() {
+                out.push_str(&format!("\n  - {f}"));
+            }
+        }
+        out.push_str(&format!(
+            "\n{} passed, {} failed\n",
+            self.passed, self.failed
+        ));
+        out
+    }
+}

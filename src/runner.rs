@@ -1,0 +1,597 @@
+//! Runs one scenario: builds the world, spawns devices and the timeline, and
+//! collects assertion results and the trace.
+//!
+//! The timeline is itself a task on the world's executor, so `delay` and
+//! `wait_for` are pause points like any device's. A failed `expect` is
+//! recorded and the timeline goes on; a `wait_for` that times out ends the
+//! timeline (later steps depend on it). The run ends when the timeline
+//! finishes, a device task panics, or virtual time reaches `duration_limit`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use twinrig_hal::{MqttClient, QoS};
+use twinrig_sim::net::{LatencyModel, LinkParams, Network, RoutedDelivery, RoutedPublish, Router};
+use twinrig_sim::physics::{BodySpec, FloorConfig, PhysicsConfig, PhysicsWorld, Shape};
+use twinrig_sim::trace::channels;
+use twinrig_sim::{Nanos, RunStop, Sim, SimHandle, TaskState, Trace, format_nanos};
+
+use crate::check::{compare, compare_duration, json_path, payload_matches};
+use crate::devices::{self, DeviceContext, DeviceRuntime, line_direction};
+use crate::scenario::{
+    BodyField, Expect, Fault, Latency, LatencyDistribution, LinkFaultKind, LinkModel, Scenario,
+    ShapeSpec, Step, UartFaultKind,
+};
+
+/// The client id the timeline publishes with.
+pub const SCENARIO_CLIENT: &str = "twinrig-scenario";
+
+/// The result of one assertion (an `expect` step or a `wait_for`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssertionResult {
+    /// Step number, 1-based.
+    pub step: usize,
+    /// What was checked.
+    pub description: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Why not, or what was seen.
+    pub detail: String,
+    /// Virtual time of the check, ns.
+    pub at_ns: Nanos,
+}
+
+/// The outcome of one scenario run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Scenario name.
+    pub name: String,
+    /// Its seed.
+    pub seed: u64,
+    /// Every assertion, in order.
+    pub assertions: Vec<AssertionResult>,
+    /// Why the run failed apart from assertions (timeout, panic, limit), if it did.
+    pub failure: Option<String>,
+    /// Virtual time when the run ended.
+    pub virtual_ns: Nanos,
+    /// The trace.
+    pub trace: Trace,
+}
+
+impl Outcome {
+    /// True when the timeline finished and every assertion held.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none() && self.assertions.iter().all(|a| a.passed)
+    }
+}
+
+/// Adapts the embedded rumqttd broker to the network's [`Router`].
+pub struct CloudRouter(pub twinrig_cloud::Broker);
+
+impl Router for CloudRouter {
+    fn connect(&mut self, client: &str) -> Result<usize, String> {
+        self.0
+            .connect(client)
+            .map(|c| c.0)
+            .map_err(|e| e.to_string())
+    }
+    fn subscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
+        self.0
+            .subscribe(twinrig_cloud::ClientId(client), filter)
+            .map_err(|e| e.to_string())
+    }
+    fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String> {
+        let out: Vec<twinrig_cloud::Outgoing> = batch
+            .iter()
+            .map(|p| twinrig_cloud::Outgoing {
+                from: twinrig_cloud::ClientId(p.from),
+                topic: p.topic.clone(),
+                payload: p.payload.clone(),
+            })
+            .collect();
+        let deliveries = self.0.route(&out).map_err(|e| e.to_string())?;
+        Ok(deliveries
+            .into_iter()
+            .map(|d| RoutedDelivery {
+                publish: d.publish,
+                to: d.to.0,
+                filter: d.filter,
+                topic: d.topic,
+                payload: d.payload,
+            })
+            .collect())
+    }
+}
+
+/// Converts a scenario link model.
+pub fn link_params(model: &LinkModel) -> LinkParams {
+    let latency = match &model.latency {
+        Latency::Fixed(d) => LatencyModel::Fixed(d.nanos()),
+        Latency::Distribution(LatencyDistribution::Uniform { min, max }) => LatencyModel::Uniform {
+            min: min.nanos(),
+            max: max.nanos(),
+        },
+        Latency::Distribution(LatencyDistribution::Normal { mean, std_dev }) => {
+            LatencyModel::Normal {
+                mean: mean.nanos(),
+                std_dev: std_dev.nanos(),
+            }
+        }
+        Latency::Distribution(LatencyDistribution::Exponential { min, mean_extra }) => {
+            LatencyModel::Exponential {
+                min: min.nanos(),
+                mean_extra: mean_extra.nanos(),
+            }
+        }
+    };
+    LinkParams {
+        latency,
+        loss: model.loss,
+        qos1_retry: model.qos1_retry.nanos(),
+    }
+}
+
+fn physics_config(s: &Scenario) -> PhysicsConfig {
+    PhysicsConfig {
+        rate_hz: s.world.physics_rate_hz,
+        gravity: [0.0, 0.0, s.world.gravity as f32],
+        floor: s.world.floor.as_ref().map(|f| FloorConfig {
+            friction: f.friction as f32,
+            restitution: f.restitution as f32,
+        }),
+        sample_period: s.world.sample_period.nanos(),
+    }
+}
+
+fn body_spec(o: &crate::scenario::Obstacle) -> BodySpec {
+    let shape = match &o.shape {
+        ShapeSpec::Box { size } => Shape::Cuboid {
+            half_extents: [
+                size[0] as f32 / 2.0,
+                size[1] as f32 / 2.0,
+                size[2] as f32 / 2.0,
+            ],
+        },
+        ShapeSpec::Ball { radius } => Shape::Ball {
+            radius: *radius as f32,
+        },
+        ShapeSpec::Cylinder { radius, height } => Shape::Cylinder {
+            half_height: *height as f32 / 2.0,
+            radius: *radius as f32,
+        },
+    };
+    BodySpec {
+        name: o.name.clone(),
+        shape,
+        position: [
+            o.position[0] as f32,
+            o.position[1] as f32,
+            o.position[2] as f32,
+        ],
+        yaw_deg: o.yaw_deg as f32,
+        dynamic: o.dynamic,
+        mass: o.mass.map(|m| m as f32),
+        friction: o.friction as f32,
+        restitution: o.restitution as f32,
+    }
+}
+
+/// Device crate versions this build would run for `scenario`, for the trace.
+pub fn firmware_versions(
+    scenario: &Scenario,
+    kinds: &[&'static dyn devices::DeviceKind],
+) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::from([("twinrig".to_string(), env!("CARGO_PKG_VERSION").to_string())]);
+    for d in &scenario.devices {
+        if let Some(kind) = kinds.iter().find(|k| k.name() == d.kind) {
+            let (name, version) = kind.firmware();
+            v.insert(name.to_string(), version.to_string());
+        }
+    }
+    v
+}
+
+struct Timeline {
+    handle: SimHandle,
+    network: Network,
+    physics: PhysicsWorld,
+    client: twinrig_sim::net::SimMqttClient,
+    devices: BTreeMap<String, Box<dyn DeviceRuntime>>,
+    results: RefCell<Vec<AssertionResult>>,
+    failure: RefCell<Option<String>>,
+    current_step: std::cell::Cell<usize>,
+}
+
+/// Runs `scenario` (its YAML `source` goes into the trace for replay) with
+/// this build's device kinds. `progress` is called with virtual time as it advances.
+pub fn run(scenario: &Scenario, source: &str, progress: impl FnMut(Nanos) + 'static) -> Outcome {
+    run_with_kinds(scenario, source, devices::kinds(), progress)
+}
+
+/// Like [`run`], with the device kinds given (tests add kinds of their own).
+pub fn run_with_kinds(
+    scenario: &Scenario,
+    source: &str,
+    kinds: &[&'static dyn devices::DeviceKind],
+    progress: impl FnMut(Nanos) + 'static,
+) -> Outcome {
+    let mut sim = Sim::new(scenario.seed);
+    let handle = sim.handle();
+    let mut outcome = Outcome {
+        name: scenario.name.clone(),
+        seed: scenario.seed,
+        assertions: Vec::new(),
+        failure: None,
+        virtual_ns: 0,
+        trace: Trace::default(),
+    };
+    match build_and_run(&mut sim, &handle, scenario, kinds, progress) {
+        Ok(timeline) => {
+            outcome.assertions = timeline.results.borrow().clone();
+            outcome.failure = timeline.failure.borrow().clone();
+        }
+        Err(message) => outcome.failure = Some(message),
+    }
+    outcome.virtual_ns = sim.now();
+    sim.shutdown();
+    let mut trace = sim.take_trace();
+    trace.set_metadata(
+        "scenario",
+        BTreeMap::from([
+            ("name".to_string(), scenario.name.clone()),
+            ("seed".to_string(), scenario.seed.to_string()),
+            ("source".to_string(), source.to_string()),
+        ]),
+    );
+    trace.set_metadata("versions", firmware_versions(scenario, kinds));
+    outcome.trace = trace;
+    outcome
+}
+
+fn build_and_run(
+    sim: &mut Sim,
+    handle: &SimHandle,
+    scenario: &Scenario,
+    kinds: &[&'static dyn devices::DeviceKind],
+    progress: impl FnMut(Nanos) + 'static,
+) -> Result<Rc<Timeline>, String> {
+    let network = Network::new(handle, Box::new(CloudRouter(twinrig_cloud::Broker::new())));
+    let physics = PhysicsWorld::new(handle, physics_config(scenario)).map_err(|e| e.to_string())?;
+    for o in &scenario.world.obstacles {
+        physics
+            .add_body(&body_spec(o))
+            .map_err(|e| format!("obstacle {}: {e}", o.name))?;
+    }
+    sim.add_process("broker", network.clone());
+    sim.add_process("physics", physics.clone());
+
+    let mut runtimes = BTreeMap::new();
+    for d in &scenario.devices {
+        let kind = kinds
+            .iter()
+            .find(|k| k.name() == d.kind)
+            .ok_or_else(|| format!("unknown device kind {}", d.kind))?;
+        let link = link_params(d.link.as_ref().unwrap_or(&scenario.link));
+        let ctx = DeviceContext {
+            handle,
+            network: &network,
+            physics: &physics,
+            link,
+        };
+        let runtime = kind
+            .spawn(&ctx, &d.id, &d.params)
+            .map_err(|e| format!("device {} ({}): {e}", d.id, d.kind))?;
+        runtimes.insert(d.id.clone(), runtime);
+    }
+    let client = network.connect(SCENARIO_CLIENT, LinkParams::ideal())?;
+    let timeline = Rc::new(Timeline {
+        handle: handle.clone(),
+        network,
+        physics,
+        client,
+        devices: runtimes,
+        results: RefCell::new(Vec::new()),
+        failure: RefCell::new(None),
+        current_step: std::cell::Cell::new(0),
+    });
+    let steps = scenario.steps.clone();
+    let t = timeline.clone();
+    let task = sim.spawn("timeline", async move { t.run(&steps).await });
+    sim.on_progress(progress);
+    let limit = scenario.duration_limit.nanos();
+    let stop = sim
+        .run_until(limit, |s| {
+            s.task_state(task) != TaskState::Running || !s.failures().is_empty()
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(f) = sim.failures().first() {
+        let message = format!(
+            "device task {} panicked at {}: {}",
+            f.task,
+            format_nanos(f.at),
+            f.message
+        );
+        handle.trace(channels::TASKS, json!({"task": f.task, "panic": f.message}));
+        timeline.failure.borrow_mut().get_or_insert(message);
+    } else if sim.task_state(task) == TaskState::Running {
+        let step = timeline.current_step.get();
+        let message = match stop {
+            RunStop::Limit => format!(
+                "duration limit {} reached during step {step}",
+                scenario.duration_limit
+            ),
+            _ => format!("nothing left to run during step {step}"),
+        };
+        timeline.failure.borrow_mut().get_or_insert(message);
+    }
+    Ok(timeline)
+}
+
+fn step_kind(step: &Step) -> &'static str {
+    match step {
+        Step::Publish(_) => "publish",
+        Step::WaitFor(_) => "wait_for",
+        Step::Expect(_) => "expect",
+        Step::Delay(_) => "delay",
+        Step::Fault(_) => "fault",
+    }
+}
+
+impl Timeline {
+    async fn run(&self, steps: &[Step]) {
+        for (i, step) in steps.iter().enumerate() {
+            let n = i + 1;
+            self.current_step.set(n);
+            self.handle
+                .trace(channels::STEPS, json!({"step": n, "kind": step_kind(step)}));
+            if let Err(message) = self.run_step(n, step).await {
+                *self.failure.borrow_mut() =
+                    Some(format!("step {n} ({}): {message}", step_kind(step)));
+                return;
+            }
+        }
+    }
+
+    fn record(&self, step: usize, description: String, result: Result<String, String>) {
+        let (passed, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        let at_ns = self.handle.now();
+        self.handle.trace(
+            channels::ASSERTIONS,
+            json!({"step": step, "description": description, "passed": passed, "detail": detail}),
+        );
+        self.results.borrow_mut().push(AssertionResult {
+            step,
+            description,
+            passed,
+            detail,
+            at_ns,
+        });
+    }
+
+    async fn run_step(&self, n: usize, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Publish(p) => {
+                let payload = match &p.payload {
+                    Value::String(s) => s.clone().into_bytes(),
+                    other => other.to_string().into_bytes(),
+                };
+                let qos = if p.qos >= 1 {
+                    QoS::AtLeastOnce
+                } else {
+                    QoS::AtMostOnce
+                };
+                self.client
+                    .publish(&p.topic, &payload, qos)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Step::Delay(d) => {
+                self.handle.sleep(d.nanos()).await;
+                Ok(())
+            }
+            Step::WaitFor(w) => {
+                let start = self.network.observed_len();
+                let deadline = self.handle.now() + w.timeout.nanos();
+                let description = format!("wait_for {} within {}", w.topic, w.timeout);
+                let mut checked = start;
+                loop {
+                    let found = {
+                        let seen = self.network.observed();
+                        let found = seen[checked..].iter().find(|m| {
+                            twinrig_hal::mqtt::topic_matches(&w.topic, &m.topic)
+                                && payload_matches(&m.payload, &w.filter).is_ok()
+                        });
+                        checked = seen.len();
+                        found.map(|m| (m.time, String::from_utf8_lossy(&m.payload).into_owned()))
+                    };
+                    if let Some((time, payload)) = found {
+                        self.record(
+                            n,
+                            description,
+                            Ok(format!("seen at {}: {payload}", format_nanos(time))),
+                        );
+                        return Ok(());
+                    }
+                    let more = self.network.observe_after(checked);
+                    let timeout = self.handle.sleep_until(deadline);
+                    if let embassy_futures::select::Either::Second(()) =
+                        embassy_futures::select::select(more, timeout).await
+                    {
+                        let detail =
+                            format!("no matching message on {} within {}", w.topic, w.timeout);
+                        self.record(n, description, Err(detail.clone()));
+                        return Err(detail);
+                    }
+                }
+            }
+            Step::Expect(e) => {
+                let (description, result) = self.check(e);
+                self.record(n, description, result);
+                Ok(())
+            }
+            Step::Fault(f) => self.fault(f),
+        }
+    }
+
+    fn check(&self, e: &Expect) -> (String, Result<String, String>) {
+        match e {
+            Expect::Message(m) => {
+                let seen = self.network.observed();
+                let count = seen
+                    .iter()
+                    .filter(|o| {
+                        twinrig_hal::mqtt::topic_matches(&m.topic, &o.topic)
+                            && payload_matches(&o.payload, &m.filter).is_ok()
+                    })
+                    .count();
+                let cmp = m.count.clone().unwrap_or(crate::scenario::Comparison {
+                    at_least: Some(1.0),
+                    ..Default::default()
+                });
+                let result = compare(&json!(count), &cmp)
+                    .map(|()| format!("{count} matching"))
+                    .map_err(|e| format!("messages on {}: {e}", m.topic));
+                (format!("message count on {}", m.topic), result)
+            }
+            Expect::Device(d) => {
+                let description = format!("device {} {}", d.device, d.field);
+                let Some(device) = self.devices.get(&d.device) else {
+                    return (description, Err(format!("no device {}", d.device)));
+                };
+                let state = device.state();
+                let result = match json_path(&state, &d.field) {
+                    Some(v) => compare(v, &d.check).map(|()| format!("{v}")),
+                    None => Err(format!("device state has no field {}", d.field)),
+                };
+                (description, result)
+            }
+            Expect::Body(b) => {
+                let description = format!("body {} {:?}", b.body, b.field);
+                let Some(pose) = self.physics.pose(&b.body) else {
+                    return (description, Err(format!("no body {}", b.body)));
+                };
+                let value = match b.field {
+                    BodyField::X => pose.position[0] as f64,
+                    BodyField::Y => pose.position[1] as f64,
+                    BodyField::Z => pose.position[2] as f64,
+                    BodyField::YawDeg => {
+                        let [x, y, z, w] = pose.rotation.map(f64::from);
+                        (2.0 * (w * z + x * y))
+                            .atan2(1.0 - 2.0 * (y * y + z * z))
+                            .to_degrees()
+                    }
+                    BodyField::Speed => {
+                        let [x, y, z] = pose.linvel.map(f64::from);
+                        (x * x + y * y + z * z).sqrt()
+                    }
+                };
+                let result = compare(&json!(value), &b.check).map(|()| format!("{value}"));
+                (description, result)
+            }
+            Expect::Latency(l) => {
+                let description = format!("latency {} -> {}", l.from.topic, l.to.topic);
+                let seen = self.network.observed();
+                let from = seen.iter().position(|o| {
+                    twinrig_hal::mqtt::topic_matches(&l.from.topic, &o.topic)
+                        && payload_matches(&o.payload, &l.from.filter).is_ok()
+                });
+                let Some(from) = from else {
+                    return (description, Err(format!("no message on {}", l.from.topic)));
+                };
+                let to = seen[from + 1..].iter().find(|o| {
+                    twinrig_hal::mqtt::topic_matches(&l.to.topic, &o.topic)
+                        && payload_matches(&o.payload, &l.to.filter).is_ok()
+                });
+                let Some(to) = to else {
+                    return (
+                        description,
+                        Err(format!(
+                            "no message on {} after the one on {}",
+                            l.to.topic, l.from.topic
+                        )),
+                    );
+                };
+                let latency = to.time - seen[from].time;
+                let result = compare_duration(latency, &l.check).map(|()| format_nanos(latency));
+                (description, result)
+            }
+        }
+    }
+
+    fn fault(&self, f: &Fault) -> Result<(), String> {
+        let now = self.handle.now();
+        match f {
+            Fault::Uart(u) => {
+                let device = self
+                    .devices
+                    .get(&u.device)
+                    .ok_or_else(|| format!("no device {}", u.device))?;
+                let (uart, device_is_a) = device
+                    .uart()
+                    .ok_or_else(|| format!("device {} has no UART", u.device))?;
+                let dir = line_direction(u.direction, device_is_a);
+                match &u.kind {
+                    UartFaultKind::Inject(text) => {
+                        let bytes = inject_bytes(text)?;
+                        uart.inject(dir, &bytes);
+                    }
+                    UartFaultKind::BitErrors { rate, duration } => {
+                        uart.set_bit_error_rate(dir, *rate, Some(now + duration.nanos()));
+                    }
+                    UartFaultKind::DropBytes {
+                        probability,
+                        duration,
+                    } => {
+                        uart.set_drop_rate(dir, *probability, Some(now + duration.nanos()));
+                    }
+                    UartFaultKind::LineBreak(d) => uart.line_break(dir, d.nanos()),
+                    UartFaultKind::Disconnect(d) => uart.disconnect(d.nanos()),
+                }
+                Ok(())
+            }
+            Fault::Link(l) => {
+                let ok = match &l.kind {
+                    LinkFaultKind::Outage(d) => self.network.outage(&l.device, d.nanos()),
+                    LinkFaultKind::Loss {
+                        probability,
+                        duration,
+                    } => self.network.loss(&l.device, *probability, duration.nanos()),
+                    LinkFaultKind::ExtraLatency { latency, duration } => self
+                        .network
+                        .extra_latency(&l.device, latency.nanos(), duration.nanos()),
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!("device {} has no link", l.device))
+                }
+            }
+        }
+    }
+}
+
+/// Bytes of an `inject` fault: text, or `hex:` followed by hex digits.
+pub fn inject_bytes(text: &str) -> Result<Vec<u8>, String> {
+    match text.strip_prefix("hex:") {
+        None => Ok(text.as_bytes().to_vec()),
+        Some(h) => {
+            let h: String = h.chars().filter(|c| !c.is_whitespace()).collect();
+            if !h.len().is_multiple_of(2) {
+                return Err(format!("hex {h:?} has an odd number of digits"));
+            }
+            (0..h.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(&h[i..i + 2], 16)
+                        .map_err(|_| format!("bad hex {:?}", &h[i..i + 2]))
+                })
+                .collect()
+        }
+    }
+}

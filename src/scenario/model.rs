@@ -1,0 +1,1140 @@
+//! The scenario file model: what a YAML scenario may say.
+//!
+//! These types are the single source of truth: serde reads them (rejecting
+//! unknown fields) and schemars generates `schema/scenario.schema.json` from
+//! them (`twinrig schema`). Semantic checks that the types cannot express live
+//! in `validate.rs`.
+//!
+//! Some types are read through a private mirror in `raw` (`#[serde(from)]` /
+//! `#[serde(try_from)]`): serde's `deny_unknown_fields` does not work together
+//! with `#[serde(flatten)]`, so the YAML shape of e.g. a `wait_for` step (topic,
+//! `match`, `text` and `timeout` side by side) is spelled out there field by
+//! field, and every mapping a user writes rejects unknown keys with a position.
+//! The JSON Schema of such a type is generated from its mirror, so it describes
+//! exactly what is read.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::duration::{Duration, DurationVisitor};
+
+/// A scenario: devices in a world, a link model, and a timeline of steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name shown in reports and JUnit test cases.
+    pub name: String,
+    /// What the scenario checks, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seed for every random draw in the run (latency, loss, bit errors).
+    pub seed: u64,
+    /// Virtual-time limit; the run fails if the timeline has not finished by then.
+    pub duration_limit: Duration,
+    /// The physical world.
+    #[serde(default)]
+    pub world: World,
+    /// Link model between every device and the broker (devices may override it).
+    #[serde(default)]
+    pub link: LinkModel,
+    /// Devices in the run.
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// The timeline, run in order.
+    #[schemars(length(min = 1))]
+    pub steps: Vec<Step>,
+}
+
+/// The physical world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct World {
+    /// Physics steps per second of virtual time.
+    #[serde(default = "default_physics_rate")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub physics_rate_hz: u32,
+    /// Gravity along z in m/s^2 (z is up).
+    #[serde(default = "default_gravity")]
+    pub gravity: f64,
+    /// The floor (a plane at z = 0). Omitted: a default floor; `null`: no floor.
+    #[serde(default = "default_floor")]
+    pub floor: Option<Floor>,
+    /// Bodies placed in the world.
+    #[serde(default)]
+    pub obstacles: Vec<Obstacle>,
+    /// How often body poses are sampled into the trace while something moves.
+    #[serde(default = "default_sample_period")]
+    pub sample_period: Duration,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            physics_rate_hz: default_physics_rate(),
+            gravity: default_gravity(),
+            floor: default_floor(),
+            obstacles: Vec::new(),
+            sample_period: default_sample_period(),
+        }
+    }
+}
+
+fn default_physics_rate() -> u32 {
+    1000
+}
+fn default_gravity() -> f64 {
+    -9.81
+}
+fn default_floor() -> Option<Floor> {
+    Some(Floor::default())
+}
+fn default_sample_period() -> Duration {
+    Duration::from_millis(10)
+}
+
+/// The floor's surface.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Floor {
+    /// Coulomb friction coefficient.
+    #[serde(default = "default_friction")]
+    #[schemars(range(min = 0.0))]
+    pub friction: f64,
+    /// Restitution (bounciness), 0..1.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub restitution: f64,
+}
+
+impl Default for Floor {
+    fn default() -> Self {
+        Floor {
+            friction: default_friction(),
+            restitution: 0.0,
+        }
+    }
+}
+
+fn default_friction() -> f64 {
+    0.8
+}
+
+/// A body in the world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Obstacle {
+    /// Unique name, used by `expect: body` and in the trace.
+    pub name: String,
+    /// Its shape.
+    pub shape: ShapeSpec,
+    /// Centre position [x, y, z] in metres.
+    pub position: [f64; 3],
+    /// Rotation about z in degrees.
+    #[serde(default)]
+    pub yaw_deg: f64,
+    /// Moves under physics (true) or is fixed in place (false).
+    #[serde(default)]
+    pub dynamic: bool,
+    /// Mass in kg (dynamic bodies; default from density 1000 kg/m^3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mass: Option<f64>,
+    /// Friction coefficient.
+    #[serde(default = "default_friction")]
+    #[schemars(range(min = 0.0))]
+    pub friction: f64,
+    /// Restitution, 0..1.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub restitution: f64,
+}
+
+/// A body's shape; sizes in metres.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ShapeSpec {
+    /// A box of full size [x, y, z].
+    Box {
+        /// Full edge lengths.
+        size: [f64; 3],
+    },
+    /// A sphere.
+    Ball {
+        /// Radius.
+        radius: f64,
+    },
+    /// An upright cylinder.
+    Cylinder {
+        /// Radius.
+        radius: f64,
+        /// Full height.
+        height: f64,
+    },
+}
+
+/// The link between a device and the broker: latency, loss and outages.
+///
+/// MQTT runs over TCP, so a link keeps message order. A lost QoS 0 message is
+/// gone; a lost QoS 1 message is sent again after `qos1_retry` until it arrives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkModel {
+    /// One-way latency of each message.
+    #[serde(default)]
+    pub latency: Latency,
+    /// Probability that a message is lost, 0..1.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub loss: f64,
+    /// Retry interval for lost QoS 1 messages.
+    #[serde(default = "default_qos1_retry")]
+    pub qos1_retry: Duration,
+}
+
+impl Default for LinkModel {
+    fn default() -> Self {
+        LinkModel {
+            latency: Latency::default(),
+            loss: 0.0,
+            qos1_retry: default_qos1_retry(),
+        }
+    }
+}
+
+fn default_qos1_retry() -> Duration {
+    Duration::from_millis(1000)
+}
+
+/// A latency distribution. A bare duration means a fixed latency.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Latency {
+    /// Always this long.
+    Fixed(Duration),
+    /// A distribution.
+    Distribution(LatencyDistribution),
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::Fixed(Duration::from_millis(5))
+    }
+}
+
+// Hand-written instead of `#[serde(untagged)]`, which would replace every
+// error inside a distribution (a misspelt key, a duration without a unit) with
+// "data did not match any variant".
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LatencyVisitor;
+
+        impl<'de> Visitor<'de> for LatencyVisitor {
+            type Value = Latency;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a duration (e.g. 20ms) or one distribution: uniform, normal or exponential",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Latency, E> {
+                DurationVisitor.visit_str(v).map(Latency::Fixed)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Latency, E> {
+                DurationVisitor.visit_u64(v).map(Latency::Fixed)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Latency, E> {
+                DurationVisitor.visit_i64(v).map(Latency::Fixed)
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Latency, E> {
+                DurationVisitor.visit_f64(v).map(Latency::Fixed)
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Latency, A::Error> {
+                LatencyDistribution::deserialize(MapAccessDeserializer::new(map))
+                    .map(Latency::Distribution)
+            }
+        }
+
+        deserializer.deserialize_any(LatencyVisitor)
+    }
+}
+
+/// Latency distributions; draws below zero are clamped to zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LatencyDistribution {
+    /// Uniform between min and max.
+    Uniform {
+        /// Lower bound.
+        min: Duration,
+        /// Upper bound.
+        max: Duration,
+    },
+    /// Normal with a mean and standard deviation.
+    Normal {
+        /// Mean.
+        mean: Duration,
+        /// Standard deviation.
+        std_dev: Duration,
+    },
+    /// A fixed minimum plus an exponential tail with the given mean.
+    Exponential {
+        /// The fixed part.
+        min: Duration,
+        /// Mean of the exponential part.
+        mean_extra: Duration,
+    },
+}
+
+/// A device in the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Which firmware/twin: see `twinrig list` for the kinds this build knows.
+    pub kind: String,
+    /// Device id; also its MQTT client id / thing name.
+    pub id: String,
+    /// Link model for this device, replacing the scenario's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkModel>,
+    /// Kind-specific parameters, checked against the kind's own schema.
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One timeline step. Each step has exactly one action key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Publish a message through the broker (from the scenario's own client).
+    Publish(Publish),
+    /// Run until a matching message is seen, or fail at the timeout.
+    WaitFor(WaitFor),
+    /// Check something now.
+    Expect(Expect),
+    /// Let virtual time pass.
+    Delay(Duration),
+    /// Start a fault.
+    Fault(Fault),
+}
+
+/// Publish a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    /// Topic name (no wildcards).
+    pub topic: String,
+    /// A string is sent as text; any other YAML value is sent as JSON.
+    pub payload: serde_json::Value,
+    /// QoS 0 or 1.
+    #[serde(default)]
+    #[schemars(range(max = 1))]
+    pub qos: u8,
+}
+
+/// Wait for a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "raw::WaitFor")]
+pub struct WaitFor {
+    /// Topic filter (`+` and `#` allowed).
+    pub topic: String,
+    /// What the message must hold (YAML: `match` and `text` beside `topic`).
+    #[serde(flatten)]
+    pub filter: PayloadFilter,
+    /// Give up (and fail the scenario) after this long.
+    pub timeout: Duration,
+}
+
+/// Conditions on a message payload. Both are optional; all given must hold.
+///
+/// Never a YAML mapping of its own: its keys sit beside `topic` in the step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
+pub struct PayloadFilter {
+    /// Fields of a JSON payload by dotted path (`pose.x`, `items.0.id`), each a
+    /// value to equal or a comparison (`{approx: 1.0, tolerance: 0.01}`).
+    #[serde(default, rename = "match", skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldCheck>,
+    /// The payload as text must equal this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// A check on one value: a plain value (not a mapping) means "equals"; a
+/// mapping is a [`Comparison`]. To compare with a JSON object, write
+/// `{equals: {...}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldCheck {
+    /// A comparison.
+    Compare(Comparison),
+    /// Equal to this JSON value.
+    Equals(serde_json::Value),
+}
+
+// A mapping is always read as a `Comparison` (so `{aprox: 1}` is an unknown
+// field, not an object to compare with); anything else is a value to equal.
+impl<'de> Deserialize<'de> for FieldCheck {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldCheckVisitor;
+
+        impl<'de> Visitor<'de> for FieldCheckVisitor {
+            type Value = FieldCheck;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value to equal, or a comparison such as {at_least: 1}")
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<FieldCheck, E> {
+                Ok(FieldCheck::Equals(v.into()))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FieldCheck, E> {
+                Ok(FieldCheck::Equals(v.into()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FieldCheck, E> {
+                Ok(FieldCheck::Equals(v.into()))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<FieldCheck, E> {
+                serde_json::Number::from_f64(v)
+                    .map(|n| FieldCheck::Equals(n.into()))
+                    .ok_or_else(|| E::custom("cannot compare with a non-finite number"))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldCheck, E> {
+                Ok(FieldCheck::Equals(v.into()))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<FieldCheck, E> {
+                Ok(FieldCheck::Equals(serde_json::Value::Null))
+            }
+
+            fn visit_none<E: de::Error>(self) -> Result<FieldCheck, E> {
+                Ok(FieldCheck::Equals(serde_json::Value::Null))
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<FieldCheck, D::Error> {
+                FieldCheck::deserialize(d)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<FieldCheck, A::Error> {
+                serde_json::Value::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(FieldCheck::Equals)
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<FieldCheck, A::Error> {
+                Comparison::deserialize(MapAccessDeserializer::new(map)).map(FieldCheck::Compare)
+            }
+        }
+
+        deserializer.deserialize_any(FieldCheckVisitor)
+    }
+}
+
+impl Serialize for FieldCheck {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldCheck::Compare(c) => c.serialize(serializer),
+            // A mapping would read back as a comparison: wrap objects.
+            FieldCheck::Equals(v @ serde_json::Value::Object(_)) => Comparison {
+                equals: Some(v.clone()),
+                ..Comparison::default()
+            }
+            .serialize(serializer),
+            FieldCheck::Equals(v) => v.serialize(serializer),
+        }
+    }
+}
+
+impl JsonSchema for FieldCheck {
+    fn schema_name() -> Cow<'static, str> {
+        "FieldCheck".into()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        concat!(module_path!(), "::FieldCheck").into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let comparison = generator.subschema_for::<Comparison>();
+        json_schema!({
+            "description": "A plain value (not a mapping) must be equal; a mapping is a comparison. \
+                To compare with an object, write `{equals: {...}}`.",
+            "anyOf": [
+                comparison,
+                { "type": ["string", "number", "boolean", "null", "array"] }
+            ]
+        })
+    }
+}
+
+/// Numeric and equality comparisons. All given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// Equal to this JSON value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<serde_json::Value>,
+    /// Within `tolerance` of this number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approx: Option<f64>,
+    /// Allowed absolute difference for `approx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+    /// At least this number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<f64>,
+    /// At most this number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<f64>,
+}
+
+impl Comparison {
+    /// Whether no condition is given at all.
+    pub fn is_empty(&self) -> bool {
+        self.equals.is_none()
+            && self.approx.is_none()
+            && self.tolerance.is_none()
+            && self.at_least.is_none()
+            && self.at_most.is_none()
+    }
+}
+
+/// Comparisons on a duration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DurationComparison {
+    /// At least this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<Duration>,
+    /// At most this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_most: Option<Duration>,
+}
+
+/// An assertion, checked when the step runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expect {
+    /// Messages seen so far on a topic filter: how many match.
+    Message(ExpectMessage),
+    /// A device's state, by dotted path into its state document.
+    Device(ExpectDevice),
+    /// A body's pose in the world.
+    Body(ExpectBody),
+    /// Time from the first message matching `from` to the first later message matching `to`.
+    Latency(ExpectLatency),
+}
+
+/// Count the messages seen since the run started on a topic filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "raw::ExpectMessage")]
+pub struct ExpectMessage {
+    /// Topic filter.
+    pub topic: String,
+    /// What the messages must hold (YAML: `match` and `text` beside `topic`).
+    #[serde(flatten)]
+    pub filter: PayloadFilter,
+    /// How many must match (default: at least one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<Comparison>,
+}
+
+/// Check a field of a device's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "raw::ExpectDevice")]
+pub struct ExpectDevice {
+    /// Device id.
+    pub device: String,
+    /// Dotted path into the device's state (`uart.to_device.dropped`).
+    pub field: String,
+    /// The check (YAML: `equals`, `approx`, ... beside `field`).
+    #[serde(flatten)]
+    pub check: Comparison,
+}
+
+/// Check a body's pose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "raw::ExpectBody")]
+pub struct ExpectBody {
+    /// Body name (an obstacle, or a device's body).
+    pub body: String,
+    /// Which figure.
+    pub field: BodyField,
+    /// The check (YAML: `equals`, `approx`, ... beside `field`).
+    #[serde(flatten)]
+    pub check: Comparison,
+}
+
+/// Figures of a body's pose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyField {
+    /// Position x (m).
+    X,
+    /// Position y (m).
+    Y,
+    /// Position z (m).
+    Z,
+    /// Heading about z (degrees, -180..180).
+    YawDeg,
+    /// Linear speed (m/s).
+    Speed,
+}
+
+/// Latency between two messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "raw::ExpectLatency")]
+pub struct ExpectLatency {
+    /// The starting message.
+    pub from: MessageRef,
+    /// The ending message.
+    pub to: MessageRef,
+    /// The check on the time between them (YAML: `at_least`/`at_most` beside `to`).
+    #[serde(flatten)]
+    pub check: DurationComparison,
+}
+
+/// A message by topic filter and payload conditions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(from = "raw::MessageRef")]
+pub struct MessageRef {
+    /// Topic filter.
+    pub topic: String,
+    /// What the message must hold (YAML: `match` and `text` beside `topic`).
+    #[serde(flatten)]
+    pub filter: PayloadFilter,
+}
+
+/// A fault, starting when its step runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// A fault on a device's UART line.
+    Uart(UartFault),
+    /// A fault on a device's link to the broker.
+    Link(LinkFault),
+}
+
+/// A fault on a device's UART line: `device`, optional `direction`, and
+/// exactly one kind key (`inject`, `bit_errors`, `drop_bytes`, `line_break`,
+/// `disconnect`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "raw::UartFault")]
+pub struct UartFault {
+    /// Device id whose UART line is hit.
+    pub device: String,
+    /// Which way: `to_device`, `from_device` or `both` (default).
+    #[serde(default)]
+    pub direction: UartDirection,
+    /// What happens (YAML: one kind key beside `device`).
+    #[serde(flatten)]
+    pub kind: UartFaultKind,
+}
+
+/// UART direction seen from the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UartDirection {
+    /// Bytes the device receives.
+    ToDevice,
+    /// Bytes the device sends.
+    FromDevice,
+    /// Both.
+    #[default]
+    Both,
+}
+
+/// Kinds of UART fault; exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum UartFaultKind {
+    /// The far end sends these bytes (text, or `hex:` prefixed hex).
+    Inject(String),
+    /// Each bit flips with this probability for a while.
+    BitErrors {
+        /// Bit error rate, 0..1.
+        rate: f64,
+        /// How long.
+        duration: Duration,
+    },
+    /// Each byte is lost with this probability for a while.
+    DropBytes {
+        /// Probability, 0..1.
+        probability: f64,
+        /// How long.
+        duration: Duration,
+    },
+    /// A line break (no bytes get through) for this long.
+    LineBreak(Duration),
+    /// The cable is unplugged for this long.
+    Disconnect(Duration),
+}
+
+impl UartFaultKind {
+    /// The YAML key of this kind.
+    pub fn key(&self) -> &'static str {
+        match self {
+            UartFaultKind::Inject(_) => "inject",
+            UartFaultKind::BitErrors { .. } => "bit_errors",
+            UartFaultKind::DropBytes { .. } => "drop_bytes",
+            UartFaultKind::LineBreak(_) => "line_break",
+            UartFaultKind::Disconnect(_) => "disconnect",
+        }
+    }
+}
+
+/// A fault on a device's link to the broker: `device` and exactly one kind
+/// key (`outage`, `loss`, `extra_latency`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "raw::LinkFault")]
+pub struct LinkFault {
+    /// Device id whose link is hit.
+    pub device: String,
+    /// What happens (YAML: one kind key beside `device`).
+    #[serde(flatten)]
+    pub kind: LinkFaultKind,
+}
+
+/// Kinds of link fault; exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LinkFaultKind {
+    /// No messages get through either way for this long (QoS 1 ones wait and go after).
+    Outage(Duration),
+    /// Messages are lost with this probability for a while.
+    Loss {
+        /// Probability, 0..1.
+        probability: f64,
+        /// How long.
+        duration: Duration,
+    },
+    /// Extra one-way latency for a while.
+    ExtraLatency {
+        /// Added latency.
+        latency: Duration,
+        /// How long.
+        duration: Duration,
+    },
+}
+
+impl LinkFaultKind {
+    /// The YAML key of this kind.
+    pub fn key(&self) -> &'static str {
+        match self {
+            LinkFaultKind::Outage(_) => "outage",
+            LinkFaultKind::Loss { .. } => "loss",
+            LinkFaultKind::ExtraLatency { .. } => "extra_latency",
+        }
+    }
+}
+
+/// The YAML shapes of the types above that have fields side by side which the
+/// Rust types group (`#[serde(flatten)]` cannot be combined with
+/// `deny_unknown_fields`). Doc comments here become the schema descriptions.
+mod raw {
+    use std::collections::BTreeMap;
+
+    use schemars::JsonSchema;
+    use serde::Deserialize;
+
+    use super::{
+        BodyField, Comparison, Duration, DurationComparison, FieldCheck, PayloadFilter,
+        UartDirection, UartFaultKind,
+    };
+
+    /// Run until a message matching `topic` (and `match`/`text`, if given) is
+    /// seen; fail the scenario at `timeout`.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct WaitFor {
+        /// Topic filter (`+` and `#` allowed).
+        topic: String,
+        /// Fields of a JSON payload by dotted path (`pose.x`, `items.0.id`), each a value to equal or a comparison.
+        #[serde(default, rename = "match")]
+        fields: BTreeMap<String, FieldCheck>,
+        /// The payload as text must equal this.
+        #[serde(default)]
+        text: Option<String>,
+        /// Give up (and fail the scenario) after this long.
+        timeout: Duration,
+    }
+
+    impl From<WaitFor> for super::WaitFor {
+        fn from(r: WaitFor) -> Self {
+            super::WaitFor {
+                topic: r.topic,
+                filter: PayloadFilter {
+                    fields: r.fields,
+                    text: r.text,
+                },
+                timeout: r.timeout,
+            }
+        }
+    }
+
+    /// Count the messages seen since the run started on a topic filter.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExpectMessage {
+        /// Topic filter (`+` and `#` allowed).
+        topic: String,
+        /// Fields of a JSON payload by dotted path, each a value to equal or a comparison.
+        #[serde(default, rename = "match")]
+        fields: BTreeMap<String, FieldCheck>,
+        /// The payload as text must equal this.
+        #[serde(default)]
+        text: Option<String>,
+        /// How many must match (default: at least one).
+        #[serde(default)]
+        count: Option<Comparison>,
+    }
+
+    impl From<ExpectMessage> for super::ExpectMessage {
+        fn from(r: ExpectMessage) -> Self {
+            super::ExpectMessage {
+                topic: r.topic,
+                filter: PayloadFilter {
+                    fields: r.fields,
+                    text: r.text,
+                },
+                count: r.count,
+            }
+        }
+    }
+
+    /// A message by topic filter and payload conditions.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct MessageRef {
+        /// Topic filter (`+` and `#` allowed).
+        topic: String,
+        /// Fields of a JSON payload by dotted path, each a value to equal or a comparison.
+        #[serde(default, rename = "match")]
+        fields: BTreeMap<String, FieldCheck>,
+        /// The payload as text must equal this.
+        #[serde(default)]
+        text: Option<String>,
+    }
+
+    impl From<MessageRef> for super::MessageRef {
+        fn from(r: MessageRef) -> Self {
+            super::MessageRef {
+                topic: r.topic,
+                filter: PayloadFilter {
+                    fields: r.fields,
+                    text: r.text,
+                },
+            }
+        }
+    }
+
+    /// Check a field of a device's state; all conditions given must hold.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExpectDevice {
+        /// Device id.
+        device: String,
+        /// Dotted path into the device's state (`uart.to_device.dropped`).
+        field: String,
+        /// Equal to this JSON value.
+        #[serde(default)]
+        equals: Option<serde_json::Value>,
+        /// Within `tolerance` of this number.
+        #[serde(default)]
+        approx: Option<f64>,
+        /// Allowed absolute difference for `approx`.
+        #[serde(default)]
+        tolerance: Option<f64>,
+        /// At least this number.
+        #[serde(default)]
+        at_least: Option<f64>,
+        /// At most this number.
+        #[serde(default)]
+        at_most: Option<f64>,
+    }
+
+    impl From<ExpectDevice> for super::ExpectDevice {
+        fn from(r: ExpectDevice) -> Self {
+            super::ExpectDevice {
+                device: r.device,
+                field: r.field,
+                check: Comparison {
+                    equals: r.equals,
+                    approx: r.approx,
+                    tolerance: r.tolerance,
+                    at_least: r.at_least,
+                    at_most: r.at_most,
+                },
+            }
+        }
+    }
+
+    /// Check a figure of a body's pose; all conditions given must hold.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExpectBody {
+        /// Body name (an obstacle, or a device's body).
+        body: String,
+        /// Which figure.
+        field: BodyField,
+        /// Equal to this JSON value.
+        #[serde(default)]
+        equals: Option<serde_json::Value>,
+        /// Within `tolerance` of this number.
+        #[serde(default)]
+        approx: Option<f64>,
+        /// Allowed absolute difference for `approx`.
+        #[serde(default)]
+        tolerance: Option<f64>,
+        /// At least this number.
+        #[serde(default)]
+        at_least: Option<f64>,
+        /// At most this number.
+        #[serde(default)]
+        at_most: Option<f64>,
+    }
+
+    impl From<ExpectBody> for super::ExpectBody {
+        fn from(r: ExpectBody) -> Self {
+            super::ExpectBody {
+                body: r.body,
+                field: r.field,
+                check: Comparison {
+                    equals: r.equals,
+                    approx: r.approx,
+                    tolerance: r.tolerance,
+                    at_least: r.at_least,
+                    at_most: r.at_most,
+                },
+            }
+        }
+    }
+
+    /// Time from the first message matching `from` to the first later message
+    /// matching `to`; `at_least` and/or `at_most` bound it.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExpectLatency {
+        /// The starting message.
+        from: super::MessageRef,
+        /// The ending message.
+        to: super::MessageRef,
+        /// At least this long.
+        #[serde(default)]
+        at_least: Option<Duration>,
+        /// At most this long.
+        #[serde(default)]
+        at_most: Option<Duration>,
+    }
+
+    impl From<ExpectLatency> for super::ExpectLatency {
+        fn from(r: ExpectLatency) -> Self {
+            super::ExpectLatency {
+                from: r.from,
+                to: r.to,
+                check: DurationComparison {
+                    at_least: r.at_least,
+                    at_most: r.at_most,
+                },
+            }
+        }
+    }
+
+    /// Each bit flips with this probability for a while.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct BitErrors {
+        /// Bit error rate, 0..1.
+        #[schemars(range(min = 0.0, max = 1.0))]
+        rate: f64,
+        /// How long.
+        duration: Duration,
+    }
+
+    /// Each byte is lost with this probability for a while.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct DropBytes {
+        /// Probability, 0..1.
+        #[schemars(range(min = 0.0, max = 1.0))]
+        probability: f64,
+        /// How long.
+        duration: Duration,
+    }
+
+    /// A fault on a device's UART line: `device`, optional `direction`, and
+    /// exactly one of `inject`, `bit_errors`, `drop_bytes`, `line_break`,
+    /// `disconnect`.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(extend("oneOf" = [
+        {"required": ["inject"], "properties": {"inject": {"not": {"type": "null"}}}},
+        {"required": ["bit_errors"], "properties": {"bit_errors": {"not": {"type": "null"}}}},
+        {"required": ["drop_bytes"], "properties": {"drop_bytes": {"not": {"type": "null"}}}},
+        {"required": ["line_break"], "properties": {"line_break": {"not": {"type": "null"}}}},
+        {"required": ["disconnect"], "properties": {"disconnect": {"not": {"type": "null"}}}}
+    ]))]
+    pub struct UartFault {
+        /// Device id whose UART line is hit.
+        device: String,
+        /// Which way: `to_device`, `from_device` or `both` (default).
+        #[serde(default)]
+        direction: UartDirection,
+        /// The far end sends these bytes: text, or `hex:` and hex digits (`hex:7e 00 ff`).
+        #[serde(default)]
+        inject: Option<String>,
+        /// Each bit flips with this probability for a while.
+        #[serde(default)]
+        bit_errors: Option<BitErrors>,
+        /// Each byte is lost with this probability for a while.
+        #[serde(default)]
+        drop_bytes: Option<DropBytes>,
+        /// A line break (no bytes get through) for this long.
+        #[serde(default)]
+        line_break: Option<Duration>,
+        /// The cable is unplugged for this long.
+        #[serde(default)]
+        disconnect: Option<Duration>,
+    }
+
+    impl TryFrom<UartFault> for super::UartFault {
+        type Error = String;
+
+        fn try_from(r: UartFault) -> Result<Self, String> {
+            let mut kinds = Vec::new();
+            if let Some(bytes) = r.inject {
+                kinds.push(UartFaultKind::Inject(bytes));
+            }
+            if let Some(b) = r.bit_errors {
+                kinds.push(UartFaultKind::BitErrors {
+                    rate: b.rate,
+                    duration: b.duration,
+                });
+            }
+            if let Some(d) = r.drop_bytes {
+                kinds.push(UartFaultKind::DropBytes {
+                    probability: d.probability,
+                    duration: d.duration,
+                });
+            }
+            if let Some(d) = r.line_break {
+                kinds.push(UartFaultKind::LineBreak(d));
+            }
+            if let Some(d) = r.disconnect {
+                kinds.push(UartFaultKind::Disconnect(d));
+            }
+            let keys: Vec<&str> = kinds.iter().map(UartFaultKind::key).collect();
+            let kind = exactly_one(
+                kinds,
+                &keys,
+                "a uart fault",
+                "inject, bit_errors, drop_bytes, line_break, disconnect",
+            )?;
+            Ok(super::UartFault {
+                device: r.device,
+                direction: r.direction,
+                kind,
+            })
+        }
+    }
+
+    /// Messages are lost with this probability for a while.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Loss {
+        /// Probability, 0..1.
+        #[schemars(range(min = 0.0, max = 1.0))]
+        probability: f64,
+        /// How long.
+        duration: Duration,
+    }
+
+    /// Extra one-way latency for a while.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ExtraLatency {
+        /// Added latency.
+        latency: Duration,
+        /// How long.
+        duration: Duration,
+    }
+
+    /// A fault on a device's link to the broker: `device` and exactly one of
+    /// `outage`, `loss`, `extra_latency`.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[schemars(extend("oneOf" = [
+        {"required": ["outage"], "properties": {"outage": {"not": {"type": "null"}}}},
+        {"required": ["loss"], "properties": {"loss": {"not": {"type": "null"}}}},
+        {"required": ["extra_latency"], "properties": {"extra_latency": {"not": {"type": "null"}}}}
+    ]))]
+    pub struct LinkFault {
+        /// Device id whose link is hit.
+        device: String,
+        /// No messages get through either way for this long (QoS 1 ones wait and go after).
+        #[serde(default)]
+        outage: Option<Duration>,
+        /// Messages are lost with this probability for a while.
+        #[serde(default)]
+        loss: Option<Loss>,
+        /// Extra one-way latency for a while.
+        #[serde(default)]
+        extra_latency: Option<ExtraLatency>,
+    }
+
+    impl TryFrom<LinkFault> for super::LinkFault {
+        type Error = String;
+
+        fn try_from(r: LinkFault) -> Result<Self, String> {
+            use super::LinkFaultKind;
+            let mut kinds = Vec::new();
+            if let Some(d) = r.outage {
+                kinds.push(LinkFaultKind::Outage(d));
+            }
+            if let Some(l) = r.loss {
+                kinds.push(LinkFaultKind::Loss {
+                    probability: l.probability,
+                    duration: l.duration,
+                });
+            }
+            if let Some(e) = r.extra_latency {
+                kinds.push(LinkFaultKind::ExtraLatency {
+                    latency: e.latency,
+                    duration: e.duration,
+                });
+            }
+            let keys: Vec<&str> = kinds.iter().map(LinkFaultKind::key).collect();
+            let kind = exactly_one(kinds, &keys, "a link fault", "outage, loss, extra_latency")?;
+            Ok(super::LinkFault {
+                device: r.device,
+                kind,
+            })
+        }
+    }
+
+    fn exactly_one<T>(
+        mut kinds: Vec<T>,
+        keys: &[&str],
+        what: &str,
+        allowed: &str,
+    ) -> Result<T, String> {
+        match kinds.len() {
+            1 => Ok(kinds.remove(0)),
+            0 => Err(format!("{what} needs one of: {allowed}")),
+            _ => Err(format!(
+                "{what} takes exactly one of {allowed}; found {}",
+                keys.join(" and ")
+            )),
+        }
+    }
+}

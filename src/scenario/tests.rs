@@ -1,0 +1,665 @@
+//! Scenario loading tests: a complete good scenario, every bad fixture in
+//! `tests/fixtures/bad-scenarios/`, YAML syntax errors, and never-panic
+//! properties.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+
+const KNOWN: &[&str] = &["echo", "rover"];
+
+const EVERYTHING: &str = r##"# A scenario that uses every step, expect, fault, shape and latency kind.
+name: everything
+description: uses every step, expect and fault kind
+seed: 42
+duration_limit: 1min
+world:
+  physics_rate_hz: 500
+  gravity: -9.8
+  floor: { friction: 0.6, restitution: 0.1 }
+  sample_period: 20ms
+  obstacles:
+    - name: crate
+      shape: { box: { size: [0.5, 0.5, 0.5] } }
+      position: [1.0, 0.0, 0.25]
+      yaw_deg: 30
+      dynamic: true
+      mass: 2.5
+    - name: ball
+      shape: { ball: { radius: 0.1 } }
+      position: [0, 1, 0.1]
+    - name: post
+      shape: { cylinder: { radius: 0.05, height: 1 } }
+      position: [2, 2, 0.5]
+      friction: 0.3
+      restitution: 0.5
+link:
+  latency: { normal: { mean: 20ms, std_dev: 5ms } }
+  loss: 0.01
+  qos1_retry: 500ms
+devices:
+  - kind: echo
+    id: echo-1
+    params: { baud: 115200 }
+  - kind: rover
+    id: rover-1
+    link:
+      latency: 2ms
+  - kind: echo
+    id: echo-2
+    link:
+      latency: { uniform: { min: 1ms, max: 3ms } }
+  - kind: echo
+    id: echo-3
+    link: { latency: { exponential: { min: 1ms, mean_extra: 0.5ms } }, loss: 0.1 }
+steps:
+  - publish: { topic: twinrig/echo/echo-1/tx, payload: "hello" }
+  - publish: { topic: twinrig/rover/rover-1/cmd, payload: { speed: 0.5, turn: [1, 2] }, qos: 1 }
+  - wait_for: { topic: twinrig/echo/echo-1/rx, text: "hello", timeout: 2s }
+  - wait_for:
+      topic: twinrig/rover/+/state
+      match:
+        pose.x: { approx: 1.0, tolerance: 0.05 }
+        status: ok
+        items.0.id: 7
+        flags: [a, b]
+      timeout: 1.5s
+  - expect: { message: { topic: twinrig/echo/+/rx, count: { at_least: 1 } } }
+  - expect: { message: { topic: "twinrig/#", text: hello } }
+  - expect: { device: { device: echo-1, field: uart.to_device.dropped, equals: 0 } }
+  - expect: { body: { body: crate, field: z, at_least: 0.2, at_most: 0.3 } }
+  - expect:
+      latency:
+        from: { topic: twinrig/rover/rover-1/cmd }
+        to: { topic: twinrig/rover/rover-1/state, match: { moving: true } }
+        at_most: 200ms
+  - fault: { uart: { device: echo-1, inject: "hex:7e 00 ff" } }
+  - fault: { uart: { device: echo-1, direction: to_device, bit_errors: { rate: 0.001, duration: 1s } } }
+  - fault: { uart: { device: echo-1, direction: from_device, drop_bytes: { probability: 0.5, duration: 300ms } } }
+  - fault: { uart: { device: echo-2, line_break: 100ms } }
+  - fault: { uart: { device: echo-2, disconnect: 2s } }
+  - fault: { link: { device: rover-1, outage: 3s } }
+  - fault: { link: { device: rover-1, loss: { probability: 0.2, duration: 5s } } }
+  - fault: { link: { device: echo-3, extra_latency: { latency: 50ms, duration: 1s } } }
+  - delay: 500ms
+"##;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn filter(fields: &[(&str, FieldCheck)], text: Option<&str>) -> PayloadFilter {
+    PayloadFilter {
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        text: text.map(str::to_owned),
+    }
+}
+
+fn expected_everything() -> Scenario {
+    let uart = |device: &str, direction, kind| {
+        Step::Fault(Fault::Uart(UartFault {
+            device: device.into(),
+            direction,
+            kind,
+        }))
+    };
+    let link = |device: &str, kind| {
+        Step::Fault(Fault::Link(LinkFault {
+            device: device.into(),
+            kind,
+        }))
+    };
+    let device = |kind: &str, id: &str, link: Option<LinkModel>| Device {
+        kind: kind.into(),
+        id: id.into(),
+        link,
+        params: serde_json::Map::new(),
+    };
+    Scenario {
+        name: "everything".into(),
+        description: Some("uses every step, expect and fault kind".into()),
+        seed: 42,
+        duration_limit: Duration::from_secs(60),
+        world: World {
+            physics_rate_hz: 500,
+            gravity: -9.8,
+            floor: Some(Floor {
+                friction: 0.6,
+                restitution: 0.1,
+            }),
+            obstacles: vec![
+                Obstacle {
+                    name: "crate".into(),
+                    shape: ShapeSpec::Box {
+                        size: [0.5, 0.5, 0.5],
+                    },
+                    position: [1.0, 0.0, 0.25],
+                    yaw_deg: 30.0,
+                    dynamic: true,
+                    mass: Some(2.5),
+                    friction: 0.8,
+                    restitution: 0.0,
+                },
+                Obstacle {
+                    name: "ball".into(),
+                    shape: ShapeSpec::Ball { radius: 0.1 },
+                    position: [0.0, 1.0, 0.1],
+                    yaw_deg: 0.0,
+                    dynamic: false,
+                    mass: None,
+                    friction: 0.8,
+                    restitution: 0.0,
+                },
+                Obstacle {
+                    name: "post".into(),
+                    shape: ShapeSpec::Cylinder {
+                        radius: 0.05,
+                        height: 1.0,
+                    },
+                    position: [2.0, 2.0, 0.5],
+                    yaw_deg: 0.0,
+                    dynamic: false,
+                    mass: None,
+                    friction: 0.3,
+                    restitution: 0.5,
+                },
+            ],
+            sample_period: ms(20),
+        },
+        link: LinkModel {
+            latency: Latency::Distribution(LatencyDistribution::Normal {
+                mean: ms(20),
+                std_dev: ms(5),
+            }),
+            loss: 0.01,
+            qos1_retry: ms(500),
+        },
+        devices: vec![
+            Device {
+                params: json!({"baud": 115200}).as_object().unwrap().clone(),
+                ..device("echo", "echo-1", None)
+            },
+            device(
+                "rover",
+                "rover-1",
+                Some(LinkModel {
+                    latency: Latency::Fixed(ms(2)),
+                    ..LinkModel::default()
+                }),
+            ),
+            device(
+                "echo",
+                "echo-2",
+                Some(LinkModel {
+                    latency: Latency::Distribution(LatencyDistribution::Uniform {
+                        min: ms(1),
+                        max: ms(3),
+                    }),
+                    ..LinkModel::default()
+                }),
+            ),
+            device(
+                "echo",
+                "echo-3",
+                Some(LinkModel {
+                    latency: Latency::Distribution(LatencyDistribution::Exponential {
+                        min: ms(1),
+                        mean_extra: Duration::from_nanos(500_000),
+                    }),
+                    loss: 0.1,
+                    ..LinkModel::default()
+                }),
+            ),
+        ],
+        steps: vec![
+            Step::Publish(Publish {
+                topic: "twinrig/echo/echo-1/tx".into(),
+                payload: json!("hello"),
+                qos: 0,
+            }),
+            Step::Publish(Publish {
+                topic: "twinrig/rover/rover-1/cmd".into(),
+                payload: json!({"speed": 0.5, "turn": [1, 2]}),
+                qos: 1,
+            }),
+            Step::WaitFor(WaitFor {
+                topic: "twinrig/echo/echo-1/rx".into(),
+                filter: filter(&[], Some("hello")),
+                timeout: Duration::from_secs(2),
+            }),
+            Step::WaitFor(WaitFor {
+                topic: "twinrig/rover/+/state".into(),
+                filter: filter(
+                    &[
+                        (
+                            "pose.x",
+                            FieldCheck::Compare(Comparison {
+                                approx: Some(1.0),
+                                tolerance: Some(0.05),
+                                ..Comparison::default()
+                            }),
+                        ),
+                        ("status", FieldCheck::Equals(json!("ok"))),
+                        ("items.0.id", FieldCheck::Equals(json!(7))),
+                        ("flags", FieldCheck::Equals(json!(["a", "b"]))),
+                    ],
+                    None,
+                ),
+                timeout: ms(1500),
+            }),
+            Step::Expect(Expect::Message(ExpectMessage {
+                topic: "twinrig/echo/+/rx".into(),
+                filter: PayloadFilter::default(),
+                count: Some(Comparison {
+                    at_least: Some(1.0),
+                    ..Comparison::default()
+                }),
+            })),
+            Step::Expect(Expect::Message(ExpectMessage {
+                topic: "twinrig/#".into(),
+                filter: filter(&[], Some("hello")),
+                count: None,
+            })),
+            Step::Expect(Expect::Device(ExpectDevice {
+                device: "echo-1".into(),
+                field: "uart.to_device.dropped".into(),
+                check: Comparison {
+                    equals: Some(json!(0)),
+                    ..Comparison::default()
+                },
+            })),
+            Step::Expect(Expect::Body(ExpectBody {
+                body: "crate".into(),
+                field: BodyField::Z,
+                check: Comparison {
+                    at_least: Some(0.2),
+                    at_most: Some(0.3),
+                    ..Comparison::default()
+                },
+            })),
+            Step::Expect(Expect::Latency(ExpectLatency {
+                from: MessageRef {
+                    topic: "twinrig/rover/rover-1/cmd".into(),
+                    filter: PayloadFilter::default(),
+                },
+                to: MessageRef {
+                    topic: "twinrig/rover/rover-1/state".into(),
+                    filter: filter(&[("moving", FieldCheck::Equals(json!(true)))], None),
+                },
+                check: DurationComparison {
+                    at_least: None,
+                    at_most: Some(ms(200)),
+                },
+            })),
+            uart(
+                "echo-1",
+                UartDirection::Both,
+                UartFaultKind::Inject("hex:7e 00 ff".into()),
+            ),
+            uart(
+                "echo-1",
+                UartDirection::ToDevice,
+                UartFaultKind::BitErrors {
+                    rate: 0.001,
+                    duration: Duration::from_secs(1),
+                },
+            ),
+            uart(
+                "echo-1",
+                UartDirection::FromDevice,
+                UartFaultKind::DropBytes {
+                    probability: 0.5,
+                    duration: ms(300),
+                },
+            ),
+            uart(
+                "echo-2",
+                UartDirection::Both,
+                UartFaultKind::LineBreak(ms(100)),
+            ),
+            uart(
+                "echo-2",
+                UartDirection::Both,
+                UartFaultKind::Disconnect(Duration::from_secs(2)),
+            ),
+            link("rover-1", LinkFaultKind::Outage(Duration::from_secs(3))),
+            link(
+                "rover-1",
+                LinkFaultKind::Loss {
+                    probability: 0.2,
+                    duration: Duration::from_secs(5),
+                },
+            ),
+            link(
+                "echo-3",
+                LinkFaultKind::ExtraLatency {
+                    latency: ms(50),
+                    duration: Duration::from_secs(1),
+                },
+            ),
+            Step::Delay(ms(500)),
+        ],
+    }
+}
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    parse_scenario(text, Path::new("test.yaml"), KNOWN)
+}
+
+#[test]
+fn everything_parses_to_the_expected_values() {
+    let scenario = parse(EVERYTHING).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    assert_eq!(scenario, expected_everything());
+}
+
+#[test]
+fn serialized_scenario_reads_back_equal() {
+    let scenario = expected_everything();
+    let yaml = serde_saphyr::to_string(&scenario).unwrap();
+    let back = parse(&yaml).unwrap_or_else(|e| panic!("{}\n{yaml}", e.render_plain()));
+    assert_eq!(back, scenario, "{yaml}");
+    // JSON too: the schema describes this shape.
+    let json = serde_json::to_value(&scenario).unwrap();
+    assert_eq!(
+        json["steps"][3]["wait_for"]["match"]["pose.x"]["approx"],
+        1.0
+    );
+    assert_eq!(
+        json["steps"][10]["fault"]["uart"]["bit_errors"]["rate"],
+        0.001
+    );
+    assert_eq!(json["duration_limit"], "60s");
+}
+
+#[test]
+fn equals_object_serializes_as_comparison() {
+    let check = FieldCheck::Equals(json!({"a": 1}));
+    let yaml = serde_saphyr::to_string(&check).unwrap();
+    let back: FieldCheck = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(
+        back,
+        FieldCheck::Compare(Comparison {
+            equals: Some(json!({"a": 1})),
+            ..Comparison::default()
+        })
+    );
+}
+
+#[test]
+fn minimal_scenario_gets_defaults() {
+    let s = parse("name: m\nseed: 0\nduration_limit: 1s\nsteps: [ { delay: 1ms } ]\n").unwrap();
+    assert_eq!(s.world, World::default());
+    assert_eq!(s.world.physics_rate_hz, 1000);
+    assert_eq!(s.world.floor, Some(Floor::default()));
+    assert_eq!(s.link, LinkModel::default());
+    assert_eq!(s.link.latency, Latency::Fixed(ms(5)));
+    assert_eq!(s.link.qos1_retry, Duration::from_secs(1));
+    assert!(s.devices.is_empty());
+    let s = parse(
+        "name: m\nseed: 0\nduration_limit: 1s\nworld: { floor: null }\nsteps: [ { delay: 1ms } ]\n",
+    )
+    .unwrap();
+    assert_eq!(s.world.floor, None);
+}
+
+/// `# expect: LINE:COL: fragment` on the first line of a fixture.
+fn expectation(text: &str, path: &Path) -> (String, String) {
+    let first = text.lines().next().unwrap_or_default();
+    let rest = first.strip_prefix("# expect: ").unwrap_or_else(|| {
+        panic!(
+            "{}: first line must be `# expect: LINE:COL: fragment`",
+            path.display()
+        )
+    });
+    let (pos, fragment) = rest.split_once(": ").unwrap_or_else(|| {
+        panic!(
+            "{}: first line must be `# expect: LINE:COL: fragment`",
+            path.display()
+        )
+    });
+    (pos.to_owned(), fragment.to_owned())
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad-scenarios")
+}
+
+#[test]
+fn every_bad_fixture_fails_with_its_position_and_message() {
+    let files = find_scenario_files(&[fixtures_dir()]).unwrap();
+    assert!(files.len() >= 40, "found only {} fixtures", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let (pos, fragment) = expectation(&text, file);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let result = std::panic::catch_unwind(|| load_scenario(file, KNOWN));
+        let plain = match result {
+            Err(_) => {
+                failures.push(format!("{name}: panicked"));
+                continue;
+            }
+            Ok(Ok(_)) => {
+                failures.push(format!("{name}: parsed, but should fail"));
+                continue;
+            }
+            Ok(Err(e)) => e.render_plain(),
+        };
+        let located = format!("{name}:{pos}: ");
+        let ok = plain
+            .lines()
+            .any(|line| line.contains(&located) && line.contains(&fragment));
+        if !ok {
+            failures.push(format!(
+                "{name}: expected a line with `{located}` and `{fragment}`, got:\n    {plain}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn tab_indentation_is_a_positioned_error() {
+    let err = parse("name: x\nseed: 1\nduration_limit: 1s\nsteps:\n\t- delay: 1s\n").unwrap_err();
+    let plain = err.render_plain();
+    assert!(plain.starts_with("test.yaml:5:"), "{plain}");
+    assert!(plain.contains("tab"), "{plain}");
+    assert!(matches!(err, ScenarioError::Parse { .. }));
+}
+
+#[test]
+fn unclosed_quote_is_a_positioned_error() {
+    let err = parse("name: 'x\nseed: 1\nduration_limit: 1s\nsteps: []\n").unwrap_err();
+    assert_eq!(err.render_plain(), "test.yaml:1:7: unclosed quote");
+}
+
+#[test]
+fn several_semantic_errors_are_all_reported_in_order() {
+    let text = "name: x\nseed: 1\nduration_limit: 0s\nsteps:\n  - publish: { topic: a/+, payload: 1, qos: 2 }\n";
+    let err = parse(text).unwrap_err();
+    let plain = err.render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:3:17: `duration_limit` must be greater than 0",
+            "test.yaml:5:23: step 1 (publish): invalid topic `a/+`: a topic to publish to cannot contain the wildcards `+` or `#`",
+            "test.yaml:5:45: step 1 (publish): `qos` must be 0 or 1, got 2",
+        ],
+        "{plain}"
+    );
+    assert_eq!(err.to_string(), "test.yaml: invalid scenario (3 problems)");
+    assert_eq!(err.problems().len(), 3);
+}
+
+#[test]
+fn validate_reports_paths() {
+    let mut s = expected_everything();
+    s.devices[1].kind = "tank".into();
+    let errors = validate(&s, KNOWN).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path_string(), "devices[1].kind");
+    assert_eq!(
+        errors[0].message,
+        "device 2 (`rover-1`): unknown device kind `tank`; known kinds: echo, rover"
+    );
+    assert_eq!(validate(&expected_everything(), KNOWN), Ok(()));
+}
+
+#[test]
+fn diagnostics_render_a_snippet_with_the_path() {
+    let render = |err: &ScenarioError| {
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(200)
+            .render_report(&mut out, err)
+            .unwrap();
+        out
+    };
+    let err = parse(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - wait_for: { topic: t, timout: 2s }\n",
+    )
+    .unwrap_err();
+    let out = render(&err);
+    assert!(out.contains("[test.yaml:5:27]"), "{out}");
+    assert!(out.contains("timout: 2s"), "{out}");
+    assert!(out.contains("unknown field `timout`"), "{out}");
+    assert!(out.contains("twinrig::scenario::parse"), "{out}");
+
+    let err = parse("name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: { topic: a, payload: 1, qos: 3 }\n")
+        .unwrap_err();
+    let out = render(&err);
+    assert!(out.contains("invalid scenario (1 problem)"), "{out}");
+    assert!(out.contains("[test.yaml:5:43]"), "{out}");
+    assert!(out.contains("`qos` must be 0 or 1, got 3"), "{out}");
+}
+
+#[test]
+fn load_scenario_names_the_missing_file() {
+    let err = load_scenario(Path::new("no/such/scenario.yaml"), KNOWN).unwrap_err();
+    assert!(matches!(err, ScenarioError::Io { .. }));
+    assert!(
+        err.render_plain().starts_with("no/such/scenario.yaml: "),
+        "{}",
+        err.render_plain()
+    );
+}
+
+#[test]
+fn find_scenario_files_walks_sorted_and_rejects_missing_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for rel in [
+        "b.yaml",
+        "a.yml",
+        "notes.txt",
+        ".hidden.yaml",
+        "sub/z.yaml",
+        "sub/c.YAML",
+        ".git/x.yaml",
+    ] {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "x").unwrap();
+    }
+    let single = root.join("notes.txt");
+    let found = find_scenario_files(&[single.clone(), root.to_owned(), single.clone()]).unwrap();
+    let rel: Vec<String> = found
+        .iter()
+        .map(|p| {
+            p.strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
+    assert_eq!(
+        rel,
+        ["notes.txt", "a.yml", "b.yaml", "sub/c.YAML", "sub/z.yaml"]
+    );
+
+    let missing = root.join("missing");
+    let err = find_scenario_files(&[root.to_owned(), missing.clone()]).unwrap_err();
+    assert!(
+        err.render_plain()
+            .starts_with(&missing.display().to_string()),
+        "{}",
+        err.render_plain()
+    );
+}
+
+#[test]
+fn json_payloads_and_match_values() {
+    let s = parse(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: { topic: a, payload: [1, {b: null}] }\n  - wait_for: { topic: a, match: { n: null, o: { equals: { k: 1 } } }, timeout: 1s }\n",
+    )
+    .unwrap();
+    let Step::Publish(p) = &s.steps[0] else {
+        panic!()
+    };
+    assert_eq!(p.payload, json!([1, {"b": null}]));
+    let Step::WaitFor(w) = &s.steps[1] else {
+        panic!()
+    };
+    let expected: BTreeMap<String, FieldCheck> = [
+        ("n".to_owned(), FieldCheck::Equals(json!(null))),
+        (
+            "o".to_owned(),
+            FieldCheck::Compare(Comparison {
+                equals: Some(json!({"k": 1})),
+                ..Comparison::default()
+            }),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(w.filter.fields, expected);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn random_text_never_panics(text in "\\PC{0,200}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn random_yamlish_text_never_panics(
+        text in "[a-z_:\\- \\n\\t{}\\[\\],'\"#&*!|>0-9.]{0,200}"
+    ) {
+        let _ = parse(&text);
+    }
+
+    /// Corrupting a real scenario reaches deep into the model and checks.
+    #[test]
+    fn corrupted_scenarios_never_panic(
+        start in 0usize..EVERYTHING.len(),
+        len in 0usize..40,
+        insert in "[a-z0-9_:\\- \\n{}\\[\\],#+.]{0,12}",
+    ) {
+        let bytes = EVERYTHING.as_bytes();
+        let start = start.min(bytes.len());
+        let end = (start + len).min(bytes.len());
+        let mut text = Vec::from(&bytes[..start]);
+        text.extend_from_slice(insert.as_bytes());
+        text.extend_from_slice(&bytes[end..]);
+        // Only ASCII edits: the result stays UTF-8 where the scenario is ASCII.
+        if let Ok(text) = String::from_utf8(text) {
+            match parse(&text) {
+                Ok(_) => {}
+                Err(e) => {
+                    let plain = e.render_plain();
+                    prop_assert!(plain.starts_with("test.yaml"), "{}", plain);
+                }
+            }
+        }
+    }
+}

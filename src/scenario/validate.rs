@@ -1,0 +1,695 @@
+//! Semantic checks the scenario types cannot express.
+//!
+//! Every error names what it is about (`step 3 (publish)`, `device 2
+//! (`echo-1`)`, `world.obstacles[1]`) and carries the path of the offending
+//! node in the document, which `load.rs` turns into a line and column.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::duration::Duration;
+use super::model::Latency;
+use super::model::{
+    Comparison, Device, DurationComparison, Expect, Fault, FieldCheck, LatencyDistribution,
+    LinkFaultKind, LinkModel, Obstacle, PayloadFilter, Scenario, ShapeSpec, Step, UartFaultKind,
+    World,
+};
+
+/// The most physics steps per second of virtual time.
+pub const MAX_PHYSICS_RATE_HZ: u32 = 100_000;
+
+/// MQTT's limit on topic length, in bytes.
+const MAX_TOPIC_BYTES: usize = 65_535;
+
+/// One segment of a path into the scenario document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    /// A mapping key.
+    Key(String),
+    /// A sequence index (0-based).
+    Index(usize),
+}
+
+/// A semantic error: what is wrong, and where in the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemanticError {
+    /// The offending node (YAML keys and 0-based indices).
+    pub path: Vec<PathSeg>,
+    /// What is wrong, naming the step or device.
+    pub message: String,
+}
+
+impl SemanticError {
+    /// The path as `steps[2].publish.qos`.
+    pub fn path_string(&self) -> String {
+        let mut out = String::new();
+        for seg in &self.path {
+            match seg {
+                PathSeg::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                PathSeg::Index(i) => {
+                    out.push_str(&format!("[{i}]"));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for SemanticError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SemanticError {}
+
+/// Checks what the types cannot: references between parts, ranges, topic
+/// syntax. `known_kinds` are the device kinds this build can run.
+pub fn validate(s: &Scenario, known_kinds: &[&str]) -> Result<(), Vec<SemanticError>> {
+    let mut c = Checker {
+        errors: Vec::new(),
+        known_kinds,
+        device_ids: s.devices.iter().map(|d| d.id.as_str()).collect(),
+        obstacle_names: s.world.obstacles.iter().map(|o| o.name.as_str()).collect(),
+    };
+    c.scenario(s);
+    if c.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(c.errors)
+    }
+}
+
+/// A path under construction.
+#[derive(Clone, Default)]
+struct P(Vec<PathSeg>);
+
+impl P {
+    fn k(&self, key: &str) -> P {
+        let mut v = self.0.clone();
+        v.push(PathSeg::Key(key.to_owned()));
+        P(v)
+    }
+
+    fn i(&self, index: usize) -> P {
+        let mut v = self.0.clone();
+        v.push(PathSeg::Index(index));
+        P(v)
+    }
+}
+
+struct Checker<'a> {
+    errors: Vec<SemanticError>,
+    known_kinds: &'a [&'a str],
+    device_ids: Vec<&'a str>,
+    obstacle_names: Vec<&'a str>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: &P, message: String) {
+        self.errors.push(SemanticError {
+            path: path.0.clone(),
+            message,
+        });
+    }
+
+    fn scenario(&mut self, s: &Scenario) {
+        let root = P::default();
+        if s.name.trim().is_empty() {
+            self.err(&root.k("name"), "`name` must not be empty".to_owned());
+        }
+        if s.duration_limit.is_zero() {
+            self.err(
+                &root.k("duration_limit"),
+                "`duration_limit` must be greater than 0".to_owned(),
+            );
+        }
+        self.world(&s.world, &root.k("world"));
+        self.link(&s.link, &root.k("link"), "`link`");
+        self.devices(&s.devices, &root.k("devices"));
+        let steps = root.k("steps");
+        if s.steps.is_empty() {
+            self.err(
+                &steps,
+                "`steps` is empty: a scenario needs at least one step".to_owned(),
+            );
+        }
+        for (i, step) in s.steps.iter().enumerate() {
+            self.step(step, i, &steps.i(i));
+        }
+    }
+
+    fn world(&mut self, w: &World, p: &P) {
+        if w.physics_rate_hz == 0 || w.physics_rate_hz > MAX_PHYSICS_RATE_HZ {
+            self.err(
+                &p.k("physics_rate_hz"),
+                format!(
+                    "`world.physics_rate_hz` must be from 1 to {MAX_PHYSICS_RATE_HZ}, got {}",
+                    w.physics_rate_hz
+                ),
+            );
+        }
+        if !w.gravity.is_finite() {
+            self.err(
+                &p.k("gravity"),
+                "`world.gravity` must be a finite number".to_owned(),
+            );
+        }
+        if w.sample_period.is_zero() {
+            self.err(
+                &p.k("sample_period"),
+                "`world.sample_period` must be greater than 0".to_owned(),
+            );
+        }
+        if let Some(floor) = &w.floor {
+            let fp = p.k("floor");
+            self.friction(floor.friction, &fp.k("friction"), "`world.floor`");
+            self.unit_interval(
+                floor.restitution,
+                &fp.k("restitution"),
+                "`world.floor`: `restitution`",
+            );
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, o) in w.obstacles.iter().enumerate() {
+            let op = p.k("obstacles").i(i);
+            let what = format!("obstacle {} (`{}`)", i + 1, o.name);
+            if o.name.trim().is_empty() {
+                self.err(
+                    &op.k("name"),
+                    format!("obstacle {}: `name` must not be empty", i + 1),
+                );
+            } else if let Some(first) = seen.get(o.name.as_str()) {
+                self.err(
+                    &op.k("name"),
+                    format!("{what}: the name is already used by obstacle {}", first + 1),
+                );
+            } else {
+                seen.insert(&o.name, i);
+            }
+            self.obstacle(o, &op, &what);
+        }
+    }
+
+    fn obstacle(&mut self, o: &Obstacle, p: &P, what: &str) {
+        let sp = p.k("shape");
+        match &o.shape {
+            ShapeSpec::Box { size } => {
+                if size.iter().any(|v| !positive(*v)) {
+                    self.err(
+                        &sp.k("box").k("size"),
+                        format!("{what}: every box size must be greater than 0, got {size:?}"),
+                    );
+                }
+            }
+            ShapeSpec::Ball { radius } => {
+                self.positive(*radius, &sp.k("ball").k("radius"), what, "radius");
+            }
+            ShapeSpec::Cylinder { radius, height } => {
+                let cp = sp.k("cylinder");
+                self.positive(*radius, &cp.k("radius"), what, "radius");
+                self.positive(*height, &cp.k("height"), what, "height");
+            }
+        }
+        if o.position.iter().any(|v| !v.is_finite()) {
+            self.err(
+                &p.k("position"),
+                format!("{what}: `position` must be finite numbers"),
+            );
+        }
+        if !o.yaw_deg.is_finite() {
+            self.err(
+                &p.k("yaw_deg"),
+                format!("{what}: `yaw_deg` must be a finite number"),
+            );
+        }
+        if let Some(mass) = o.mass {
+            self.positive(mass, &p.k("mass"), what, "mass");
+        }
+        self.friction(o.friction, &p.k("friction"), what);
+        self.unit_interval(
+            o.restitution,
+            &p.k("restitution"),
+            &format!("{what}: `restitution`"),
+        );
+    }
+
+    fn positive(&mut self, v: f64, p: &P, what: &str, name: &str) {
+        if !positive(v) {
+            self.err(
+                p,
+                format!("{what}: `{name}` must be greater than 0, got {v}"),
+            );
+        }
+    }
+
+    fn friction(&mut self, v: f64, p: &P, what: &str) {
+        if !(v.is_finite() && v >= 0.0) {
+            self.err(p, format!("{what}: `friction` must be 0 or more, got {v}"));
+        }
+    }
+
+    /// A probability or similar: 0..=1, not NaN.
+    fn unit_interval(&mut self, v: f64, p: &P, what: &str) {
+        if !(0.0..=1.0).contains(&v) {
+            self.err(p, format!("{what} must be from 0 to 1, got {v}"));
+        }
+    }
+
+    fn nonzero(&mut self, d: Duration, p: &P, what: &str) {
+        if d.is_zero() {
+            self.err(p, format!("{what} must be greater than 0"));
+        }
+    }
+
+    fn link(&mut self, l: &LinkModel, p: &P, what: &str) {
+        self.unit_interval(l.loss, &p.k("loss"), &format!("{what}: `loss`"));
+        self.nonzero(
+            l.qos1_retry,
+            &p.k("qos1_retry"),
+            &format!("{what}: `qos1_retry`"),
+        );
+        if let Latency::Distribution(LatencyDistribution::Uniform { min, max }) = &l.latency
+            && min > max
+        {
+            self.err(
+                &p.k("latency").k("uniform"),
+                format!("{what}: uniform latency has min {min} greater than max {max}"),
+            );
+        }
+    }
+
+    fn devices(&mut self, devices: &[Device], p: &P) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, d) in devices.iter().enumerate() {
+            let dp = p.i(i);
+            let what = format!("device {} (`{}`)", i + 1, d.id);
+            if !self.known_kinds.contains(&d.kind.as_str()) {
+                let known = if self.known_kinds.is_empty() {
+                    "this build knows no device kinds".to_owned()
+                } else {
+                    format!("known kinds: {}", self.known_kinds.join(", "))
+                };
+                self.err(
+                    &dp.k("kind"),
+                    format!("{what}: unknown device kind `{}`; {known}", d.kind),
+                );
+            }
+            if d.id.is_empty() {
+                self.err(
+                    &dp.k("id"),
+                    format!("device {}: `id` must not be empty", i + 1),
+                );
+            } else if d
+                .id
+                .chars()
+                .any(|c| matches!(c, '/' | '+' | '#') || c.is_whitespace() || c.is_control())
+            {
+                self.err(
+                    &dp.k("id"),
+                    format!(
+                        "{what}: an id is used in MQTT topics and must not contain `/`, `+`, `#` or blanks"
+                    ),
+                );
+            }
+            if let Some(first) = seen.get(d.id.as_str()) {
+                self.err(
+                    &dp.k("id"),
+                    format!("{what}: the id is already used by device {}", first + 1),
+                );
+            } else {
+                seen.insert(&d.id, i);
+            }
+            if let Some(link) = &d.link {
+                self.link(link, &dp.k("link"), &format!("{what}: `link`"));
+            }
+        }
+    }
+
+    fn known_device(&mut self, id: &str, p: &P, what: &str) {
+        if !self.device_ids.contains(&id) {
+            let known = if self.device_ids.is_empty() {
+                "the scenario has no devices".to_owned()
+            } else {
+                format!("devices: {}", self.device_ids.join(", "))
+            };
+            self.err(p, format!("{what}: unknown device `{id}`; {known}"));
+        }
+    }
+
+    fn step(&mut self, step: &Step, i: usize, p: &P) {
+        let key = step_key(step);
+        let what = format!("step {} ({key})", i + 1);
+        let p = p.k(key);
+        match step {
+            Step::Publish(publish) => {
+                if let Err(why) = check_topic_name(&publish.topic) {
+                    self.err(
+                        &p.k("topic"),
+                        format!("{what}: invalid topic `{}`: {why}", publish.topic),
+                    );
+                }
+                if publish.qos > 1 {
+                    self.err(
+                        &p.k("qos"),
+                        format!("{what}: `qos` must be 0 or 1, got {}", publish.qos),
+                    );
+                }
+            }
+            Step::WaitFor(w) => {
+                self.topic_filter(&w.topic, &p.k("topic"), &what);
+                self.payload_filter(&w.filter, &p, &what);
+                self.nonzero(w.timeout, &p.k("timeout"), &format!("{what}: `timeout`"));
+            }
+            Step::Expect(e) => self.expect(e, &p, &what),
+            Step::Delay(_) => {}
+            Step::Fault(f) => self.fault(f, &p, &what),
+        }
+    }
+
+    fn expect(&mut self, e: &Expect, p: &P, what: &str) {
+        match e {
+            Expect::Message(m) => {
+                let mp = p.k("message");
+                self.topic_filter(&m.topic, &mp.k("topic"), what);
+                self.payload_filter(&m.filter, &mp, what);
+                if let Some(count) = &m.count {
+                    self.comparison(count, &mp.k("count"), &format!("{what}: `count`"));
+                }
+            }
+            Expect::Device(d) => {
+                let dp = p.k("device");
+                self.known_device(&d.device, &dp.k("device"), what);
+                if d.field.trim().is_empty() {
+                    self.err(&dp.k("field"), format!("{what}: `field` must not be empty"));
+                }
+                self.comparison(&d.check, &dp, what);
+            }
+            Expect::Body(b) => {
+                let bp = p.k("body");
+                if !self.obstacle_names.contains(&b.body.as_str())
+                    && !self.device_ids.contains(&b.body.as_str())
+                {
+                    self.err(
+                        &bp.k("body"),
+                        format!(
+                            "{what}: unknown body `{}`; a body is an obstacle name or a device id",
+                            b.body
+                        ),
+                    );
+                }
+                self.comparison(&b.check, &bp, what);
+            }
+            Expect::Latency(l) => {
+                let lp = p.k("latency");
+                for (name, m) in [("from", &l.from), ("to", &l.to)] {
+                    let what = format!("{what}: `{name}`");
+                    self.topic_filter(&m.topic, &lp.k(name).k("topic"), &what);
+                    self.payload_filter(&m.filter, &lp.k(name), &what);
+                }
+                self.duration_comparison(&l.check, &lp, what);
+            }
+        }
+    }
+
+    fn fault(&mut self, f: &Fault, p: &P, what: &str) {
+        match f {
+            Fault::Uart(u) => {
+                let up = p.k("uart");
+                self.known_device(&u.device, &up.k("device"), what);
+                let kp = up.k(u.kind.key());
+                match &u.kind {
+                    UartFaultKind::Inject(bytes) => {
+                        if let Some(hex) = bytes.strip_prefix("hex:") {
+                            if let Err(why) = decode_hex(hex) {
+                                self.err(&kp, format!("{what}: invalid `hex:` inject: {why}"));
+                            }
+                        } else if bytes.is_empty() {
+                            self.err(&kp, format!("{what}: `inject` is empty"));
+                        }
+                    }
+                    UartFaultKind::BitErrors { rate, duration } => {
+                        self.unit_interval(
+                            *rate,
+                            &kp.k("rate"),
+                            &format!("{what}: bit error `rate`"),
+                        );
+                        self.nonzero(*duration, &kp.k("duration"), &format!("{what}: `duration`"));
+                    }
+                    UartFaultKind::DropBytes {
+                        probability,
+                        duration,
+                    } => {
+                        self.unit_interval(
+                            *probability,
+                            &kp.k("probability"),
+                            &format!("{what}: `probability`"),
+                        );
+                        self.nonzero(*duration, &kp.k("duration"), &format!("{what}: `duration`"));
+                    }
+                    UartFaultKind::LineBreak(d) => {
+                        self.nonzero(*d, &kp, &format!("{what}: `line_break`"));
+                    }
+                    UartFaultKind::Disconnect(d) => {
+                        self.nonzero(*d, &kp, &format!("{what}: `disconnect`"));
+                    }
+                }
+            }
+            Fault::Link(l) => {
+                let lp = p.k("link");
+                self.known_device(&l.device, &lp.k("device"), what);
+                let kp = lp.k(l.kind.key());
+                match &l.kind {
+                    LinkFaultKind::Outage(d) => {
+                        self.nonzero(*d, &kp, &format!("{what}: `outage`"));
+                    }
+                    LinkFaultKind::Loss {
+                        probability,
+                        duration,
+                    } => {
+                        self.unit_interval(
+                            *probability,
+                            &kp.k("probability"),
+                            &format!("{what}: loss `probability`"),
+                        );
+                        self.nonzero(*duration, &kp.k("duration"), &format!("{what}: `duration`"));
+                    }
+                    LinkFaultKind::ExtraLatency { duration, .. } => {
+                        self.nonzero(*duration, &kp.k("duration"), &format!("{what}: `duration`"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn topic_filter(&mut self, filter: &str, p: &P, what: &str) {
+        if let Err(why) = check_topic_filter(filter) {
+            self.err(p, format!("{what}: invalid topic filter `{filter}`: {why}"));
+        }
+    }
+
+    /// `p` is the mapping that holds `match`/`text`.
+    fn payload_filter(&mut self, f: &PayloadFilter, p: &P, what: &str) {
+        for (field, check) in &f.fields {
+            let fp = p.k("match").k(field);
+            if field.is_empty() || field.split('.').any(str::is_empty) {
+                self.err(
+                    &fp,
+                    format!("{what}: `match` path `{field}` has an empty segment"),
+                );
+            }
+            if let FieldCheck::Compare(c) = check {
+                self.comparison(c, &fp, &format!("{what}: `match.{field}`"));
+            }
+        }
+    }
+
+    /// `p` is the mapping holding the comparison keys.
+    fn comparison(&mut self, c: &Comparison, p: &P, what: &str) {
+        if c.is_empty() {
+            self.err(
+                p,
+                format!(
+                    "{what}: no condition given; use equals, approx (with tolerance), at_least or at_most"
+                ),
+            );
+            return;
+        }
+        for (name, v) in [
+            ("approx", c.approx),
+            ("tolerance", c.tolerance),
+            ("at_least", c.at_least),
+            ("at_most", c.at_most),
+        ] {
+            if v.is_some_and(f64::is_nan) {
+                self.err(
+                    &p.k(name),
+                    format!("{what}: `{name}` must be a number, not NaN"),
+                );
+            }
+        }
+        match (c.approx, c.tolerance) {
+            (Some(_), None) => self.err(
+                &p.k("approx"),
+                format!("{what}: `approx` needs a `tolerance`"),
+            ),
+            (None, Some(_)) => self.err(
+                &p.k("tolerance"),
+                format!("{what}: `tolerance` is only meaningful with `approx`"),
+            ),
+            _ => {}
+        }
+        if let Some(t) = c.tolerance
+            && t < 0.0
+        {
+            self.err(
+                &p.k("tolerance"),
+                format!("{what}: `tolerance` must not be negative, got {t}"),
+            );
+        }
+        if let (Some(lo), Some(hi)) = (c.at_least, c.at_most)
+            && lo > hi
+        {
+            self.err(
+                &p.k("at_least"),
+                format!("{what}: `at_least` {lo} is greater than `at_most` {hi}; nothing can pass"),
+            );
+        }
+    }
+
+    fn duration_comparison(&mut self, c: &DurationComparison, p: &P, what: &str) {
+        match (c.at_least, c.at_most) {
+            (None, None) => self.err(
+                p,
+                format!("{what}: no condition given; use at_least and/or at_most"),
+            ),
+            (Some(lo), Some(hi)) if lo > hi => self.err(
+                &p.k("at_least"),
+                format!("{what}: `at_least` {lo} is longer than `at_most` {hi}; nothing can pass"),
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+/// The YAML key of a step.
+pub fn step_key(step: &Step) -> &'static str {
+    match step {
+        Step::Publish(_) => "publish",
+        Step::WaitFor(_) => "wait_for",
+        Step::Expect(_) => "expect",
+        Step::Delay(_) => "delay",
+        Step::Fault(_) => "fault",
+    }
+}
+
+/// An MQTT topic name (what a message is published to): no wildcards.
+pub fn check_topic_name(topic: &str) -> Result<(), &'static str> {
+    check_topic_common(topic)?;
+    if topic.contains(['+', '#']) {
+        return Err("a topic to publish to cannot contain the wildcards `+` or `#`");
+    }
+    Ok(())
+}
+
+/// An MQTT topic filter (what is subscribed to): `+` is a whole level, `#`
+/// is the whole last level.
+pub fn check_topic_filter(filter: &str) -> Result<(), &'static str> {
+    check_topic_common(filter)?;
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i != levels.len() - 1) {
+            return Err("`#` must be the whole last level (`a/#`)");
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("`+` must be a whole level (`a/+/b`)");
+        }
+    }
+    Ok(())
+}
+
+fn check_topic_common(topic: &str) -> Result<(), &'static str> {
+    if topic.is_empty() {
+        return Err("a topic must not be empty");
+    }
+    if topic.len() > MAX_TOPIC_BYTES {
+        return Err("a topic is at most 65535 bytes");
+    }
+    if topic.contains('\0') {
+        return Err("a topic must not contain NUL");
+    }
+    Ok(())
+}
+
+/// Decodes the hex after `hex:`: pairs of hex digits, blanks between bytes allowed.
+pub fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for group in hex.split_whitespace() {
+        if group.len() % 2 != 0 {
+            return Err(format!("`{group}` has an odd number of hex digits"));
+        }
+        if let Some(c) = group.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(format!("`{c}` is not a hex digit"));
+        }
+        for pair in group.as_bytes().chunks(2) {
+            let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+            out.push(u8::from_str_radix(text, 16).map_err(|e| e.to_string())?);
+        }
+    }
+    if out.is_empty() {
+        return Err("no bytes given".to_owned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_filters() {
+        for ok in ["a", "a/b", "+", "#", "a/+/b", "a/#", "+/+", "/a", "a/"] {
+            assert_eq!(check_topic_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a#", "a/#/b", "#/a", "a+", "a/+b/c", "a/b+", "##"] {
+            assert!(check_topic_filter(bad).is_err(), "{bad}");
+        }
+        assert!(check_topic_name("a/b").is_ok());
+        assert!(check_topic_name("a/+").is_err());
+        assert!(check_topic_name("a/#").is_err());
+        assert!(check_topic_name("").is_err());
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(decode_hex("7e00ff"), Ok(vec![0x7e, 0, 0xff]));
+        assert_eq!(decode_hex(" 7e 00 FF "), Ok(vec![0x7e, 0, 0xff]));
+        assert!(decode_hex("7").is_err());
+        assert!(decode_hex("zz").is_err());
+        assert!(decode_hex("").is_err());
+        assert!(decode_hex("é0").is_err());
+    }
+
+    #[test]
+    fn path_string() {
+        let e = SemanticError {
+            path: vec![
+                PathSeg::Key("steps".into()),
+                PathSeg::Index(2),
+                PathSeg::Key("publish".into()),
+                PathSeg::Key("qos".into()),
+            ],
+            message: String::new(),
+        };
+        assert_eq!(e.path_string(), "steps[2].publish.qos");
+    }
+}

@@ -1,0 +1,247 @@
+//! The `twinrig` binary: exit codes, outputs and bad input, as a user meets them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use twinrig_sim::Trace;
+
+fn twinrig(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("twinrig runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn no_panic(o: &Output) {
+    let t = text(o);
+    assert!(!t.contains("panicked"), "twinrig panicked:\n{t}");
+}
+
+fn write_scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+#[test]
+fn run_writes_json_junit_and_traces_and_exits_zero_when_all_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("summary.json");
+    let junit = dir.path().join("junit.xml");
+    let traces = dir.path().join("traces");
+    let o = twinrig(&[
+        "run",
+        "scenarios/",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--trace",
+        traces.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("real-time x"), "{out}");
+    assert!(out.contains("0 failed"), "{out}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(summary["failed"], 0);
+    assert!(
+        summary["scenarios"][0]["real_time_factor"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testcase name=\"echo round trip\""), "{xml}");
+    let trace_file = traces.join("echo-round-trip.mcap");
+    let trace = Trace::from_mcap(&std::fs::read(&trace_file).unwrap()).unwrap();
+    assert!(trace.on_channel("/mqtt").count() > 0);
+
+    // The trace replays identically.
+    let o = twinrig(&["replay", trace_file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("identical"));
+}
+
+#[test]
+fn replay_reports_the_first_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("t");
+    let o = twinrig(&[
+        "run",
+        "scenarios/core/echo-round-trip.yaml",
+        "--quiet",
+        "--trace",
+        traces.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let file = traces.join("echo-round-trip.mcap");
+    let mut trace = Trace::from_mcap(&std::fs::read(&file).unwrap()).unwrap();
+    let i = trace
+        .records
+        .iter()
+        .position(|r| r.channel == "/uart")
+        .unwrap();
+    let time = trace.records[i].time;
+    trace.records[i].data = r#"{"tampered":true}"#.into();
+    std::fs::write(&file, trace.to_mcap().unwrap()).unwrap();
+    let o = twinrig(&["replay", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("first divergence"), "{out}");
+    assert!(out.contains("/uart"), "{out}");
+    assert!(out.contains(&twinrig_sim::format_nanos(time)), "{out}");
+}
+
+#[test]
+fn a_failed_assertion_exits_one_and_names_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_scenario(
+        dir.path(),
+        "fails.yaml",
+        "name: fails\nseed: 1\nduration_limit: 5s\nsteps:\n  - delay: 1s\n  - expect: { message: { topic: nothing/here } }\n",
+    );
+    let junit = dir.path().join("j.xml");
+    let o = twinrig(&[
+        "run",
+        p.to_str().unwrap(),
+        "--quiet",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("step 2"), "{}", text(&o));
+    assert!(std::fs::read_to_string(junit).unwrap().contains("<failure"));
+}
+
+#[test]
+fn a_wait_that_times_out_fails_with_the_virtual_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_scenario(
+        dir.path(),
+        "wait.yaml",
+        "name: waits\nseed: 1\nduration_limit: 5s\nsteps:\n  - wait_for: { topic: never/+, timeout: 1500ms }\n",
+    );
+    let o = twinrig(&["run", p.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(
+        out.contains("no matching message on never/+ within 1.5s"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_duration_limit_ends_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_scenario(
+        dir.path(),
+        "limit.yaml",
+        "name: too long\nseed: 1\nduration_limit: 2s\nsteps:\n  - delay: 10s\n",
+    );
+    let o = twinrig(&["run", p.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("duration limit 2s reached during step 1"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_a_nonzero_exit_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown-kind.yaml",
+            "name: x\nseed: 1\nduration_limit: 1s\ndevices:\n  - { kind: toaster, id: t1 }\nsteps:\n  - delay: 1s\n",
+            "toaster",
+        ),
+        (
+            "unitless.yaml",
+            "name: x\nseed: 1\nduration_limit: 10\nsteps:\n  - delay: 1s\n",
+            "unit",
+        ),
+        (
+            "wildcard.yaml",
+            "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: { topic: a/+/b, payload: x }\n",
+            "wildcard",
+        ),
+        (
+            "no-timeout.yaml",
+            "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - wait_for: { topic: a/b }\n",
+            "timeout",
+        ),
+        (
+            "unknown-field.yaml",
+            "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - delay: 1s\nbogus: 3\n",
+            "bogus",
+        ),
+        (
+            "bad-params.yaml",
+            "name: x\nseed: 1\nduration_limit: 1s\ndevices:\n  - { kind: echo, id: e1, params: { baudrate: 9600 } }\nsteps:\n  - delay: 1s\n",
+            "baudrate",
+        ),
+        (
+            "negative.yaml",
+            "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - delay: -5ms\n",
+            "negative",
+        ),
+        ("not-yaml.yaml", "name: [unclosed\n", "not-yaml.yaml"),
+    ];
+    for (file, body, needle) in cases {
+        let p = write_scenario(dir.path(), file, body);
+        for cmd in ["validate", "run"] {
+            let o =
+                twinrig(&[cmd, p.to_str().unwrap(), "--quiet"][..if cmd == "run" { 3 } else { 2 }]);
+            no_panic(&o);
+            assert!(!o.status.success(), "{cmd} {file} succeeded:\n{}", text(&o));
+            let out = text(&o).to_lowercase();
+            assert!(
+                out.contains(&needle.to_lowercase()),
+                "{cmd} {file}: expected {needle:?} in\n{out}"
+            );
+            assert!(
+                out.contains(file),
+                "{cmd} {file}: the file is not named in\n{out}"
+            );
+        }
+    }
+    let o = twinrig(&["run", "no/such/file.yaml"]);
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no/such/file.yaml"));
+    let o = twinrig(&["replay", "Cargo.toml"]);
+    no_panic(&o);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn validate_list_and_schema_work() {
+    let o = twinrig(&["validate", "scenarios/"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = twinrig(&["list"]);
+    assert!(text(&o).contains("echo"));
+    let o = twinrig(&["schema"]);
+    assert!(o.status.success());
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/scenario.schema.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        committed,
+        "run `cargo run -- schema > schema/scenario.schema.json`"
+    );
+}

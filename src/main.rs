@@ -180,9 +180,14 @@ fn run(
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    // A panic inside a device task is caught and reported with the scenario; keep
-    // the default hook from printing over the progress bars.
-    std::panic::set_hook(Box::new(|_| {}));
+    // A panic inside a device task is caught and reported with its scenario;
+    // keep it from printing over the progress bars. Any other panic is printed.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !twinrig_sim::executor::polling_task() {
+            default_hook(info);
+        }
+    }));
     let bars = MultiProgress::new();
     if quiet {
         bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());

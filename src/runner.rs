@@ -27,7 +27,7 @@ use crate::scenario::{
 };
 
 /// The client id the timeline publishes with.
-pub const SCENARIO_CLIENT: &str = "twinrig-scenario";
+pub const SCENARIO_CLIENT: &str = crate::scenario::validate::RESERVED_CLIENT_ID;
 
 /// The result of one assertion (an `expect` step or a `wait_for`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -580,18 +580,6 @@ impl Timeline {
 pub fn inject_bytes(text: &str) -> Result<Vec<u8>, String> {
     match text.strip_prefix("hex:") {
         None => Ok(text.as_bytes().to_vec()),
-        Some(h) => {
-            let h: String = h.chars().filter(|c| !c.is_whitespace()).collect();
-            if !h.len().is_multiple_of(2) {
-                return Err(format!("hex {h:?} has an odd number of digits"));
-            }
-            (0..h.len())
-                .step_by(2)
-                .map(|i| {
-                    u8::from_str_radix(&h[i..i + 2], 16)
-                        .map_err(|_| format!("bad hex {:?}", &h[i..i + 2]))
-                })
-                .collect()
-        }
+        Some(hex) => crate::scenario::validate::decode_hex(hex),
     }
 }

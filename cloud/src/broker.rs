@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::{Config, Notification, RouterConfig};
 
-use crate::topic::{decode, encode, routes_to, spec_matches};
+use crate::topic::{decode, encode, spec_matches};
 
 /// How long to wait for rumqttd before declaring it stuck (wall clock; a watchdog only).
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -222,7 +222,7 @@ impl Broker {
         for (i, topic) in encoded.iter().enumerate() {
             for (c, client) in self.clients.iter().enumerate() {
                 for (fi, f) in client.filters.iter().enumerate() {
-                    if routes_to(&encode(f), topic) {
+                    if spec_matches(&encode(f), topic) {
                         owed[c].push((i, fi));
                     }
                 }

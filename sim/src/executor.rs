@@ -18,6 +18,17 @@ use crate::time::Nanos;
 
 type BoxedTask = Pin<Box<dyn Future<Output = ()>>>;
 
+thread_local! {
+    static POLLING_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while this thread is polling a simulated task. A panic hook uses it to
+/// stay quiet about device panics (the runner reports them with the scenario)
+/// while still printing the harness's own.
+pub fn polling_task() -> bool {
+    POLLING_TASK.with(|p| p.get())
+}
+
 /// Identifies a spawned task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskId(pub usize);
@@ -139,7 +150,10 @@ impl Executor {
         };
         let waker = Waker::from(slot.waker.clone());
         let mut cx = Context::from_waker(&waker);
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+        POLLING_TASK.with(|p| p.set(true));
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+        POLLING_TASK.with(|p| p.set(false));
+        match polled {
             Ok(Poll::Pending) => {}
             Ok(Poll::Ready(())) => {
                 slot.future = None;

@@ -308,13 +308,18 @@ impl Checker<'_> {
             } else if d
                 .id
                 .chars()
-                .any(|c| matches!(c, '/' | '+' | '#') || c.is_whitespace() || c.is_control())
+                .any(|c| matches!(c, '/' | '+' | '#' | '$') || c.is_whitespace() || c.is_control())
             {
                 self.err(
                     &dp.k("id"),
                     format!(
-                        "{what}: an id is used in MQTT topics and must not contain `/`, `+`, `#` or blanks"
+                        "{what}: an id is an MQTT client id and used in topics; it must not contain `/`, `+`, `#`, `$` or blanks"
                     ),
+                );
+            } else if d.id == RESERVED_CLIENT_ID {
+                self.err(
+                    &dp.k("id"),
+                    format!("{what}: `{RESERVED_CLIENT_ID}` is the scenario's own MQTT client id"),
                 );
             }
             if let Some(first) = seen.get(d.id.as_str()) {
@@ -629,6 +634,9 @@ fn check_topic_common(topic: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+/// The client id the scenario timeline uses (`runner::SCENARIO_CLIENT`).
+pub const RESERVED_CLIENT_ID: &str = "twinrig-scenario";
 
 /// Decodes the hex after `hex:`: pairs of hex digits, blanks between bytes allowed.
 pub fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {

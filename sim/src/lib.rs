@@ -15,6 +15,7 @@ pub mod executor;
 pub mod net;
 pub mod physics;
 pub mod rng;
+pub mod robots;
 pub mod time;
 pub mod trace;
 pub mod uart;

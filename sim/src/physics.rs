@@ -269,6 +269,18 @@ pub enum PhysicsSet {
     Sync,
 }
 
+/// The step being computed, for systems in [`PhysicsStep`] (motor models need
+/// virtual time and dt; they must never read the wall clock).
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepClock {
+    /// Grid index of the step being run.
+    pub step: u64,
+    /// Its virtual time.
+    pub time: Nanos,
+    /// Step length in ns (rounded down).
+    pub dt_ns: Nanos,
+}
+
 /// Marks a Bevy entity as the mirror of a rapier body.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhysicsBody {
@@ -473,6 +485,12 @@ impl Inner {
 
     /// Runs one physics step and its bookkeeping.
     fn step_once(&mut self) -> Result<(), SimError> {
+        let clock = StepClock {
+            step: self.steps + 1,
+            time: self.step_time(self.steps + 1),
+            dt_ns: SECONDS / u64::from(self.rate_hz),
+        };
+        self.app.world_mut().insert_resource(clock);
         self.app.world_mut().run_schedule(PhysicsStep);
         self.steps += 1;
         self.rapier_steps += 1;
@@ -597,6 +615,11 @@ impl PhysicsWorld {
         app.add_schedule(sync);
 
         app.insert_resource(rapier);
+        app.insert_resource(StepClock {
+            step: 0,
+            time: 0,
+            dt_ns: SECONDS / u64::from(config.rate_hz),
+        });
         app.finish();
         app.cleanup();
 

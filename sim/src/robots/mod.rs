@@ -1,0 +1,4 @@
+//! Robot twins: the physical part (bodies, motors) and the processors that
+//! answer their real protocols.
+
+pub mod rvr;

@@ -83,6 +83,22 @@ pub enum DriveTarget {
         /// Right tread.
         right: f32,
     },
+    /// Linear speed (m/s, + forward) and yaw rate (deg/s, + left), as the RVR's
+    /// "drive RC SI" command.
+    Rc {
+        /// Linear speed.
+        linear: f32,
+        /// Yaw rate.
+        yaw_rate_deg: f32,
+    },
+    /// Drive at `speed` (m/s, + forward) while turning to `yaw_deg` (world yaw
+    /// relative to the drive's zero, + left), as "drive with heading" does.
+    Heading {
+        /// Speed.
+        speed: f32,
+        /// Target yaw.
+        yaw_deg: f32,
+    },
     /// The stop controller: decelerate to rest at `stop_decel`.
     Stop,
 }
@@ -137,6 +153,11 @@ impl TreadDrive {
             && match self.target {
                 DriveTarget::Stop => true,
                 DriveTarget::Treads { left, right } => left == 0.0 && right == 0.0,
+                DriveTarget::Rc {
+                    linear,
+                    yaw_rate_deg,
+                } => linear == 0.0 && yaw_rate_deg == 0.0,
+                DriveTarget::Heading { .. } => false,
             }
     }
 
@@ -164,8 +185,24 @@ impl TreadDrive {
     }
 
     /// One control-loop tick of `dt` seconds at virtual time `now`.
-    fn tick(&mut self, now: Nanos, dt: f32) {
-        if matches!(self.target, DriveTarget::Treads { .. })
+    /// The yaw rate limit at linear speed `v` (deg/s): the RVR's default slew
+    /// curve `a v² + b v + c`, {a, b, c} = {-177.78, 533.33, 200}, capped at
+    /// `max_yaw_rate_deg`.
+    pub fn yaw_slew_limit(&self, v: f32) -> f32 {
+        let v = v.abs().min(self.params.max_linear);
+        (-177.78 * v * v + 533.33 * v + 200.0).clamp(0.0, self.params.max_yaw_rate_deg)
+    }
+
+    /// Tread speeds for a linear speed and a yaw rate (deg/s, + left).
+    fn treads_for(&self, linear: f32, yaw_rate_deg: f32) -> [f32; 2] {
+        let half = yaw_rate_deg.to_radians() * self.params.track_m / 2.0;
+        [linear - half, linear + half]
+    }
+
+    /// One control-loop tick of `dt` seconds at virtual time `now`, with the
+    /// body's current yaw (deg, + left) for heading control.
+    fn tick(&mut self, now: Nanos, dt: f32, yaw_deg: f32) {
+        if !matches!(self.target, DriveTarget::Stop)
             && now.saturating_sub(self.last_command) >= self.params.command_timeout
         {
             self.target = DriveTarget::Stop;
@@ -176,6 +213,24 @@ impl TreadDrive {
         let (goal, rate) = match self.target {
             DriveTarget::Treads { left, right } => {
                 (self.limit(left, right), self.params.tread_accel)
+            }
+            DriveTarget::Rc {
+                linear,
+                yaw_rate_deg,
+            } => {
+                let [l, r] = self.treads_for(linear, yaw_rate_deg);
+                (self.limit(l, r), self.params.tread_accel)
+            }
+            DriveTarget::Heading {
+                speed,
+                yaw_deg: goal,
+            } => {
+                // Proportional yaw control (assumed gain 5 /s) within the slew curve.
+                let error = wrap_deg(goal - yaw_deg);
+                let limit = self.yaw_slew_limit(speed);
+                let rate = (5.0 * error).clamp(-limit, limit);
+                let [l, r] = self.treads_for(speed, rate);
+                (self.limit(l, r), self.params.tread_accel)
             }
             DriveTarget::Stop => ([0.0, 0.0], self.params.stop_decel),
         };
@@ -373,9 +428,17 @@ fn drive_treads(
     let gravity = rapier.gravity.z.abs();
     for (body, mut drive) in &mut drives {
         let tick_ns = SECONDS / u64::from(drive.params.control_hz.max(1));
+        let yaw_deg = rapier
+            .bodies
+            .get(body.handle)
+            .map_or(0.0, |rb| yaw_of(rb.position().rotation).to_degrees());
+        if drive.next_tick + tick_ns < clock.time {
+            // The world slept; the controller resumes on its own grid.
+            drive.next_tick = clock.time - (clock.time % tick_ns);
+        }
         while drive.next_tick <= clock.time {
             let t = drive.next_tick;
-            drive.tick(t, tick_ns as f32 / SECONDS as f32);
+            drive.tick(t, tick_ns as f32 / SECONDS as f32, yaw_deg);
             drive.next_tick = t + tick_ns;
         }
         let [l, r] = drive.tread;
@@ -416,6 +479,12 @@ fn drive_treads(
             (inertia_z * (want_yaw - rb.angvel().z)).clamp(-max_torque_impulse, max_torque_impulse);
         rb.apply_torque_impulse(Vector::new(0.0, 0.0, j_yaw), true);
     }
+}
+
+/// Yaw (rad, counter-clockwise about +z) of a rotation.
+fn yaw_of(q: rapier3d::math::Rotation) -> f32 {
+    let (x, y, z, w) = (q.x as f64, q.y as f64, q.z as f64, q.w as f64);
+    (2.0 * (w * z + x * y)).atan2(1.0 - 2.0 * (y * y + z * z)) as f32
 }
 
 /// Wraps an angle in degrees to (-180, 180].
@@ -622,6 +691,46 @@ mod tests {
             "stepped {} times",
             w.rapier_steps() - before
         );
+    }
+
+    #[test]
+    fn rc_and_heading_targets_turn_the_robot() {
+        let (mut sim, _w, rvr) = setup();
+        let t0 = sim.now();
+        hold(
+            &mut sim,
+            &rvr,
+            DriveTarget::Rc {
+                linear: 0.0,
+                yaw_rate_deg: 90.0,
+            },
+            t0 + SECONDS,
+        );
+        let yaw = rvr.planar().yaw.to_degrees();
+        assert!(yaw > 80.0 && yaw < 92.0, "rc turned {yaw}");
+        let t1 = sim.now();
+        hold(
+            &mut sim,
+            &rvr,
+            DriveTarget::Heading {
+                speed: 0.3,
+                yaw_deg: -45.0,
+            },
+            t1 + 3 * SECONDS,
+        );
+        let p = rvr.planar();
+        let yaw = p.yaw.to_degrees();
+        assert!((yaw + 45.0).abs() < 2.0, "heading reached {yaw}");
+        let heading = p.vy.atan2(p.vx).to_degrees();
+        assert!((heading + 45.0).abs() < 3.0, "moving along {heading}");
+    }
+
+    #[test]
+    fn the_slew_curve_matches_the_control_system_docs() {
+        let d = TreadDrive::new(DriveParams::default());
+        assert!((d.yaw_slew_limit(0.0) - 200.0).abs() < 1e-3);
+        assert!((d.yaw_slew_limit(1.0) - 555.55).abs() < 0.01);
+        assert!((d.yaw_slew_limit(1.5) - 600.0).abs() < 0.02);
     }
 
     #[test]

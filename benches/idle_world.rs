@@ -49,6 +49,38 @@ fn bench(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
+    // For comparison: the same rate with a body that never sleeps (a ball
+    // rolling on a frictionless floor), so every 1 kHz step runs rapier.
+    g.bench_function("10s_virtual_at_1kHz_awake", |b| {
+        b.iter_batched(
+            || {
+                let mut sim = Sim::new(1);
+                let config = PhysicsConfig {
+                    floor: Some(twinrig_sim::physics::FloorConfig {
+                        friction: 0.0,
+                        restitution: 0.0,
+                    }),
+                    ..PhysicsConfig::default()
+                };
+                let world = PhysicsWorld::new(&sim.handle(), config).unwrap();
+                let mut ball =
+                    BodySpec::new("ball", Shape::Ball { radius: 0.05 }).at([0.0, 0.0, 0.05]);
+                ball.friction = 0.0;
+                world.add_body(&ball).unwrap();
+                world
+                    .set_velocity("ball", [1.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+                    .unwrap();
+                sim.add_process("physics", world.clone());
+                (sim, world)
+            },
+            |(mut sim, world)| {
+                sim.run_until(10 * SECONDS, |_| false).unwrap();
+                assert!(world.rapier_steps() >= 9_990, "the ball fell asleep");
+                world
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 

@@ -18,8 +18,10 @@ fn megabyte_at_one_megabaud() -> u64 {
         rx_buffer: 4096,
         // A DMA/FIFO-threshold receiver, as on ESP32/STM32 (the default of 1 would
         // wake the reader once per byte, which is faithful but not what drivers do).
-        rx_wake_threshold: 1024,
-        rx_idle_symbols: 2,
+        // 1000 divides the transfer, so the last wake is the last byte's arrival;
+        // with an idle timeout the reader would see the tail that many byte times later.
+        rx_wake_threshold: 1000,
+        rx_idle_symbols: 0,
         ..UartConfig::default()
     };
     let (a, b, _control) = Uart::pair(&h, "bench", config);

@@ -8,3 +8,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod suite;
+pub mod voice;

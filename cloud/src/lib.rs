@@ -3,6 +3,9 @@
 //! Device shadows, jobs, rules and the firmware registry build on it.
 
 pub mod broker;
+pub mod records;
+pub mod rules;
+pub mod shadow;
 pub mod topic;
 
 pub use broker::{Broker, BrokerError, ClientId, Delivery, Outgoing};

@@ -353,6 +353,16 @@ impl RvrBody {
         });
     }
 
+    /// Sets the drive command timeout (the RVR's "set custom control system timeout").
+    pub fn set_command_timeout(&self, timeout: Nanos) {
+        let entity = self.entity;
+        self.world.with_app(|app| {
+            if let Some(mut drive) = app.world_mut().get_mut::<TreadDrive>(entity) {
+                drive.params.command_timeout = timeout;
+            }
+        });
+    }
+
     /// A copy of the drive state.
     pub fn drive(&self) -> TreadDrive {
         let entity = self.entity;

@@ -3,6 +3,7 @@
 //! reports it writes. The `twinrig` binary is the CLI on top.
 
 pub mod check;
+pub mod cloud_twin;
 pub mod devices;
 pub mod report;
 pub mod runner;

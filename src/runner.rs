@@ -19,12 +19,14 @@ use twinrig_sim::physics::{BodySpec, FloorConfig, PhysicsConfig, PhysicsWorld, S
 use twinrig_sim::trace::channels;
 use twinrig_sim::{Nanos, RunStop, Sim, SimHandle, TaskState, Trace, format_nanos};
 
-use crate::check::{compare, compare_duration, json_path, payload_matches};
+use crate::check::{compare, compare_duration, field_check, json_path, payload_matches};
+use crate::cloud_twin::CloudTwin;
 use crate::devices::{self, DeviceContext, DeviceRuntime, line_direction};
 use crate::scenario::{
     BodyField, Expect, Fault, Latency, LatencyDistribution, LinkFaultKind, LinkModel, Scenario,
     ShapeSpec, Step, UartFaultKind,
 };
+use crate::voice::{CommandModel, OfflineParser};
 
 /// The client id the timeline publishes with.
 pub const SCENARIO_CLIENT: &str = crate::scenario::validate::RESERVED_CLIENT_ID;
@@ -134,6 +136,25 @@ pub fn link_params(model: &LinkModel) -> LinkParams {
     }
 }
 
+/// The rules pipeline a scenario's `cloud.rules` ask for (None without rules).
+fn rules_pipeline(
+    s: &Scenario,
+) -> Result<Option<twinrig_cloud::rules::pipeline::Pipeline>, String> {
+    if s.cloud.rules.is_empty() {
+        return Ok(None);
+    }
+    let configs = s
+        .cloud
+        .rules
+        .iter()
+        .map(|r| r.to_config().ok_or_else(|| format!("unknown rule {r:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rules = twinrig_cloud::rules::RuleSet::from_configs(configs).map_err(|e| e.to_string())?;
+    twinrig_cloud::rules::pipeline::Pipeline::new(rules, crate::scenario::validate::transforms())
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 fn physics_config(s: &Scenario) -> PhysicsConfig {
     PhysicsConfig {
         rate_hz: s.world.physics_rate_hz,
@@ -200,6 +221,8 @@ struct Timeline {
     physics: PhysicsWorld,
     client: twinrig_sim::net::SimMqttClient,
     devices: BTreeMap<String, Box<dyn DeviceRuntime>>,
+    cloud: Rc<CloudTwin>,
+    say_count: std::cell::Cell<u64>,
     results: RefCell<Vec<AssertionResult>>,
     failure: RefCell<Option<String>>,
     current_step: std::cell::Cell<usize>,
@@ -280,12 +303,19 @@ fn build_and_run(
             network: &network,
             physics: &physics,
             link,
+            epoch_unix_s: scenario.cloud.epoch_unix_s,
         };
         let runtime = kind
             .spawn(&ctx, &d.id, &d.params)
             .map_err(|e| format!("device {} ({}): {e}", d.id, d.kind))?;
         runtimes.insert(d.id.clone(), runtime);
     }
+    let cloud = CloudTwin::new(
+        handle,
+        rules_pipeline(scenario)?,
+        scenario.cloud.epoch_unix_s,
+    )?;
+    cloud.start(&network)?;
     let client = network.connect(SCENARIO_CLIENT, LinkParams::ideal())?;
     let timeline = Rc::new(Timeline {
         handle: handle.clone(),
@@ -293,6 +323,8 @@ fn build_and_run(
         physics,
         client,
         devices: runtimes,
+        cloud,
+        say_count: std::cell::Cell::new(0),
         results: RefCell::new(Vec::new()),
         failure: RefCell::new(None),
         current_step: std::cell::Cell::new(0),
@@ -337,6 +369,7 @@ fn step_kind(step: &Step) -> &'static str {
         Step::Expect(_) => "expect",
         Step::Delay(_) => "delay",
         Step::Fault(_) => "fault",
+        Step::Say(_) => "say",
     }
 }
 
@@ -436,11 +469,16 @@ impl Timeline {
                 Ok(())
             }
             Step::Fault(f) => self.fault(f),
+            Step::Say(say) => self.say(&say.device, &say.text).await,
         }
     }
 
     fn check(&self, e: &Expect) -> (String, Result<String, String>) {
         match e {
+            Expect::Records(r) => {
+                let description = format!("records {}", r.kind);
+                (description, self.check_records(r))
+            }
             Expect::Message(m) => {
                 let seen = self.network.observed();
                 let count = seen
@@ -522,6 +560,80 @@ impl Timeline {
                 (description, result)
             }
         }
+    }
+
+    /// A spoken command: the command model turns it into the device's MQTT
+    /// commands, published in order with ids `say-N`. Speech it cannot read
+    /// becomes an error event on `twinrig/voice/{device}/error`, not a command.
+    async fn say(&self, device: &str, text: &str) -> Result<(), String> {
+        let runtime = self
+            .devices
+            .get(device)
+            .ok_or_else(|| format!("no device {device}"))?;
+        let topic = runtime
+            .command_topic()
+            .ok_or_else(|| format!("device {device} takes no spoken commands"))?;
+        match OfflineParser.interpret(text) {
+            Ok(commands) => {
+                for mut c in commands {
+                    let n = self.say_count.get() + 1;
+                    self.say_count.set(n);
+                    if let Some(obj) = c.as_object_mut() {
+                        obj.insert("id".into(), json!(format!("say-{n}")));
+                    }
+                    self.client
+                        .publish(&topic, c.to_string().as_bytes(), QoS::AtLeastOnce)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Err(e) => {
+                let event = json!({"text": text, "error": e.to_string()});
+                self.client
+                    .publish(
+                        &format!("twinrig/voice/{device}/error"),
+                        event.to_string().as_bytes(),
+                        QoS::AtLeastOnce,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_records(&self, r: &crate::scenario::ExpectRecords) -> Result<String, String> {
+        let pipeline = self
+            .cloud
+            .pipeline()
+            .ok_or("no cloud rules are configured (cloud.rules)")?;
+        let transform = pipeline
+            .transform(&r.kind)
+            .ok_or_else(|| format!("no rule sends to `{}`", r.kind))?;
+        let store = self.cloud.store();
+        let records = match &r.device {
+            Some(d) => store.list_recent(transform.kind(), d, usize::MAX),
+            None => store.list_all(transform.kind()).map(|mut v| {
+                v.reverse();
+                v
+            }),
+        }
+        .map_err(|e| e.to_string())?;
+        let cmp = r.count.clone().unwrap_or(crate::scenario::Comparison {
+            at_least: Some(1.0),
+            ..Default::default()
+        });
+        compare(&json!(records.len()), &cmp).map_err(|e| format!("record count: {e}"))?;
+        if r.latest.is_empty() {
+            return Ok(format!("{} records", records.len()));
+        }
+        let newest = records.first().ok_or("no records to check `latest` on")?;
+        let fields = serde_json::Value::Object(newest.record.fields.clone());
+        for (path, check) in &r.latest {
+            field_check(json_path(&fields, path), check)
+                .map_err(|e| format!("latest.{path}: {e}"))?;
+        }
+        Ok(format!("{} records; newest {fields}", records.len()))
     }
 
     fn fault(&self, f: &Fault) -> Result<(), String> {

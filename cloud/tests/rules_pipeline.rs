@@ -28,6 +28,7 @@ fn hand_state() -> Value {
 
 fn rvr_telemetry() -> Value {
     json!({
+        "type": "telemetry",
         "ts": 1_770_550_849,
         "imu": {"pitch": 0.5, "roll": -1.25, "yaw": 90.0},
         "accelerometer": {"x": 0.01, "y": -0.02, "z": 1.0},
@@ -92,9 +93,13 @@ fn rvr_rule_selects_the_telemetry_and_the_device_name() {
         .as_object_mut()
         .unwrap()
         .remove("battery_percentage"); // not selected
+    expected.as_object_mut().unwrap().remove("type"); // only filtered on
     expected["device_name"] = json!("XIAOSpheroRVR");
     assert_eq!(out, expected);
     assert_eq!(eval(RVR_TELEMETRY_SQL, HAND_TOPIC, &rvr_telemetry()), None);
+    // Maneuver events and errors share the topic; the rule skips them.
+    let event = json!({"type": "maneuver", "id": "m1", "status": "completed"});
+    assert_eq!(eval(RVR_TELEMETRY_SQL, RVR_TOPIC, &event), None);
 }
 
 // ---- the transforms --------------------------------------------------------------
@@ -227,7 +232,12 @@ fn rvr_transform_flattens_telemetry_with_defaults() {
         })
     );
     // A sparse message: numbers 0, statuses null, time from the clock.
-    let sparse = eval(RVR_TELEMETRY_SQL, RVR_TOPIC, &json!({"imu": {"yaw": -30}})).unwrap();
+    let sparse = eval(
+        RVR_TELEMETRY_SQL,
+        RVR_TOPIC,
+        &json!({"type": "telemetry", "imu": {"yaw": -30}}),
+    )
+    .unwrap();
     let r = t.apply(&sparse, NOW_MS).unwrap();
     assert_eq!(r.fields["imuYaw"], json!(-30));
     assert_eq!(r.fields["imuPitch"], json!(0));

@@ -46,6 +46,10 @@ pub struct Scenario {
     /// Devices in the run.
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// The cloud twin: the wall-clock date of virtual time 0 and the rules fed
+    /// by the broker (default: the default epoch and no rules).
+    #[serde(default)]
+    pub cloud: CloudConfig,
     /// The timeline, run in order.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
@@ -311,6 +315,196 @@ pub struct Device {
     pub params: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The cloud twin's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// The wall-clock time that virtual time 0 stands for: RFC 3339 in UTC,
+    /// whole seconds, ending in `Z` (`2026-01-01T00:00:00Z`). Held as unix
+    /// seconds.
+    #[serde(rename = "epoch", default = "default_epoch", with = "epoch_serde")]
+    #[schemars(schema_with = "epoch_serde::schema")]
+    pub epoch_unix_s: u64,
+    /// Rules run on every message through the broker, in order; each is the
+    /// name of a preset or a rule written out.
+    #[serde(default)]
+    pub rules: Vec<RuleRef>,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            epoch_unix_s: DEFAULT_EPOCH_UNIX_S,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// `2026-01-01T00:00:00Z`, the default `cloud.epoch`, in unix seconds.
+pub const DEFAULT_EPOCH_UNIX_S: u64 = 1_767_225_600;
+
+/// The latest epoch that can be written: `9999-12-31T23:59:59Z`.
+pub const MAX_EPOCH_UNIX_S: u64 = 253_402_300_799;
+
+fn default_epoch() -> u64 {
+    DEFAULT_EPOCH_UNIX_S
+}
+
+/// Reads an epoch as written in a scenario: RFC 3339 in UTC with whole
+/// seconds and a `Z` (`2026-01-01T00:00:00Z`), from 1970 to 9999. Unix seconds.
+pub fn parse_epoch(text: &str) -> Result<u64, String> {
+    let b = text.as_bytes();
+    let shape_ok = b.len() == 20
+        && text.is_ascii()
+        && b[10] == b'T'
+        && b[19] == b'Z'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19) || c.is_ascii_digit());
+    if !shape_ok {
+        return Err(format!(
+            "`{text}` is not a UTC time like 2026-01-01T00:00:00Z \
+             (RFC 3339, whole seconds, ending in `Z`; no offsets)"
+        ));
+    }
+    let time = humantime::parse_rfc3339(text).map_err(|e| {
+        let why = match e {
+            humantime::TimestampError::OutOfRange => {
+                "a month, day, hour, minute or second is out of range, or the year is before 1970"
+                    .to_owned()
+            }
+            other => other.to_string(),
+        };
+        format!("`{text}` is not a valid time: {why}")
+    })?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| format!("`{text}` is before 1970"))
+}
+
+/// Writes unix seconds as in a scenario (`2026-01-01T00:00:00Z`); `None`
+/// after [`MAX_EPOCH_UNIX_S`].
+pub fn format_epoch(unix_s: u64) -> Option<String> {
+    if unix_s > MAX_EPOCH_UNIX_S {
+        return None;
+    }
+    let time = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(unix_s))?;
+    Some(humantime::format_rfc3339_seconds(time).to_string())
+}
+
+/// `cloud.epoch`: an RFC 3339 text in the file, unix seconds in the model.
+mod epoch_serde {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(unix_s: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        match format_epoch(*unix_s) {
+            Some(text) => serializer.serialize_str(&text),
+            None => Err(serde::ser::Error::custom(format!(
+                "epoch {unix_s} is after 9999-12-31T23:59:59Z"
+            ))),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        struct EpochVisitor;
+
+        impl Visitor<'_> for EpochVisitor {
+            type Value = u64;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a UTC time like 2026-01-01T00:00:00Z")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                parse_epoch(v).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(EpochVisitor)
+    }
+
+    pub fn schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+        })
+    }
+}
+
+/// A rule for the cloud twin: a preset's name, or a rule written out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum RuleRef {
+    /// A shipped rule with its transform, by short name (`hand-state`,
+    /// `rvr-telemetry`) or rule name (`AmazingHandStateStreamingRule`, ...).
+    Preset(String),
+    /// A rule written out.
+    Inline {
+        /// Rule name, unique in the scenario: A-Z, a-z, 0-9 and `_` (as in AWS IoT).
+        name: String,
+        /// The rule's SQL (the AWS IoT SQL subset of the cloud twin).
+        sql: String,
+        /// The transform the rule's output goes to (`hand-state`, `rvr-telemetry`).
+        action: String,
+    },
+}
+
+impl RuleRef {
+    /// The rule to load: a preset's configuration (`None` for an unknown
+    /// preset name), or the inline rule as is.
+    pub fn to_config(&self) -> Option<twinrig_cloud::rules::RuleConfig> {
+        match self {
+            RuleRef::Preset(name) => preset_rule(name),
+            RuleRef::Inline { name, sql, action } => Some(twinrig_cloud::rules::RuleConfig {
+                name: name.clone(),
+                sql: sql.clone(),
+                action: action.clone(),
+            }),
+        }
+    }
+}
+
+/// The preset rule a scenario may name: by its short name (the name of its
+/// transform, `rvr-telemetry`) or by its rule name
+/// (`SpheroRvrTelemetryStreamingRule`).
+pub fn preset_rule(name: &str) -> Option<twinrig_cloud::rules::RuleConfig> {
+    twinrig_cloud::rules::presets::rule_configs()
+        .into_iter()
+        .find(|c| c.action == name || c.name == name)
+}
+
+// Hand-written instead of `#[serde(untagged)]`, which would replace every
+// error inside a rule (a misspelt key) with "data did not match any variant".
+impl<'de> Deserialize<'de> for RuleRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RuleRefVisitor;
+
+        impl<'de> Visitor<'de> for RuleRefVisitor {
+            type Value = RuleRef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a preset rule name or a rule `{name, sql, action}`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RuleRef, E> {
+                Ok(RuleRef::Preset(v.to_owned()))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RuleRef, A::Error> {
+                let r = raw::InlineRule::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RuleRef::Inline {
+                    name: r.name,
+                    sql: r.sql,
+                    action: r.action,
+                })
+            }
+        }
+
+        deserializer.deserialize_any(RuleRefVisitor)
+    }
+}
+
 /// One timeline step. Each step has exactly one action key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -325,6 +519,9 @@ pub enum Step {
     Delay(Duration),
     /// Start a fault.
     Fault(Fault),
+    /// Speak a command to a device: the words are turned into the device's
+    /// MQTT commands.
+    Say(Say),
 }
 
 /// Publish a message.
@@ -339,6 +536,16 @@ pub struct Publish {
     #[serde(default)]
     #[schemars(range(max = 1))]
     pub qos: u8,
+}
+
+/// A spoken command to a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Say {
+    /// Device id the command is for.
+    pub device: String,
+    /// What is said (`drive forward one metre then turn left ninety degrees`).
+    pub text: String,
 }
 
 /// Wait for a message.
@@ -533,6 +740,8 @@ pub enum Expect {
     Body(ExpectBody),
     /// Time from the first message matching `from` to the first later message matching `to`.
     Latency(ExpectLatency),
+    /// Records the cloud's rules wrote to the records store.
+    Records(ExpectRecords),
 }
 
 /// Count the messages seen since the run started on a topic filter.
@@ -602,6 +811,25 @@ pub struct ExpectLatency {
     /// The check on the time between them (YAML: `at_least`/`at_most` beside `to`).
     #[serde(flatten)]
     pub check: DurationComparison,
+}
+
+/// Check the records store: how many records a transform wrote, and what the
+/// newest one holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectRecords {
+    /// The transform (rule action) that wrote them: `hand-state`, `rvr-telemetry`.
+    pub kind: String,
+    /// Only this device's records (the record key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// How many there must be (default: at least one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<Comparison>,
+    /// Fields of the newest record by dotted path, each a value to equal or a
+    /// comparison (as in `match`). Needs at least one record.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latest: BTreeMap<String, FieldCheck>,
 }
 
 /// A message by topic filter and payload conditions.
@@ -751,6 +979,15 @@ mod raw {
         BodyField, Comparison, Duration, DurationComparison, FieldCheck, PayloadFilter,
         UartDirection, UartFaultKind,
     };
+
+    /// A rule written out (the YAML shape of `RuleRef::Inline`).
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct InlineRule {
+        pub name: String,
+        pub sql: String,
+        pub action: String,
+    }
 
     /// Run until a message matching `topic` (and `match`/`text`, if given) is
     /// seen; fail the scenario at `timeout`.

@@ -56,6 +56,12 @@ devices:
   - kind: echo
     id: echo-3
     link: { latency: { exponential: { min: 1ms, mean_extra: 0.5ms } }, loss: 0.1 }
+cloud:
+  epoch: 2026-02-08T12:00:00Z
+  rules:
+    - rvr-telemetry
+    - AmazingHandStateStreamingRule
+    - { name: my_rule, sql: "SELECT * FROM 'a/+'", action: rvr-telemetry }
 steps:
   - publish: { topic: twinrig/echo/echo-1/tx, payload: "hello" }
   - publish: { topic: twinrig/rover/rover-1/cmd, payload: { speed: 0.5, turn: [1, 2] }, qos: 1 }
@@ -86,6 +92,14 @@ steps:
   - fault: { link: { device: rover-1, loss: { probability: 0.2, duration: 5s } } }
   - fault: { link: { device: echo-3, extra_latency: { latency: 50ms, duration: 1s } } }
   - delay: 500ms
+  - say: { device: rover-1, text: "drive forward one metre then turn left ninety degrees" }
+  - expect:
+      records:
+        kind: rvr-telemetry
+        device: rover-1
+        count: { at_least: 3 }
+        latest: { imuYaw: { approx: 90, tolerance: 2 }, deviceName: rover-1 }
+  - expect: { records: { kind: hand-state } }
 "##;
 
 fn ms(n: u64) -> Duration {
@@ -218,6 +232,18 @@ fn expected_everything() -> Scenario {
                 }),
             ),
         ],
+        cloud: CloudConfig {
+            epoch_unix_s: 1_770_552_000,
+            rules: vec![
+                RuleRef::Preset("rvr-telemetry".into()),
+                RuleRef::Preset("AmazingHandStateStreamingRule".into()),
+                RuleRef::Inline {
+                    name: "my_rule".into(),
+                    sql: "SELECT * FROM 'a/+'".into(),
+                    action: "rvr-telemetry".into(),
+                },
+            ],
+        },
         steps: vec![
             Step::Publish(Publish {
                 topic: "twinrig/echo/echo-1/tx".into(),
@@ -345,6 +371,40 @@ fn expected_everything() -> Scenario {
                 },
             ),
             Step::Delay(ms(500)),
+            Step::Say(Say {
+                device: "rover-1".into(),
+                text: "drive forward one metre then turn left ninety degrees".into(),
+            }),
+            Step::Expect(Expect::Records(ExpectRecords {
+                kind: "rvr-telemetry".into(),
+                device: Some("rover-1".into()),
+                count: Some(Comparison {
+                    at_least: Some(3.0),
+                    ..Comparison::default()
+                }),
+                latest: [
+                    (
+                        "imuYaw".to_owned(),
+                        FieldCheck::Compare(Comparison {
+                            approx: Some(90.0),
+                            tolerance: Some(2.0),
+                            ..Comparison::default()
+                        }),
+                    ),
+                    (
+                        "deviceName".to_owned(),
+                        FieldCheck::Equals(json!("rover-1")),
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+            })),
+            Step::Expect(Expect::Records(ExpectRecords {
+                kind: "hand-state".into(),
+                device: None,
+                count: None,
+                latest: BTreeMap::new(),
+            })),
         ],
     }
 }
@@ -376,6 +436,151 @@ fn serialized_scenario_reads_back_equal() {
         0.001
     );
     assert_eq!(json["duration_limit"], "60s");
+    assert_eq!(json["cloud"]["epoch"], "2026-02-08T12:00:00Z");
+    assert_eq!(json["cloud"]["rules"][0], "rvr-telemetry");
+    assert_eq!(json["cloud"]["rules"][2]["action"], "rvr-telemetry");
+    assert_eq!(json["steps"][18]["say"]["device"], "rover-1");
+    assert_eq!(
+        json["steps"][19]["expect"]["records"]["latest"]["imuYaw"]["tolerance"],
+        2.0
+    );
+}
+
+#[test]
+fn cloud_defaults_when_absent() {
+    let s = parse("name: m\nseed: 0\nduration_limit: 1s\nsteps: [ { delay: 1ms } ]\n").unwrap();
+    assert_eq!(s.cloud, CloudConfig::default());
+    assert_eq!(s.cloud.epoch_unix_s, 1_767_225_600);
+    assert_eq!(
+        format_epoch(s.cloud.epoch_unix_s).unwrap(),
+        "2026-01-01T00:00:00Z"
+    );
+    assert!(s.cloud.rules.is_empty());
+    // An empty `cloud:` mapping is the default too; a quoted epoch reads the same.
+    let s = parse("name: m\nseed: 0\nduration_limit: 1s\ncloud: {}\nsteps: [ { delay: 1ms } ]\n")
+        .unwrap();
+    assert_eq!(s.cloud, CloudConfig::default());
+    let s = parse(
+        "name: m\nseed: 0\nduration_limit: 1s\ncloud: { epoch: \"1970-01-01T00:00:00Z\" }\nsteps: [ { delay: 1ms } ]\n",
+    )
+    .unwrap();
+    assert_eq!(s.cloud.epoch_unix_s, 0);
+}
+
+#[test]
+fn epochs_are_utc_whole_seconds_with_z() {
+    assert_eq!(
+        parse_epoch("2026-01-01T00:00:00Z"),
+        Ok(DEFAULT_EPOCH_UNIX_S)
+    );
+    assert_eq!(parse_epoch("2000-02-29T23:59:59Z"), Ok(951_868_799));
+    assert_eq!(parse_epoch("9999-12-31T23:59:59Z"), Ok(MAX_EPOCH_UNIX_S));
+    for bad in [
+        "",
+        "2026-01-01",
+        "2026-01-01T00:00:00",
+        "2026-01-01 00:00:00Z",
+        "2026-01-01T00:00:00z",
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:00.5Z",
+        "2026-1-01T00:00:00Z",
+        "2026-01-01T00:00:0xZ",
+        "2026-01-01T00:00:00Zé",
+        "١٢٣٤-01-01T00:00:00Z",
+    ] {
+        let err = parse_epoch(bad).unwrap_err();
+        assert!(err.contains("is not a UTC time like"), "{bad}: {err}");
+    }
+    for bad in [
+        "1969-12-31T23:59:59Z",
+        "2026-13-01T00:00:00Z",
+        "2026-02-29T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01T00:60:00Z",
+    ] {
+        let err = parse_epoch(bad).unwrap_err();
+        assert!(err.contains("is not a valid time"), "{bad}: {err}");
+    }
+    for secs in [0, DEFAULT_EPOCH_UNIX_S, 951_868_799, MAX_EPOCH_UNIX_S] {
+        assert_eq!(parse_epoch(&format_epoch(secs).unwrap()), Ok(secs));
+    }
+    assert_eq!(format_epoch(MAX_EPOCH_UNIX_S + 1), None);
+    assert_eq!(format_epoch(u64::MAX), None);
+    // Out of range in the model: serializing fails instead of panicking.
+    let cloud = CloudConfig {
+        epoch_unix_s: u64::MAX,
+        rules: Vec::new(),
+    };
+    assert!(serde_json::to_string(&cloud).is_err());
+}
+
+#[test]
+fn rule_refs_resolve_to_cloud_rule_configs() {
+    let by_short = RuleRef::Preset("rvr-telemetry".into()).to_config().unwrap();
+    let by_rule = RuleRef::Preset("SpheroRvrTelemetryStreamingRule".into())
+        .to_config()
+        .unwrap();
+    assert_eq!(by_short, by_rule);
+    assert_eq!(by_short.name, "SpheroRvrTelemetryStreamingRule");
+    assert_eq!(by_short.action, "rvr-telemetry");
+    assert_eq!(
+        RuleRef::Preset("hand-state".into())
+            .to_config()
+            .unwrap()
+            .name,
+        "AmazingHandStateStreamingRule"
+    );
+    assert_eq!(RuleRef::Preset("nope".into()).to_config(), None);
+    let inline = RuleRef::Inline {
+        name: "r".into(),
+        sql: "SELECT * FROM 'a'".into(),
+        action: "hand-state".into(),
+    };
+    assert_eq!(
+        inline.to_config().unwrap(),
+        twinrig_cloud::rules::RuleConfig {
+            name: "r".into(),
+            sql: "SELECT * FROM 'a'".into(),
+            action: "hand-state".into(),
+        }
+    );
+    let names: Vec<String> = validate::transforms()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect();
+    assert_eq!(names, ["hand-state", "rvr-telemetry"]);
+}
+
+#[test]
+fn cloud_say_and_records_errors_are_all_reported() {
+    let text = r#"name: x
+seed: 1
+duration_limit: 1s
+devices: [ { kind: rover, id: rvr-1 } ]
+cloud:
+  rules:
+    - { name: my-rule, sql: "SELEC", action: nothing }
+steps:
+  - say: { device: rvr-9, text: "" }
+  - expect: { records: { kind: nothing, device: rvr-9, count: {} } }
+"#;
+    let err = parse(text).unwrap_err();
+    let plain = err.render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:7:15: cloud rule 1 (`my-rule`): a rule name must not be empty and only have A-Z, a-z, 0-9 and `_`",
+            "test.yaml:7:29: cloud rule 1 (`my-rule`): `sql` does not parse: expected SELECT, found `SELEC` (at column 1 of the SQL)",
+            "test.yaml:7:46: cloud rule 1 (`my-rule`): unknown action `nothing`; transforms: hand-state, rvr-telemetry",
+            "test.yaml:9:20: step 1 (say): unknown device `rvr-9`; devices: rvr-1",
+            "test.yaml:9:33: step 1 (say): `text` must not be empty",
+            "test.yaml:10:32: step 2 (expect): unknown records kind `nothing`; kinds (transforms): hand-state, rvr-telemetry",
+            "test.yaml:10:49: step 2 (expect): unknown device `rvr-9`; devices: rvr-1",
+            "test.yaml:10:63: step 2 (expect): `count`: no condition given; use equals, approx (with tolerance), at_least or at_most",
+        ],
+        "{plain}"
+    );
 }
 
 #[test]

@@ -4,15 +4,17 @@
 //! (`echo-1`)`, `world.obstacles[1]`) and carries the path of the offending
 //! node in the document, which `load.rs` turns into a line and column.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+
+use twinrig_cloud::rules::{Rule, RuleConfig, RuleError, Transform, parse as parse_sql, presets};
 
 use super::duration::Duration;
 use super::model::Latency;
 use super::model::{
-    Comparison, Device, DurationComparison, Expect, Fault, FieldCheck, LatencyDistribution,
-    LinkFaultKind, LinkModel, Obstacle, PayloadFilter, Scenario, ShapeSpec, Step, UartFaultKind,
-    World,
+    CloudConfig, Comparison, Device, DurationComparison, Expect, ExpectRecords, Fault, FieldCheck,
+    LatencyDistribution, LinkFaultKind, LinkModel, Obstacle, PayloadFilter, RuleRef, Scenario,
+    ShapeSpec, Step, UartFaultKind, World, preset_rule,
 };
 
 /// The most physics steps per second of virtual time.
@@ -76,6 +78,7 @@ pub fn validate(s: &Scenario, known_kinds: &[&str]) -> Result<(), Vec<SemanticEr
         known_kinds,
         device_ids: s.devices.iter().map(|d| d.id.as_str()).collect(),
         obstacle_names: s.world.obstacles.iter().map(|o| o.name.as_str()).collect(),
+        transforms: transforms(),
     };
     c.scenario(s);
     if c.errors.is_empty() {
@@ -108,6 +111,30 @@ struct Checker<'a> {
     known_kinds: &'a [&'a str],
     device_ids: Vec<&'a str>,
     obstacle_names: Vec<&'a str>,
+    transforms: Vec<Transform>,
+}
+
+/// The transforms a rule's `action` and `expect: records` may name (the
+/// presets'), in the order of [`presets::rule_configs`].
+pub fn transforms() -> Vec<Transform> {
+    // A shipped transform file that does not load is a bug of the build; the
+    // cloud crate's own tests catch it. Here it is simply not available.
+    [
+        presets::hand_state_transform(),
+        presets::rvr_telemetry_transform(),
+    ]
+    .into_iter()
+    .filter_map(Result::ok)
+    .collect()
+}
+
+/// The names a scenario may use for preset rules: each preset's short name
+/// (its transform) and its rule name.
+pub fn preset_names() -> Vec<(String, String)> {
+    presets::rule_configs()
+        .into_iter()
+        .map(|c| (c.action, c.name))
+        .collect()
 }
 
 impl Checker<'_> {
@@ -132,6 +159,7 @@ impl Checker<'_> {
         self.world(&s.world, &root.k("world"));
         self.link(&s.link, &root.k("link"), "`link`");
         self.devices(&s.devices, &root.k("devices"));
+        self.cloud(&s.cloud, &root.k("cloud"));
         let steps = root.k("steps");
         if s.steps.is_empty() {
             self.err(
@@ -316,10 +344,10 @@ impl Checker<'_> {
                         "{what}: an id is an MQTT client id and used in topics; it must not contain `/`, `+`, `#`, `$` or blanks"
                     ),
                 );
-            } else if d.id == RESERVED_CLIENT_ID {
+            } else if d.id == RESERVED_CLIENT_ID || d.id == CLOUD_CLIENT_ID {
                 self.err(
                     &dp.k("id"),
-                    format!("{what}: `{RESERVED_CLIENT_ID}` is the scenario's own MQTT client id"),
+                    format!("{what}: `{}` is the harness's own MQTT client id", d.id),
                 );
             }
             if let Some(first) = seen.get(d.id.as_str()) {
@@ -334,6 +362,91 @@ impl Checker<'_> {
                 self.link(link, &dp.k("link"), &format!("{what}: `link`"));
             }
         }
+    }
+
+    fn cloud(&mut self, c: &CloudConfig, p: &P) {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, rule) in c.rules.iter().enumerate() {
+            let rp = p.k("rules").i(i);
+            let (config, name_path, what) = match rule {
+                RuleRef::Preset(name) => {
+                    let what = format!("cloud rule {}", i + 1);
+                    let Some(config) = preset_rule(name) else {
+                        let known: Vec<String> = preset_names()
+                            .into_iter()
+                            .map(|(short, rule)| format!("{short} (rule {rule})"))
+                            .collect();
+                        self.err(
+                            &rp,
+                            format!(
+                                "{what}: unknown preset `{name}`; presets: {}",
+                                known.join(", ")
+                            ),
+                        );
+                        continue;
+                    };
+                    (config, rp.clone(), what)
+                }
+                RuleRef::Inline { name, sql, action } => {
+                    let what = format!("cloud rule {} (`{name}`)", i + 1);
+                    let config = RuleConfig {
+                        name: name.clone(),
+                        sql: sql.clone(),
+                        action: action.clone(),
+                    };
+                    // The cloud crate checks the name before the SQL and
+                    // stops at the first problem: parse the SQL on its own
+                    // so both are reported.
+                    match Rule::new(config.clone()) {
+                        Ok(_) => {}
+                        Err(RuleError::BadName(_)) => self.err(
+                            &rp.k("name"),
+                            format!(
+                                "{what}: a rule name must not be empty and only have A-Z, a-z, 0-9 and `_`"
+                            ),
+                        ),
+                        // Reported below (`sql`) and after this (`action`).
+                        Err(RuleError::Sql { .. } | RuleError::NoAction(_)) => {}
+                        Err(other) => self.err(&rp, format!("{what}: {other}")),
+                    }
+                    if let Err(e) = parse_sql(sql) {
+                        self.err(
+                            &rp.k("sql"),
+                            format!(
+                                "{what}: `sql` does not parse: {} (at {} of the SQL)",
+                                e.kind, e.pos
+                            ),
+                        );
+                    }
+                    if !self.transforms.iter().any(|t| t.name() == action) {
+                        let known = self.transform_list();
+                        self.err(
+                            &rp.k("action"),
+                            format!("{what}: unknown action `{action}`; transforms: {known}"),
+                        );
+                    }
+                    (config, rp.k("name"), what)
+                }
+            };
+            if let Some(first) = seen.get(&config.name) {
+                self.err(
+                    &name_path,
+                    format!(
+                        "{what}: the rule name `{}` is already used by cloud rule {}",
+                        config.name,
+                        first + 1
+                    ),
+                );
+            } else {
+                seen.insert(config.name, i);
+            }
+        }
+    }
+
+    /// The transform names, for messages.
+    fn transform_list(&self) -> String {
+        let names: Vec<&str> = self.transforms.iter().map(Transform::name).collect();
+        names.join(", ")
     }
 
     fn known_device(&mut self, id: &str, p: &P, what: &str) {
@@ -374,6 +487,12 @@ impl Checker<'_> {
             Step::Expect(e) => self.expect(e, &p, &what),
             Step::Delay(_) => {}
             Step::Fault(f) => self.fault(f, &p, &what),
+            Step::Say(say) => {
+                self.known_device(&say.device, &p.k("device"), &what);
+                if say.text.trim().is_empty() {
+                    self.err(&p.k("text"), format!("{what}: `text` must not be empty"));
+                }
+            }
         }
     }
 
@@ -418,6 +537,49 @@ impl Checker<'_> {
                     self.payload_filter(&m.filter, &lp.k(name), &what);
                 }
                 self.duration_comparison(&l.check, &lp, what);
+            }
+            Expect::Records(r) => self.expect_records(r, &p.k("records"), what),
+        }
+    }
+
+    fn expect_records(&mut self, r: &ExpectRecords, p: &P, what: &str) {
+        let transform = self.transforms.iter().position(|t| t.name() == r.kind);
+        if transform.is_none() {
+            let known = self.transform_list();
+            self.err(
+                &p.k("kind"),
+                format!(
+                    "{what}: unknown records kind `{}`; kinds (transforms): {known}",
+                    r.kind
+                ),
+            );
+        }
+        if let Some(device) = &r.device {
+            self.known_device(device, &p.k("device"), what);
+        }
+        if let Some(count) = &r.count {
+            self.comparison(count, &p.k("count"), &format!("{what}: `count`"));
+        }
+        self.field_checks(&r.latest, &p.k("latest"), what, "latest");
+        if let Some(t) = transform {
+            let fields: Vec<String> = self.transforms[t]
+                .spec()
+                .fields
+                .iter()
+                .map(|f| f.name.clone())
+                .collect();
+            for field in r.latest.keys() {
+                let first = field.split('.').next().unwrap_or_default();
+                if !first.is_empty() && !fields.iter().any(|f| f == first) {
+                    self.err(
+                        &p.k("latest").k(field),
+                        format!(
+                            "{what}: `{}` records have no field `{first}`; fields: {}",
+                            r.kind,
+                            fields.join(", ")
+                        ),
+                    );
+                }
             }
         }
     }
@@ -500,16 +662,27 @@ impl Checker<'_> {
 
     /// `p` is the mapping that holds `match`/`text`.
     fn payload_filter(&mut self, f: &PayloadFilter, p: &P, what: &str) {
-        for (field, check) in &f.fields {
-            let fp = p.k("match").k(field);
+        self.field_checks(&f.fields, &p.k("match"), what, "match");
+    }
+
+    /// Checks by dotted path; `p` is the mapping of them, named `key`.
+    fn field_checks(
+        &mut self,
+        fields: &BTreeMap<String, FieldCheck>,
+        p: &P,
+        what: &str,
+        key: &str,
+    ) {
+        for (field, check) in fields {
+            let fp = p.k(field);
             if field.is_empty() || field.split('.').any(str::is_empty) {
                 self.err(
                     &fp,
-                    format!("{what}: `match` path `{field}` has an empty segment"),
+                    format!("{what}: `{key}` path `{field}` has an empty segment"),
                 );
             }
             if let FieldCheck::Compare(c) = check {
-                self.comparison(c, &fp, &format!("{what}: `match.{field}`"));
+                self.comparison(c, &fp, &format!("{what}: `{key}.{field}`"));
             }
         }
     }
@@ -594,6 +767,7 @@ pub fn step_key(step: &Step) -> &'static str {
         Step::Expect(_) => "expect",
         Step::Delay(_) => "delay",
         Step::Fault(_) => "fault",
+        Step::Say(_) => "say",
     }
 }
 
@@ -637,6 +811,9 @@ fn check_topic_common(topic: &str) -> Result<(), &'static str> {
 
 /// The client id the scenario timeline uses (`runner::SCENARIO_CLIENT`).
 pub const RESERVED_CLIENT_ID: &str = "twinrig-scenario";
+
+/// The client id the cloud twin uses (`cloud_twin::CLOUD_CLIENT`).
+pub const CLOUD_CLIENT_ID: &str = "twinrig-cloud";
 
 /// Decodes the hex after `hex:`: pairs of hex digits, blanks between bytes allowed.
 pub fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {

@@ -12,10 +12,10 @@
 //!   own (assumed), records of kind `RvrTelemetry`.
 //!
 //! The RVR telemetry payload the rule and transform expect on
-//! `the-project/sphero-rvr/{thing}/state` (every part optional):
+//! `the-project/sphero-rvr/{thing}/state` (every part optional but `type`):
 //!
 //! ```json
-//! { "ts": 1770550850,
+//! { "type": "telemetry", "ts": 1770550850,
 //!   "imu": {"pitch": 0.5, "roll": -1.2, "yaw": 90.0},
 //!   "accelerometer": {"x": 0.01, "y": -0.02, "z": 1.0},
 //!   "gyroscope": {"x": 0.0, "y": 0.0, "z": 12.5},
@@ -49,10 +49,12 @@ pub const HAND_STATE_TRANSFORM_JSON: &str = include_str!("../../transforms/hand-
 /// Name of the RVR telemetry rule (assumed, in the hand stack's style).
 pub const RVR_TELEMETRY_RULE: &str = "SpheroRvrTelemetryStreamingRule";
 /// The RVR telemetry rule SQL (assumed shape: top-level fields plus
-/// `topic(3) AS device_name`).
+/// `topic(3) AS device_name`). The bridge firmware also reports maneuver
+/// events and command errors on the state topic, each with its own `type`,
+/// so the rule keeps only telemetry.
 pub const RVR_TELEMETRY_SQL: &str = "SELECT ts, imu, accelerometer, gyroscope, locator, color, \
      compass_heading, ambient_light, motor_thermal, topic(3) AS device_name \
-     FROM 'the-project/sphero-rvr/+/state'";
+     FROM 'the-project/sphero-rvr/+/state' WHERE type = 'telemetry'";
 /// The RVR transform's name (the rule's action).
 pub const RVR_TELEMETRY_ACTION: &str = "rvr-telemetry";
 /// The RVR transform file's text.

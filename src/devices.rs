@@ -35,6 +35,11 @@ pub trait DeviceRuntime {
     fn command_topic(&self) -> Option<String> {
         None
     }
+    /// Virtual time the device first moved, for the command-to-motion latency
+    /// in the run summary (None: it has not moved, or cannot).
+    fn first_motion(&self) -> Option<twinrig_sim::Nanos> {
+        None
+    }
 }
 
 /// A kind of device.
@@ -264,6 +269,9 @@ impl DeviceRuntime for RvrRuntime {
             rvr_bridge::Topics::new(&rvr_bridge::BridgeConfig::default().topic_prefix, &self.id)
                 .action,
         )
+    }
+    fn first_motion(&self) -> Option<twinrig_sim::Nanos> {
+        self.twin.body().drive().first_motion
     }
 }
 

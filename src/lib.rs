@@ -8,5 +8,6 @@ pub mod devices;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod serve;
 pub mod suite;
 pub mod voice;

@@ -39,6 +39,9 @@ enum Command {
         /// Write each scenario's MCAP trace into this directory.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write each scenario's records store (SQLite) into this directory.
+        #[arg(long)]
+        records: Option<PathBuf>,
         /// No progress bars (CI logs).
         #[arg(long)]
         quiet: bool,
@@ -57,6 +60,20 @@ enum Command {
     Replay {
         /// An MCAP trace written by `twinrig run --trace` or `twinrig record`.
         trace: PathBuf,
+    },
+    /// List records from a store written by `twinrig run --records DIR`, newest first, as JSON lines.
+    Records {
+        /// A `.sqlite` file written by `run --records`.
+        store: PathBuf,
+        /// Only this record kind (e.g. RvrTelemetry, HandState).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this device (the record key).
+        #[arg(long)]
+        device: Option<String>,
+        /// At most this many (newest first).
+        #[arg(long, default_value_t = 20)]
+        last: usize,
     },
     /// Print a trace's records, one per line: virtual time, channel, JSON.
     Trace {
@@ -78,6 +95,21 @@ enum Command {
         #[arg(long, default_value = "tests/replays")]
         replays: PathBuf,
     },
+    /// Serve a simulated robot live (wall clock) on a pseudo-terminal, for host
+    /// programs that speak its protocol over a serial port.
+    Serve {
+        /// The robot to serve: rvr.
+        robot: String,
+        /// Serve on a pseudo-terminal; its device path is printed on stdout.
+        #[arg(long)]
+        pty: bool,
+        /// Baud rate of the simulated UART.
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// Stop after this long (seconds, or with units: 90s, 2m); default: until Ctrl-C.
+        #[arg(long, value_parser = twinrig::serve::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -88,8 +120,15 @@ fn main() -> ExitCode {
             json,
             junit,
             trace,
+            records,
             quiet,
-        } => run(&paths, json, junit, trace, quiet),
+        } => run(&paths, json, junit, trace, records, quiet),
+        Command::Records {
+            store,
+            kind,
+            device,
+            last,
+        } => list_records(&store, kind.as_deref(), device.as_deref(), last),
         Command::Validate { paths } => validate(&paths),
         Command::List => {
             for k in devices::kinds() {
@@ -132,6 +171,46 @@ fn main() -> ExitCode {
             scenarios,
             replays,
         } => record(update, &scenarios, &replays),
+        Command::Serve {
+            robot,
+            pty,
+            baud,
+            duration,
+        } => {
+            use std::sync::Arc;
+            use std::sync::atomic::{AtomicBool, Ordering};
+            use twinrig::serve::{self, ServeError, ServeOptions, ServeRobot};
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = stop.clone();
+            robot
+                .parse::<ServeRobot>()
+                .and_then(|robot| {
+                    if pty {
+                        Ok(robot)
+                    } else {
+                        Err(ServeError::NoTransport)
+                    }
+                })
+                .map_err(|e| e.to_string())
+                .and_then(|robot| {
+                    // SIGINT, SIGTERM and SIGHUP end the serve loop cleanly (ctrlc's
+                    // `termination` feature); ctrlc is already in the build via bevy_app.
+                    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+                        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+                    let options = ServeOptions {
+                        baud,
+                        duration,
+                        ..ServeOptions::default()
+                    };
+                    let banner = options.clone();
+                    let summary = serve::serve_pty(robot, options, &stop, |path| {
+                        println!("{}", banner.ready_line(path));
+                    })
+                    .map_err(|e| e.to_string())?;
+                    println!("{summary}");
+                    Ok(true)
+                })
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -173,10 +252,11 @@ fn run(
     json: Option<PathBuf>,
     junit: Option<PathBuf>,
     trace_dir: Option<PathBuf>,
+    records_dir: Option<PathBuf>,
     quiet: bool,
 ) -> Result<bool, String> {
     let (loaded, bad) = load_all(paths)?;
-    if let Some(dir) = &trace_dir {
+    for dir in trace_dir.iter().chain(&records_dir) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
@@ -219,6 +299,10 @@ fn run(
             let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
             std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
             trace_path = Some(p);
+        }
+        if let Some(dir) = &records_dir {
+            let p = dir.join(format!("{}.sqlite", slug(&l.scenario.name)));
+            write_records(&p, &outcome.records)?;
         }
         reports.push(ScenarioReport::new(
             l.path.clone(),
@@ -322,4 +406,55 @@ fn record(update: bool, scenarios: &Path, replays: &Path) -> Result<bool, String
         }
     }
     Ok(ok)
+}
+
+/// Writes a run's records to a fresh SQLite store at `path`.
+fn write_records(path: &Path, records: &[twinrig_cloud::records::Record]) -> Result<(), String> {
+    use twinrig_cloud::records::RecordStore;
+    if path.exists() {
+        std::fs::remove_file(path)
+            .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+    }
+    let mut store = RecordStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for r in records {
+        store
+            .insert(r)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn list_records(
+    path: &Path,
+    kind: Option<&str>,
+    device: Option<&str>,
+    last: usize,
+) -> Result<bool, String> {
+    use twinrig_cloud::records::RecordStore;
+    if !path.is_file() {
+        return Err(format!("{}: no such records store", path.display()));
+    }
+    let store = RecordStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kinds: Vec<String> = match kind {
+        Some(k) => vec![k.to_string()],
+        None => store
+            .kinds()
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    };
+    for k in kinds {
+        let rows = match device {
+            Some(d) => store.list_recent(&k, d, last),
+            None => store.list_all(&k).map(|mut v| {
+                v.reverse();
+                v.truncate(last);
+                v
+            }),
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        for r in rows {
+            let line = serde_json::json!({"kind": r.record.kind, "device": r.record.key, "ts": r.record.ts, "fields": r.record.fields});
+            println!("{line}");
+        }
+    }
+    Ok(true)
 }

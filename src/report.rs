@@ -32,6 +32,8 @@ pub struct ScenarioReport {
     pub real_time_factor: f64,
     /// Where the trace was written, if it was.
     pub trace: Option<PathBuf>,
+    /// Figures derived from the run (e.g. command-to-motion latency in ms).
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 impl ScenarioReport {
@@ -59,6 +61,7 @@ impl ScenarioReport {
                 f64::INFINITY
             },
             trace,
+            metrics: outcome.metrics.clone(),
         }
     }
 
@@ -75,6 +78,7 @@ impl ScenarioReport {
             wall_time_s: 0.0,
             real_time_factor: 0.0,
             trace: None,
+            metrics: Default::default(),
         }
     }
 
@@ -174,10 +178,22 @@ impl Summary {
                 Cell::new(format!("{held}/{}", s.assertions.len())),
                 Cell::new(format!("{:.3} s", s.virtual_time_s)),
                 Cell::new(format!("{:.3} s", s.wall_time_s)),
-                Cell::new(format!("{:.0}", s.real_time_factor)),
+                Cell::new(if s.virtual_time_s > 0.0 {
+                    format!("{:.0}", s.real_time_factor)
+                } else {
+                    "-".to_string()
+                }),
             ]);
         }
         let mut out = t.to_string();
+        for s in self.scenarios.iter().filter(|s| !s.metrics.is_empty()) {
+            let figures: Vec<String> = s
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k} = {v:.1}"))
+                .collect();
+            out.push_str(&format!("\n{}: {}", s.name, figures.join(", ")));
+        }
         for s in self.scenarios.iter().filter(|s| !s.passed) {
             out.push_str(&format!("\n{} ({}):", s.name, s.path.display()));
             for f in s.failures() {

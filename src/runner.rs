@@ -59,6 +59,10 @@ pub struct Outcome {
     pub failure: Option<String>,
     /// Virtual time when the run ended.
     pub virtual_ns: Nanos,
+    /// Figures derived from the run, by name (e.g. `rvr-1.command_to_first_motion_ms`).
+    pub metrics: BTreeMap<String, f64>,
+    /// Every record the cloud's rules stored, in insertion order.
+    pub records: Vec<twinrig_cloud::records::Record>,
     /// The trace.
     pub trace: Trace,
 }
@@ -249,12 +253,16 @@ pub fn run_with_kinds(
         assertions: Vec::new(),
         failure: None,
         virtual_ns: 0,
+        metrics: BTreeMap::new(),
+        records: Vec::new(),
         trace: Trace::default(),
     };
     match build_and_run(&mut sim, &handle, scenario, kinds, progress) {
         Ok(timeline) => {
             outcome.assertions = timeline.results.borrow().clone();
             outcome.failure = timeline.failure.borrow().clone();
+            outcome.metrics = timeline.metrics();
+            outcome.records = timeline.all_records();
         }
         Err(message) => outcome.failure = Some(message),
     }
@@ -560,6 +568,54 @@ impl Timeline {
                 (description, result)
             }
         }
+    }
+
+    /// Derived figures: for each device that moves on command, the time from
+    /// the first message on its command topic reaching the broker to its first
+    /// motion (the link model's latency plus the firmware's and the robot's).
+    fn metrics(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        let seen = self.network.observed();
+        for (id, device) in &self.devices {
+            let (Some(topic), Some(moved)) = (device.command_topic(), device.first_motion()) else {
+                continue;
+            };
+            if let Some(first) = seen
+                .iter()
+                .find(|m| m.topic == topic)
+                .filter(|m| m.time <= moved)
+            {
+                let ms = (moved - first.time) as f64 / 1e6;
+                out.insert(format!("{id}.command_to_first_motion_ms"), ms);
+            }
+        }
+        out.insert(
+            "physics.rapier_steps".into(),
+            self.physics.rapier_steps() as f64,
+        );
+        out
+    }
+
+    /// Every stored record, in insertion order.
+    fn all_records(&self) -> Vec<twinrig_cloud::records::Record> {
+        let Some(pipeline) = self.cloud.pipeline() else {
+            return Vec::new();
+        };
+        let store = self.cloud.store();
+        let mut kinds: Vec<String> = pipeline
+            .rules()
+            .rules()
+            .iter()
+            .filter_map(|r| pipeline.transform(r.action()).map(|t| t.kind().to_string()))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
+        let mut all: Vec<twinrig_cloud::records::StoredRecord> = kinds
+            .iter()
+            .flat_map(|k| store.list_all(k).unwrap_or_default())
+            .collect();
+        all.sort_by_key(|r| r.id);
+        all.into_iter().map(|r| r.record).collect()
     }
 
     /// A spoken command: the command model turns it into the device's MQTT

@@ -245,3 +245,59 @@ fn validate_list_and_schema_work() {
         "run `cargo run -- schema > schema/scenario.schema.json`"
     );
 }
+
+#[test]
+fn records_are_written_and_listed_and_the_summary_has_the_motion_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    let json = dir.path().join("summary.json");
+    let o = twinrig(&[
+        "run",
+        "scenarios/rvr/telemetry-records.yaml",
+        "--quiet",
+        "--records",
+        records.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("rvr-1.command_to_first_motion_ms"),
+        "{}",
+        text(&o)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let latency = summary["scenarios"][0]["metrics"]["rvr-1.command_to_first_motion_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(latency > 0.0 && latency < 500.0, "latency {latency}");
+    let store = records.join("rvr-telemetry-lands-in-the-records-store.sqlite");
+    let o = twinrig(&[
+        "records",
+        store.to_str().unwrap(),
+        "--device",
+        "rvr-1",
+        "--kind",
+        "RvrTelemetry",
+        "--last",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["fields"]["deviceName"], "rvr-1");
+    assert!(
+        lines[0]["ts"].as_i64() >= lines[2]["ts"].as_i64(),
+        "newest first"
+    );
+    let o = twinrig(&["records", "no/such.sqlite"]);
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let o = twinrig(&["records", "Cargo.toml"]);
+    no_panic(&o);
+    assert!(!o.status.success());
+}

@@ -165,6 +165,19 @@ impl RecordStore {
         )
     }
 
+    /// The record kinds present, sorted.
+    pub fn kinds(&self) -> Result<Vec<String>, RecordError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT kind FROM records ORDER BY kind")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
     /// How many records of `kind` are stored.
     pub fn count(&self, kind: &str) -> Result<u64, RecordError> {
         let n: i64 = self.conn.query_row(

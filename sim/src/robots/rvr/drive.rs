@@ -124,6 +124,8 @@ pub struct TreadDrive {
     pub stopped_event: bool,
     /// Set when the timeout fired, until taken by [`RvrBody::take_events`].
     pub timeout_event: bool,
+    /// Virtual time the treads first turned (for command-to-motion latency).
+    pub first_motion: Option<Nanos>,
 }
 
 impl TreadDrive {
@@ -138,6 +140,7 @@ impl TreadDrive {
             timed_out: false,
             stopped_event: false,
             timeout_event: false,
+            first_motion: None,
         }
     }
 
@@ -452,6 +455,9 @@ fn drive_treads(
             drive.next_tick = t + tick_ns;
         }
         let [l, r] = drive.tread;
+        if drive.first_motion.is_none() && (l != 0.0 || r != 0.0) {
+            drive.first_motion = Some(clock.time);
+        }
         drive.travel_m[0] += f64::from(l * dt);
         drive.travel_m[1] += f64::from(r * dt);
         let Some(rb) = rapier.bodies.get_mut(body.handle) else {

@@ -1,0 +1,2 @@
+//! OTA client (being written).
+#![no_std]

@@ -13,7 +13,9 @@
 //! accelerometer reading +1 g on z at rest, and that the locator and velocity
 //! report true displacement (a fused estimate on a floor that does not slip;
 //! a robot stalled against a wall shows no progress, while its encoders keep
-//! counting). `drive_to_position` answers "not yet implemented".
+//! counting). `drive_to_position` answers "not yet implemented". The robot's
+//! inactivity auto-sleep is not modelled (its timeout is not published); the
+//! activity flag is read but changes nothing.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;

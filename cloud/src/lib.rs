@@ -1,9 +1,11 @@
-//! twinrig's local twin of the AWS IoT side. For now: the embedded MQTT broker
-//! (rumqttd, in-process links, no sockets) with deterministic batch routing.
-//! Device shadows, jobs, rules and the firmware registry build on it.
+//! twinrig's local twin of the AWS IoT side: the embedded MQTT broker (rumqttd,
+//! in-process links, no sockets) with deterministic batch routing, and the
+//! services on it — device shadows, IoT SQL rules with transforms and the
+//! records store, the firmware registry (and jobs).
 
 pub mod broker;
 pub mod records;
+pub mod registry;
 pub mod rules;
 pub mod shadow;
 pub mod topic;

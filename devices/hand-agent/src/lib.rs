@@ -1,0 +1,1 @@
+//! Amazing Hand ASL agent (being written).

@@ -1,0 +1,944 @@
+//! The Amazing Hand's half-duplex SCS servo bus: N SCS0009 twins (ids 1..=8
+//! for the hand) answering the SCS protocol on one end of a UART line.
+//!
+//! # Behaviour
+//! - One task reads bytes from the host side and parses frames
+//!   ([`Parser`]); a packet's arrival time is the virtual time its last byte
+//!   arrives. Another task writes replies; a third samples motion for the trace.
+//! - Dispatch by id: a unicast PING/READ/WRITE/REG_WRITE/ACTION is answered
+//!   by the addressed servo; broadcast (0xFE) acts on every servo and is never
+//!   answered; SYNC_WRITE writes each listed servo and is never answered.
+//!   With `response_status_level` (8) = 0 only PING and READ are answered
+//!   (SCServo's `Level` behaviour, assumed). Nothing is ever sent unsolicited.
+//! - No reply (and no effect) for: a bad checksum (counted on the bus and on
+//!   the servo the id byte names), params that do not fit the instruction
+//!   (`malformed`), an instruction the SCS0009 does not implement — SYNC_READ
+//!   (unsupported on SCSCL per FTS-rs), RESET, OFFSET_CALIBRATION, unknown
+//!   codes (`unsupported`, assumed silent), and ids nobody has (`unaddressed`).
+//! - A frame left incomplete for [`BusConfig::idle_give_up`] is abandoned and
+//!   the held bytes rescanned (assumed; servo-side timeout not published).
+//! - The UART break condition resets the parser.
+//!
+//! # Timing model (assumed values are parameters in [`BusConfig`])
+//! - Reply: starts `reply_latency` (assumed 50 us) plus `return_delay_unit`
+//!   (assumed 2 us, Dynamixel's unit) x register 7 (default 0, "Reserved" on
+//!   the SCS0009) after the request's last byte, then takes 10 us per byte at
+//!   1 Mbaud 8N1 on the wire. No documented SCS0009 turnaround exists.
+//! - Processing window: after a servo accepts a packet it is busy for
+//!   `processing_window` (assumed 500 us). A packet for that servo (unicast,
+//!   broadcast or a SYNC_WRITE entry) whose last byte arrives while it is
+//!   busy is MISSED: no effect, no reply, counted per servo (`missed`) and
+//!   traced. A missed packet does not extend the busy time. 500 us is chosen
+//!   so that the Pollen demo's per-finger sequence (speed, 0.2 ms, speed,
+//!   0.2 ms, position, position, 5 ms) with acknowledged writes clears the
+//!   window, while the same sequence without the 0.2 ms pauses does not.
+//! - Motion is computed lazily from virtual time on every access (no per-us
+//!   timers); nothing reads the wall clock.
+//! - Not modelled: collisions when host and servo talk at once, the echo of
+//!   the host's own bytes on a one-wire adapter, baud changes (register 6).
+//!
+//! # Trace
+//! Channel [`SERVOS_CHANNEL`] = `"/servos"`: while any servo moves, every
+//! `trace_period` (assumed 20 ms) `{"ids": [..], "deg": [..], "moving": [..]}`
+//! (present angles in degrees, in bus order), plus one sample when motion
+//! stops; events `{"event": "missed"|"bad_checksum", "id": ..}`.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use embedded_io_async::{Read, Write};
+use serde_json::json;
+
+use super::protocol::{BROADCAST_ID, Instruction, Packet, ParseEvent, Parser};
+use super::servo::{Servo, ServoParams, steps_to_deg};
+use crate::uart::{Uart, UartConfig, UartControl, UartPort, UartRx, UartTx};
+use crate::{MICROS, MILLIS, Nanos, SimHandle};
+
+/// Trace channel of the servo bus (a literal; not in `trace::channels`).
+pub const SERVOS_CHANNEL: &str = "/servos";
+/// The hand's servo ids.
+pub const HAND_IDS: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+/// The hand's bus speed.
+pub const HAND_BAUD: u32 = 1_000_000;
+
+/// Bus parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusConfig {
+    /// Servo ids on the bus (default the hand's 1..=8).
+    pub ids: Vec<u8>,
+    /// Physical parameters every servo starts with.
+    pub servo: ServoParams,
+    /// Busy time after an accepted packet (assumed 500 us).
+    pub processing_window: Nanos,
+    /// Fixed delay from a request's last byte to the reply (assumed 50 us).
+    pub reply_latency: Nanos,
+    /// Delay per unit of the return-delay register 7 (assumed 2 us).
+    pub return_delay_unit: Nanos,
+    /// An incomplete frame is abandoned after this idle time (assumed 1 ms; 0 = never).
+    pub idle_give_up: Nanos,
+    /// Trace sampling period while anything moves (assumed 20 ms; 0 = no samples).
+    pub trace_period: Nanos,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            ids: HAND_IDS.to_vec(),
+            servo: ServoParams::default(),
+            processing_window: 500 * MICROS,
+            reply_latency: 50 * MICROS,
+            return_delay_unit: 2 * MICROS,
+            idle_give_up: MILLIS,
+            trace_period: 20 * MILLIS,
+        }
+    }
+}
+
+/// Per-servo counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServoCounters {
+    /// Intact packets for this servo (unicast, broadcast, SYNC_WRITE entries), missed ones included.
+    pub packets: u64,
+    /// Status packets sent.
+    pub replies: u64,
+    /// Packets missed because the servo was busy.
+    pub missed: u64,
+    /// Bad-checksum frames whose id byte named this servo.
+    pub bad_checksum: u64,
+}
+
+/// One servo as the harness sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServoSnapshot {
+    /// Id.
+    pub id: u8,
+    /// Present position, degrees (0 = raw 511).
+    pub position_deg: f64,
+    /// Goal position, degrees.
+    pub goal_deg: f64,
+    /// Present position register, raw steps.
+    pub present_raw: u16,
+    /// Goal position register, raw steps.
+    pub goal_raw: u16,
+    /// Torque on.
+    pub torque: bool,
+    /// Moving toward the goal.
+    pub moving: bool,
+    /// Counters.
+    pub counters: ServoCounters,
+}
+
+/// Bus-wide counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BusStats {
+    /// Intact frames received.
+    pub packets: u64,
+    /// Frames with a bad checksum.
+    pub bad_checksums: u64,
+    /// Bytes dropped by the parser.
+    pub skipped_bytes: u64,
+    /// Incomplete frames abandoned.
+    pub truncated: u64,
+    /// Params that did not fit the instruction.
+    pub malformed: u64,
+    /// Instructions the SCS0009 does not implement.
+    pub unsupported: u64,
+    /// Unicast packets for an id nobody has.
+    pub unaddressed: u64,
+    /// Status packets sent.
+    pub replies: u64,
+    /// Packets missed (all servos).
+    pub missed: u64,
+}
+
+struct Slot {
+    servo: Servo,
+    counters: ServoCounters,
+    busy_since: Option<Nanos>,
+}
+
+struct BusState {
+    config: BusConfig,
+    slots: Vec<Slot>,
+    stats: BusStats,
+    outbox: VecDeque<(Nanos, Vec<u8>)>,
+    writer_waker: Option<Waker>,
+    motion_waker: Option<Waker>,
+}
+
+impl BusState {
+    fn slot(&mut self, id: u8) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.servo.id() == id)
+    }
+
+    fn advance(&mut self, now: Nanos) {
+        for s in &mut self.slots {
+            s.servo.advance(now);
+        }
+    }
+}
+
+/// The harness's handle on a running servo bus. Cheap to clone.
+#[derive(Clone)]
+pub struct ServoBus {
+    state: Rc<RefCell<BusState>>,
+    handle: SimHandle,
+}
+
+impl ServoBus {
+    /// Starts the bus on its end of a UART (`rx`, `tx`).
+    pub fn spawn(
+        handle: &SimHandle,
+        name: &str,
+        rx: UartRx,
+        tx: UartTx,
+        config: BusConfig,
+    ) -> ServoBus {
+        let now = handle.now();
+        let slots = config
+            .ids
+            .iter()
+            .map(|&id| Slot {
+                servo: Servo::new(id, config.servo.clone(), now),
+                counters: ServoCounters::default(),
+                busy_since: None,
+            })
+            .collect();
+        let bus = ServoBus {
+            state: Rc::new(RefCell::new(BusState {
+                config,
+                slots,
+                stats: BusStats::default(),
+                outbox: VecDeque::new(),
+                writer_waker: None,
+                motion_waker: None,
+            })),
+            handle: handle.clone(),
+        };
+        let b = bus.clone();
+        handle.spawn(format!("{name} (servo bus RX)"), async move {
+            b.serve(rx).await
+        });
+        let b = bus.clone();
+        handle.spawn(format!("{name} (servo bus TX)"), async move {
+            b.write_out(tx).await
+        });
+        let b = bus.clone();
+        handle.spawn(format!("{name} (servo bus trace)"), async move {
+            b.trace_motion().await
+        });
+        bus
+    }
+
+    /// The hand's bus on a fresh 1 Mbaud 8N1 line named `name`: returns the
+    /// bus, the host's end of the line (the seam a driver or a serial-port
+    /// adapter plugs into) and the line's fault hooks.
+    pub fn hand(
+        handle: &SimHandle,
+        name: &str,
+        config: BusConfig,
+    ) -> (ServoBus, UartPort, UartControl) {
+        let line = UartConfig {
+            baud: HAND_BAUD,
+            ..UartConfig::default()
+        };
+        let (host, servos, control) = Uart::pair(handle, name, line);
+        let (rx, tx) = servos.split();
+        (ServoBus::spawn(handle, name, rx, tx, config), host, control)
+    }
+
+    /// Every servo, in bus order, at the current virtual time.
+    pub fn snapshot(&self) -> Vec<ServoSnapshot> {
+        let now = self.handle.now();
+        let mut s = self.state.borrow_mut();
+        s.advance(now);
+        s.slots.iter().map(snapshot_of).collect()
+    }
+
+    /// One servo by its current id.
+    pub fn servo(&self, id: u8) -> Option<ServoSnapshot> {
+        self.snapshot().into_iter().find(|s| s.id == id)
+    }
+
+    /// Present angles in degrees, in bus order.
+    pub fn angles_deg(&self) -> Vec<f64> {
+        self.snapshot().iter().map(|s| s.position_deg).collect()
+    }
+
+    /// Bus-wide counters.
+    pub fn stats(&self) -> BusStats {
+        self.state.borrow().stats
+    }
+
+    /// Reads registers directly (harness inspection; not a bus transaction).
+    pub fn read_register(&self, id: u8, addr: u8, len: u8) -> Option<Vec<u8>> {
+        let now = self.handle.now();
+        let mut s = self.state.borrow_mut();
+        s.slot(id).map(|slot| slot.servo.read(addr, len, now))
+    }
+
+    /// Changes a servo's physical conditions (supply, temperature, top speed).
+    pub fn set_servo_params(&self, id: u8, params: ServoParams) {
+        let now = self.handle.now();
+        if let Some(slot) = self.state.borrow_mut().slot(id) {
+            slot.servo.set_params(params, now);
+        }
+    }
+
+    async fn serve(&self, mut rx: UartRx) {
+        let mut parser = Parser::new();
+        let mut buf = [0u8; 64];
+        let idle = self.state.borrow().config.idle_give_up;
+        loop {
+            let got = if parser.in_frame() && idle > 0 {
+                let deadline = self.handle.now().saturating_add(idle);
+                let mut read = pin!(rx.read(&mut buf));
+                let mut sleep = pin!(self.handle.sleep_until(deadline));
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = read.as_mut().poll(cx) {
+                        return Poll::Ready(Some(r));
+                    }
+                    sleep.as_mut().poll(cx).map(|()| None)
+                })
+                .await
+            } else {
+                Some(rx.read(&mut buf).await)
+            };
+            match got {
+                None => parser.give_up(),
+                // A line break: the frame in progress is lost.
+                Some(Err(_)) => parser.reset(),
+                Some(Ok(n)) => buf[..n].iter().for_each(|&b| parser.push(b)),
+            }
+            while let Some(event) = parser.next_event() {
+                match event {
+                    ParseEvent::Packet(p) => self.on_packet(&p),
+                    ParseEvent::BadChecksum { id } => self.on_bad_checksum(id),
+                }
+            }
+            let ps = parser.stats();
+            let mut s = self.state.borrow_mut();
+            s.stats.skipped_bytes = ps.skipped_bytes;
+            s.stats.truncated = ps.truncated;
+        }
+    }
+
+    fn on_bad_checksum(&self, id: u8) {
+        {
+            let mut s = self.state.borrow_mut();
+            s.stats.bad_checksums += 1;
+            if let Some(slot) = s.slot(id) {
+                slot.counters.bad_checksum += 1;
+            }
+        }
+        self.handle
+            .trace(SERVOS_CHANNEL, json!({"event": "bad_checksum", "id": id}));
+    }
+
+    fn on_packet(&self, p: &Packet) {
+        let now = self.handle.now();
+        let mut missed = Vec::new();
+        {
+            let mut st = self.state.borrow_mut();
+            let s = &mut *st;
+            s.stats.packets += 1;
+            let instruction = match Instruction::parse(p) {
+                Ok(i) => i,
+                Err(_) => {
+                    s.stats.malformed += 1;
+                    return;
+                }
+            };
+            let window = s.config.processing_window;
+            // Marks the servo busy, or reports it missed the packet.
+            let accept = |slot: &mut Slot, missed: &mut Vec<u8>| {
+                slot.counters.packets += 1;
+                if slot
+                    .busy_since
+                    .is_some_and(|t| now < t.saturating_add(window))
+                {
+                    slot.counters.missed += 1;
+                    missed.push(slot.servo.id());
+                    false
+                } else {
+                    slot.busy_since = Some(now);
+                    true
+                }
+            };
+            match &instruction {
+                Instruction::SyncWrite { addr, entries } => {
+                    for (id, data) in entries {
+                        if let Some(slot) = s.slot(*id)
+                            && accept(slot, &mut missed)
+                        {
+                            slot.servo.write(*addr, data, now);
+                        }
+                    }
+                }
+                Instruction::Other { .. } => s.stats.unsupported += 1,
+                _ => {
+                    let broadcast = p.id == BROADCAST_ID;
+                    if !broadcast && s.slot(p.id).is_none() {
+                        s.stats.unaddressed += 1;
+                    }
+                    let (latency, unit) = (s.config.reply_latency, s.config.return_delay_unit);
+                    for slot in s
+                        .slots
+                        .iter_mut()
+                        .filter(|sl| broadcast || sl.servo.id() == p.id)
+                    {
+                        if !accept(slot, &mut missed) {
+                            continue;
+                        }
+                        // The level in force when the packet arrived decides.
+                        let level = slot.servo.status_level();
+                        let (error, data, always) = execute(&mut slot.servo, &instruction, now);
+                        if broadcast || !(always || level >= 1) {
+                            continue;
+                        }
+                        let delay = latency + unit * Nanos::from(slot.servo.return_delay());
+                        if let Ok(bytes) = Packet::status(p.id, error, data).encode() {
+                            slot.counters.replies += 1;
+                            s.stats.replies += 1;
+                            s.outbox.push_back((now + delay, bytes));
+                            if let Some(w) = s.writer_waker.take() {
+                                w.wake();
+                            }
+                        }
+                    }
+                }
+            }
+            s.stats.missed += missed.len() as u64;
+            if let Some(w) = s.motion_waker.take() {
+                w.wake();
+            }
+        }
+        for id in missed {
+            self.handle.trace(
+                SERVOS_CHANNEL,
+                json!({"event": "missed", "id": id, "instruction": p.code}),
+            );
+        }
+    }
+
+    async fn write_out(&self, mut tx: UartTx) {
+        loop {
+            let (at, bytes) = poll_fn(|cx| {
+                let mut s = self.state.borrow_mut();
+                match s.outbox.pop_front() {
+                    Some(r) => Poll::Ready(r),
+                    None => {
+                        s.writer_waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            })
+            .await;
+            self.handle.sleep_until(at).await;
+            // A failed write only means the line is gone.
+            let _ = tx.write_all(&bytes).await;
+        }
+    }
+
+    /// Samples and traces the angles; returns whether anything still moves.
+    fn sample(&self) -> bool {
+        let snap = self.snapshot();
+        let moving = snap.iter().any(|s| s.moving);
+        self.handle.trace(
+            SERVOS_CHANNEL,
+            json!({
+                "ids": snap.iter().map(|s| s.id).collect::<Vec<_>>(),
+                "deg": snap.iter().map(|s| s.position_deg).collect::<Vec<_>>(),
+                "moving": snap.iter().map(|s| s.moving).collect::<Vec<_>>(),
+            }),
+        );
+        moving
+    }
+
+    async fn trace_motion(&self) {
+        let period = self.state.borrow().config.trace_period;
+        if period == 0 {
+            return;
+        }
+        loop {
+            poll_fn(|cx| {
+                let now = self.handle.now();
+                let mut s = self.state.borrow_mut();
+                s.advance(now);
+                if s.slots.iter().any(|sl| sl.servo.moving()) {
+                    Poll::Ready(())
+                } else {
+                    s.motion_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+            .await;
+            while self.sample() {
+                self.handle.sleep(period).await;
+            }
+        }
+    }
+}
+
+/// Runs a unicast/broadcast instruction on one servo: (error byte, data,
+/// answered even at status level 0).
+fn execute(servo: &mut Servo, i: &Instruction, now: Nanos) -> (u8, Vec<u8>, bool) {
+    match i {
+        Instruction::Ping => (servo.condition_error(), vec![], true),
+        Instruction::Read { addr, len } => {
+            let data = servo.read(*addr, *len, now);
+            (servo.condition_error(), data, true)
+        }
+        Instruction::Write { addr, data } => (servo.write(*addr, data, now).error, vec![], false),
+        Instruction::RegWrite { addr, data } => {
+            servo.reg_write(*addr, data);
+            (servo.condition_error(), vec![], false)
+        }
+        Instruction::Action => (servo.action(now).error, vec![], false),
+        // Handled by the caller.
+        Instruction::SyncWrite { .. } | Instruction::Other { .. } => (0, vec![], false),
+    }
+}
+
+fn snapshot_of(slot: &Slot) -> ServoSnapshot {
+    let s = &slot.servo;
+    ServoSnapshot {
+        id: s.id(),
+        position_deg: s.position_deg(),
+        goal_deg: steps_to_deg(f64::from(s.goal_raw())),
+        present_raw: s.position_steps().round() as u16,
+        goal_raw: s.goal_raw(),
+        torque: s.torque_on(),
+        moving: s.moving(),
+        counters: slot.counters,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::robots::hand::protocol::word_to_bytes;
+    use crate::robots::hand::servo::addr;
+    use crate::{SECONDS, Sim};
+    use embassy_futures::select::{Either, select};
+
+    /// 10 us per byte at 1 Mbaud 8N1.
+    const BYTE: Nanos = 10 * MICROS;
+
+    struct Host {
+        h: SimHandle,
+        rx: UartRx,
+        tx: UartTx,
+        parser: Parser,
+        /// Replies with the time their last byte arrived.
+        got: Vec<(Nanos, Packet)>,
+    }
+
+    impl Host {
+        /// Sends raw bytes; returns when their last byte has arrived at the bus.
+        async fn send_raw(&mut self, bytes: &[u8]) -> Nanos {
+            self.tx.write_all(bytes).await.unwrap();
+            self.tx.flush().await.unwrap();
+            self.h.now()
+        }
+
+        async fn send(&mut self, id: u8, i: Instruction) -> Nanos {
+            let bytes = i.to_packet(id).encode().unwrap();
+            self.send_raw(&bytes).await
+        }
+
+        /// Collects replies for `d` of virtual time.
+        async fn listen(&mut self, d: Nanos) {
+            let deadline = self.h.now() + d;
+            let mut buf = [0u8; 64];
+            loop {
+                match select(self.rx.read(&mut buf), self.h.sleep_until(deadline)).await {
+                    Either::First(Ok(n)) => {
+                        for &b in &buf[..n] {
+                            self.parser.push(b);
+                            while let Some(e) = self.parser.next_event() {
+                                if let ParseEvent::Packet(p) = e {
+                                    self.got.push((self.h.now(), p));
+                                }
+                            }
+                        }
+                    }
+                    Either::First(Err(_)) => {}
+                    Either::Second(()) => return,
+                }
+            }
+        }
+
+        /// A request and its reply window, spaced well past the processing window.
+        async fn transact(&mut self, id: u8, i: Instruction) -> Option<Packet> {
+            let before = self.got.len();
+            self.send(id, i).await;
+            self.listen(2 * MILLIS).await;
+            self.got.get(before).map(|(_, p)| p.clone())
+        }
+
+        async fn write(&mut self, id: u8, addr: u8, data: &[u8]) -> Option<Packet> {
+            let data = data.to_vec();
+            self.transact(id, Instruction::Write { addr, data }).await
+        }
+    }
+
+    fn rig(config: BusConfig) -> (Sim, ServoBus, Host) {
+        let sim = Sim::new(9);
+        let h = sim.handle();
+        let (bus, host_end, _control) = ServoBus::hand(&h, "hand-bus", config);
+        let (rx, tx) = host_end.split();
+        let host = Host {
+            h,
+            rx,
+            tx,
+            parser: Parser::new(),
+            got: Vec::new(),
+        };
+        (sim, bus, host)
+    }
+
+    fn run_host(sim: &mut Sim, host: Host, f: impl AsyncFnOnce(&mut Host) + 'static) -> Host {
+        let out = Rc::new(RefCell::new(None));
+        let o = out.clone();
+        sim.spawn("host", async move {
+            let mut host = host;
+            f(&mut host).await;
+            *o.borrow_mut() = Some(host);
+        });
+        let done = out.clone();
+        sim.run_until(sim.now() + 60 * SECONDS, move |_| done.borrow().is_some())
+            .unwrap();
+        assert!(sim.failures().is_empty(), "{:?}", sim.failures());
+        out.borrow_mut().take().expect("host finished")
+    }
+
+    #[test]
+    fn ping_is_answered_after_the_return_delay_with_the_right_id() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async |host| {
+            let end = host.send(3, Instruction::Ping).await;
+            assert_eq!(end, 6 * BYTE);
+            host.listen(2 * MILLIS).await;
+            // Return delay register 7 = 25 -> 50 us more.
+            host.write(5, addr::RETURN_DELAY, &[25]).await.unwrap();
+            let start = host.h.now();
+            host.send(5, Instruction::Ping).await;
+            host.listen(2 * MILLIS).await;
+            let (t, p) = host.got.last().unwrap().clone();
+            assert_eq!(p, Packet::status(5, 0, vec![]));
+            // 60 us request + 50 us latency + 50 us delay + 60 us reply.
+            assert_eq!(t - start, 6 * BYTE + 50 * MICROS + 50 * MICROS + 6 * BYTE);
+        });
+        let (t, p) = &host.got[0];
+        assert_eq!(*p, Packet::status(3, 0, vec![]));
+        // Last request byte at 60 us, reply starts 50 us later, 6 bytes.
+        assert_eq!(*t, 6 * BYTE + 50 * MICROS + 6 * BYTE);
+        assert_eq!(host.got.len(), 3, "ping, write ack, ping; nothing else");
+        let c = bus.servo(3).unwrap().counters;
+        assert_eq!((c.packets, c.replies, c.missed), (1, 1, 0));
+    }
+
+    #[test]
+    fn read_returns_the_register_bytes() {
+        let (mut sim, _bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async |host| {
+            let r = host
+                .transact(
+                    2,
+                    Instruction::Read {
+                        addr: addr::PRESENT_POSITION,
+                        len: 2,
+                    },
+                )
+                .await;
+            assert_eq!(r, Some(Packet::status(2, 0, vec![0x01, 0xFF])));
+            let r = host
+                .transact(2, Instruction::Read { addr: 9, len: 4 })
+                .await;
+            // Angle limits 20 and 1003, big-endian.
+            assert_eq!(r, Some(Packet::status(2, 0, vec![0, 20, 0x03, 0xEB])));
+        });
+        // Byte vector of the reply with 511 = 0x01FF: sum 02+04+00+01+FF = 0x106 -> 0x06, !0x06 = F9.
+        assert_eq!(
+            Packet::status(2, 0, vec![0x01, 0xFF]).encode().unwrap(),
+            [0xFF, 0xFF, 0x02, 0x04, 0x00, 0x01, 0xFF, 0xF9]
+        );
+        assert_eq!(host.got.len(), 2);
+    }
+
+    #[test]
+    fn write_goal_moves_at_the_commanded_speed() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            assert_eq!(
+                host.write(1, addr::TORQUE_ENABLE, &[1]).await,
+                Some(Packet::status(1, 0, vec![]))
+            );
+            host.write(1, addr::GOAL_SPEED, &word_to_bytes(500)).await;
+            let goal = Instruction::Write {
+                addr: addr::GOAL_POSITION,
+                data: word_to_bytes(711).to_vec(),
+            };
+            let t0 = host.send(1, goal).await;
+            host.listen(100 * MILLIS).await;
+            assert_eq!(host.h.now(), t0 + 100 * MILLIS);
+            // 500 steps/s for 100 ms = 50 steps.
+            let s = b.servo(1).unwrap();
+            assert_eq!(s.present_raw, 561);
+            assert!(s.moving);
+            let r = host
+                .transact(
+                    1,
+                    Instruction::Read {
+                        addr: addr::PRESENT_POSITION,
+                        len: 2,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.params, word_to_bytes(561).to_vec());
+            // Present speed 500 (positive), moving 1.
+            let r = host
+                .transact(1, Instruction::Read { addr: 58, len: 2 })
+                .await
+                .unwrap();
+            assert_eq!(r.params, word_to_bytes(500).to_vec());
+            // 200 steps take 400 ms.
+            host.h.sleep_until(t0 + 399 * MILLIS).await;
+            assert!(b.servo(1).unwrap().moving);
+            host.h.sleep_until(t0 + 400 * MILLIS).await;
+            let s = b.servo(1).unwrap();
+            assert!(!s.moving);
+            assert_eq!(s.present_raw, 711);
+            assert!((s.position_deg - 200.0 * 300.0 / 1024.0).abs() < 1e-9);
+        });
+        let trace = sim.take_trace();
+        let samples: Vec<_> = trace
+            .on_channel(SERVOS_CHANNEL)
+            .map(|r| r.json())
+            .filter(|j| j.get("deg").is_some())
+            .collect();
+        // Sampled every 20 ms while moving (400 ms), then once at rest.
+        assert!(
+            samples.len() >= 20 && samples.len() <= 22,
+            "{}",
+            samples.len()
+        );
+        assert_eq!(samples[0]["deg"].as_array().unwrap().len(), 8);
+        assert_eq!(samples.last().unwrap()["moving"][0], false);
+    }
+
+    #[test]
+    fn sync_write_moves_several_servos_and_nobody_replies() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async |host| {
+            let on = Instruction::SyncWrite {
+                addr: addr::TORQUE_ENABLE,
+                entries: HAND_IDS.iter().map(|&id| (id, vec![1])).collect(),
+            };
+            host.send(BROADCAST_ID, on).await;
+            host.listen(2 * MILLIS).await;
+            let goals = Instruction::SyncWrite {
+                addr: addr::GOAL_POSITION,
+                entries: HAND_IDS
+                    .iter()
+                    .map(|&id| (id, word_to_bytes(511 + 20 * u16::from(id)).to_vec()))
+                    .collect(),
+            };
+            host.send(BROADCAST_ID, goals).await;
+            host.listen(SECONDS).await;
+        });
+        assert!(host.got.is_empty(), "nobody replies: {:?}", host.got);
+        for s in bus.snapshot() {
+            assert!(s.torque);
+            assert_eq!(s.present_raw, 511 + 20 * u16::from(s.id));
+            assert_eq!(s.counters.packets, 2);
+            assert_eq!(s.counters.replies, 0);
+        }
+    }
+
+    #[test]
+    fn broadcast_ping_gets_no_reply() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async |host| {
+            host.send(BROADCAST_ID, Instruction::Ping).await;
+            host.listen(10 * MILLIS).await;
+        });
+        assert!(host.got.is_empty());
+        assert!(bus.snapshot().iter().all(|s| s.counters.packets == 1));
+        assert_eq!(bus.stats().replies, 0);
+    }
+
+    #[test]
+    fn bad_checksum_gets_no_reply_and_is_counted() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async |host| {
+            let mut bytes = Instruction::Ping.to_packet(4).encode().unwrap();
+            *bytes.last_mut().unwrap() ^= 0x01;
+            host.send_raw(&bytes).await;
+            host.listen(10 * MILLIS).await;
+            // The bus recovers for the next good packet.
+            assert!(host.transact(4, Instruction::Ping).await.is_some());
+        });
+        assert_eq!(host.got.len(), 1);
+        assert_eq!(bus.stats().bad_checksums, 1);
+        let c = bus.servo(4).unwrap().counters;
+        assert_eq!((c.bad_checksum, c.packets, c.replies), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_packet_inside_the_processing_window_is_missed_but_spaced_ones_both_apply() {
+        let speed = Instruction::Write {
+            addr: addr::GOAL_SPEED,
+            data: word_to_bytes(300).to_vec(),
+        };
+        let goal = Instruction::Write {
+            addr: addr::GOAL_POSITION,
+            data: word_to_bytes(611).to_vec(),
+        };
+        // Back to back: the goal write lands 90 us after the speed write.
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let (s2, g2) = (speed.clone(), goal.clone());
+        let host = run_host(&mut sim, host, async move |host| {
+            host.write(2, addr::TORQUE_ENABLE, &[1]).await;
+            host.send(2, s2).await;
+            host.send(2, g2).await;
+            host.listen(SECONDS).await;
+        });
+        let s = bus.servo(2).unwrap();
+        assert_eq!(s.counters.missed, 1);
+        assert_eq!(bus.stats().missed, 1);
+        assert_eq!(s.goal_raw, 511, "the goal write was missed");
+        assert_eq!(s.present_raw, 511);
+        assert_eq!(host.got.len(), 2, "torque ack and speed ack only");
+        assert!(
+            sim.take_trace()
+                .on_channel(SERVOS_CHANNEL)
+                .any(|r| r.json()["event"] == "missed")
+        );
+
+        // Spaced by more than the window (measured last byte to last byte).
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async move |host| {
+            host.write(2, addr::TORQUE_ENABLE, &[1]).await;
+            let t = host.send(2, speed).await;
+            host.h.sleep_until(t + 500 * MICROS - 9 * BYTE).await;
+            let t2 = host.send(2, goal).await;
+            assert_eq!(t2 - t, 500 * MICROS);
+            host.listen(200 * MILLIS).await;
+        });
+        let s = bus.servo(2).unwrap();
+        assert_eq!(s.counters.missed, 0);
+        assert_eq!(s.goal_raw, 611);
+        // 300 steps/s: 100 steps take 333.3 ms, so not there yet after ~200 ms.
+        assert!(s.moving && s.present_raw > 560 && s.present_raw < 580);
+        assert_eq!(host.got.len(), 3);
+    }
+
+    #[test]
+    fn torque_off_goes_limp_and_torque_on_holds_where_it_was_left() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            host.write(6, addr::TORQUE_ENABLE, &[1]).await;
+            host.write(6, addr::GOAL_SPEED, &word_to_bytes(100)).await;
+            host.write(6, addr::GOAL_POSITION, &word_to_bytes(811))
+                .await;
+            host.h.sleep(100 * MILLIS).await;
+            host.write(6, addr::TORQUE_ENABLE, &[0]).await;
+            let limp = b.servo(6).unwrap();
+            assert!(!limp.torque && !limp.moving);
+            let r = host
+                .transact(6, Instruction::Read { addr: 58, len: 9 })
+                .await
+                .unwrap();
+            // Speed 0, load 0, voltage 50, temperature 25, (64), status 0, moving 0.
+            assert_eq!(r.params, [0, 0, 0, 0, 50, 25, 0, 0, 0]);
+            host.h.sleep(SECONDS).await;
+            let later = b.servo(6).unwrap();
+            assert_eq!(
+                later.position_deg, limp.position_deg,
+                "no motion while limp"
+            );
+            assert_eq!(later.goal_raw, 811, "goal kept, not pursued");
+            host.write(6, addr::TORQUE_ENABLE, &[1]).await;
+            let held = b.servo(6).unwrap();
+            assert_eq!(
+                held.goal_raw, held.present_raw,
+                "holds the present position"
+            );
+            host.h.sleep(SECONDS).await;
+            assert_eq!(b.servo(6).unwrap().present_raw, held.present_raw);
+            assert!(held.present_raw > 511 && held.present_raw < 811);
+        });
+    }
+
+    #[test]
+    fn goals_are_clamped_to_the_angle_limits() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            host.write(7, addr::TORQUE_ENABLE, &[1]).await;
+            let ack = host
+                .write(7, addr::GOAL_POSITION, &word_to_bytes(1023))
+                .await
+                .unwrap();
+            assert_eq!(ack.code, crate::robots::hand::protocol::err::ANGLE);
+            host.h.sleep(SECONDS).await;
+            let s = b.servo(7).unwrap();
+            assert_eq!((s.goal_raw, s.present_raw), (1003, 1003));
+            // Narrow the limits, then ask below the minimum (rustypot's negative raw).
+            host.write(7, addr::MIN_ANGLE, &word_to_bytes(400)).await;
+            host.write(7, addr::GOAL_POSITION, &(-5i16).to_be_bytes())
+                .await;
+            host.h.sleep(SECONDS).await;
+            let s = b.servo(7).unwrap();
+            assert_eq!((s.goal_raw, s.present_raw), (400, 400));
+        });
+    }
+
+    #[test]
+    fn level_zero_answers_only_ping_and_read() {
+        let (mut sim, _bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async |host| {
+            // Answered: the level was still 1 when it arrived.
+            host.write(8, addr::STATUS_LEVEL, &[0]).await.unwrap();
+            assert!(host.write(8, addr::GOAL_SPEED, &[0, 9]).await.is_none());
+            assert!(host.transact(8, Instruction::Ping).await.is_some());
+            let r = host
+                .transact(8, Instruction::Read { addr: 46, len: 2 })
+                .await;
+            assert_eq!(r.unwrap().params, [0, 9]);
+        });
+        assert_eq!(host.got.len(), 3);
+    }
+
+    #[test]
+    fn reg_write_waits_for_action() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            for id in [1, 2] {
+                host.write(id, addr::TORQUE_ENABLE, &[1]).await;
+                let rw = Instruction::RegWrite {
+                    addr: addr::GOAL_POSITION,
+                    data: word_to_bytes(600).to_vec(),
+                };
+                assert!(host.transact(id, rw).await.is_some());
+            }
+            host.h.sleep(100 * MILLIS).await;
+            assert_eq!(b.servo(1).unwrap().goal_raw, 511);
+            host.send(BROADCAST_ID, Instruction::Action).await;
+            host.listen(SECONDS).await;
+            assert_eq!(b.servo(1).unwrap().present_raw, 600);
+            assert_eq!(b.servo(2).unwrap().present_raw, 600);
+            assert_eq!(b.servo(3).unwrap().present_raw, 511);
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! The Pollen Robotics Amazing Hand twin: 8 Feetech SCS0009 servos on one
+//! 1 Mbaud half-duplex SCS bus.
+//!
+//! - [`protocol`]: the SCS packet codec and byte-at-a-time parser.
+//! - [`servo`]: one SCS0009 (register table, READ/WRITE semantics, motion).
+//! - [`bus`]: the bus twin on a UART end ([`ServoBus`]), bus timing, trace.
+//!
+//! Facts come from the reference sheets (SYSTEMS.md section 2,
+//! amazing-hand.md sections 2-4); values they do not give are marked
+//! "assumed" and are parameters ([`BusConfig`], [`ServoParams`]).
+
+pub mod bus;
+pub mod protocol;
+pub mod servo;
+
+pub use bus::{
+    BusConfig, BusStats, HAND_BAUD, HAND_IDS, SERVOS_CHANNEL, ServoBus, ServoCounters,
+    ServoSnapshot,
+};
+pub use servo::{Servo, ServoParams};

@@ -4,6 +4,7 @@
 //! records store, the firmware registry (and jobs).
 
 pub mod broker;
+pub mod jobs;
 pub mod records;
 pub mod registry;
 pub mod rules;

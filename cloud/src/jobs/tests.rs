@@ -1,0 +1,873 @@
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+
+const T0: u64 = 1_000_000;
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("t{i:03}")).collect()
+}
+
+fn request(id: &str, n: usize) -> CreateJobRequest {
+    let targets = names(n);
+    let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    CreateJobRequest::new(id, &refs, json!({"operation": "ota", "version": "2.0.0"}))
+}
+
+fn json_of(p: &Publish) -> Value {
+    serde_json::from_slice(&p.payload).expect("output is JSON")
+}
+
+fn find<'a>(out: &'a Output, topic: &str) -> Option<&'a Publish> {
+    out.publishes.iter().find(|p| p.topic == topic)
+}
+
+fn reply(out: &Output, suffix: &str) -> Value {
+    let p = out
+        .publishes
+        .iter()
+        .find(|p| p.topic.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no {suffix} in {out:?}"));
+    json_of(p)
+}
+
+fn start_next(svc: &mut JobsService, thing: &str, now: u64) -> Output {
+    svc.handle(
+        &format!("$aws/things/{thing}/jobs/start-next"),
+        br#"{"clientToken":"c1"}"#,
+        now,
+    )
+}
+
+fn update(svc: &mut JobsService, thing: &str, job: &str, body: Value, now: u64) -> Output {
+    svc.handle(
+        &format!("$aws/things/{thing}/jobs/{job}/update"),
+        body.to_string().as_bytes(),
+        now,
+    )
+}
+
+fn details(svc: &JobsService, job: &str) -> JobProcessDetails {
+    svc.describe_job(job)
+        .expect("job exists")
+        .job_process_details
+}
+
+fn notified_things(out: &Output) -> Vec<String> {
+    out.publishes
+        .iter()
+        .filter(|p| p.topic.ends_with("/jobs/notify-next") && json_of(p).get("execution").is_some())
+        .map(|p| p.topic.split('/').nth(2).expect("thing level").to_owned())
+        .collect()
+}
+
+#[test]
+fn create_and_describe_counters() {
+    let mut svc = JobsService::default();
+    let resp = svc.create_job(request("job1", 3), T0).expect("created");
+    assert_eq!(resp.job_arn, "arn:aws:iot:us-east-1:123456789012:job/job1");
+    assert_eq!(notified_things(&resp.output), ["t000", "t001", "t002"]);
+    let next = json_of(find(&resp.output, "$aws/things/t000/jobs/notify-next").expect("sent"));
+    assert_eq!(
+        next,
+        json!({"timestamp": T0, "execution": {"jobId": "job1", "status": "QUEUED",
+            "queuedAt": T0, "lastUpdatedAt": T0, "versionNumber": 1, "executionNumber": 1,
+            "jobDocument": {"operation": "ota", "version": "2.0.0"}}})
+    );
+    let notify = json_of(find(&resp.output, "$aws/things/t000/jobs/notify").expect("sent"));
+    assert_eq!(notify["jobs"]["QUEUED"][0]["jobId"], "job1");
+
+    let d = svc.describe_job("job1").expect("exists");
+    assert_eq!(d.status, JobStatus::InProgress);
+    assert_eq!(d.max_in_progress, 10);
+    let j = d.to_json();
+    assert_eq!(j["status"], "IN_PROGRESS");
+    assert_eq!(
+        j["jobProcessDetails"],
+        json!({"numberOfCanceledThings": 0, "numberOfSucceededThings": 0,
+            "numberOfFailedThings": 0, "numberOfRejectedThings": 0, "numberOfQueuedThings": 3,
+            "numberOfInProgressThings": 0, "numberOfRemovedThings": 0, "numberOfTimedOutThings": 0})
+    );
+    assert_eq!(
+        j["targets"][0],
+        "arn:aws:iot:us-east-1:123456789012:thing/t000"
+    );
+
+    assert!(matches!(
+        svc.create_job(request("job1", 1), T0),
+        Err(JobsError::ResourceAlreadyExists(_))
+    ));
+    let err = svc.create_job(request("bad id", 1), T0).unwrap_err();
+    assert_eq!(err.name(), "InvalidRequestException");
+    assert_eq!(
+        svc.describe_job("nope").unwrap_err().name(),
+        "ResourceNotFoundException"
+    );
+}
+
+#[test]
+fn start_next_returns_the_next_queued_execution_and_starts_it() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 1), T0).expect("created");
+    let out = svc.handle(
+        "$aws/things/t000/jobs/start-next",
+        br#"{"clientToken":"c1","statusDetails":{"step":"download"}}"#,
+        T0 + 5,
+    );
+    // QUEUED -> IN_PROGRESS of the first item: no notification (devguide).
+    assert_eq!(out.publishes.len(), 1);
+    assert_eq!(
+        reply(&out, "/start-next/accepted"),
+        json!({"clientToken": "c1", "timestamp": T0 + 5, "execution": {
+            "jobId": "job1", "thingName": "t000", "status": "IN_PROGRESS",
+            "statusDetails": {"step": "download"},
+            "jobDocument": {"operation": "ota", "version": "2.0.0"},
+            "queuedAt": T0, "startedAt": T0 + 5, "lastUpdatedAt": T0 + 5,
+            "versionNumber": 2, "executionNumber": 1}})
+    );
+    assert_eq!(details(&svc, "job1").number_of_in_progress_things, 1);
+
+    // Again: the IN_PROGRESS one comes back unchanged.
+    let out = start_next(&mut svc, "t000", T0 + 9);
+    let e = &reply(&out, "/start-next/accepted")["execution"];
+    assert_eq!(e["versionNumber"], 2);
+    assert_eq!(e["lastUpdatedAt"], T0 + 5);
+
+    // Nothing pending for another thing: no execution.
+    let out = start_next(&mut svc, "other", T0 + 9);
+    assert_eq!(
+        reply(&out, "/start-next/accepted"),
+        json!({"clientToken": "c1", "timestamp": T0 + 9})
+    );
+
+    // jobs/get lists it.
+    let out = svc.handle("$aws/things/t000/jobs/get", b"", T0 + 9);
+    let r = reply(&out, "/jobs/get/accepted");
+    assert_eq!(r["inProgressJobs"][0]["jobId"], "job1");
+    assert_eq!(r["queuedJobs"], json!([]));
+}
+
+#[test]
+fn update_to_succeeded_completes_the_job() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 1), T0).expect("created");
+    start_next(&mut svc, "t000", T0 + 1);
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED", "expectedVersion": 2, "includeJobExecutionState": true,
+            "includeJobDocument": true, "clientToken": "u"}),
+        T0 + 2,
+    );
+    assert_eq!(
+        out.publishes[0].topic,
+        "$aws/things/t000/jobs/job1/update/accepted"
+    );
+    assert_eq!(
+        json_of(&out.publishes[0]),
+        json!({"clientToken": "u", "timestamp": T0 + 2,
+            "executionState": {"status": "SUCCEEDED", "versionNumber": 3},
+            "jobDocument": {"operation": "ota", "version": "2.0.0"}})
+    );
+    // The pending list emptied: notify with no jobs, notify-next with no execution.
+    assert_eq!(
+        json_of(find(&out, "$aws/things/t000/jobs/notify").expect("sent")),
+        json!({"timestamp": T0 + 2, "jobs": {}})
+    );
+    assert_eq!(
+        json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("sent")),
+        json!({"timestamp": T0 + 2})
+    );
+    let d = svc.describe_job("job1").expect("exists");
+    assert_eq!(d.status, JobStatus::Completed);
+    assert_eq!(d.completed_at, Some(T0 + 2));
+    assert_eq!(d.job_process_details.number_of_succeeded_things, 1);
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 3)
+        .expect("exists");
+    assert_eq!(e.status, ExecutionStatus::Succeeded);
+    assert_eq!(e.version_number, 3);
+    // Control plane cannot cancel a COMPLETED job.
+    assert_eq!(
+        svc.cancel_job("job1", false, None, None, T0 + 4)
+            .unwrap_err()
+            .name(),
+        "InvalidStateTransitionException"
+    );
+}
+
+/// Tiny deterministic generator for the fleet simulation.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn never_more_than_max_in_progress_while_devices_start_and_finish_in_varied_order() {
+    let mut svc = JobsService::default();
+    let out = svc
+        .create_job(request("fleet", 100), T0)
+        .expect("created")
+        .output;
+    assert_eq!(notified_things(&out).len(), 10);
+    let mut rng = Lcg(7);
+    // Things that were told about the job and have not started; running ones
+    // with the time they finish.
+    let mut told: Vec<String> = notified_things(&out);
+    let mut running: Vec<(String, u64)> = Vec::new();
+    let mut max_seen = 0;
+    let mut now = T0;
+    while svc.describe_job("fleet").expect("exists").status == JobStatus::InProgress {
+        now += 1;
+        assert!(now < T0 + 100_000, "rollout stalls");
+        let out = svc.tick(now);
+        told.extend(notified_things(&out));
+        // Some told devices start (in random order); some also try a thing
+        // never told, which must not start anything.
+        if !told.is_empty() {
+            let thing = told.swap_remove(rng.next(told.len() as u64) as usize);
+            let out = start_next(&mut svc, &thing, now);
+            let r = reply(&out, "/start-next/accepted");
+            assert_eq!(r["execution"]["status"], "IN_PROGRESS");
+            running.push((thing, now + 1 + rng.next(40)));
+        }
+        let stranger = format!("t{:03}", rng.next(100));
+        let out = start_next(&mut svc, &stranger, now);
+        told.extend(notified_things(&out));
+        if reply(&out, "/start-next/accepted")
+            .get("execution")
+            .is_some()
+            && !running.iter().any(|(t, _)| *t == stranger)
+        {
+            told.retain(|t| *t != stranger);
+            running.push((stranger, now + 1 + rng.next(20)));
+        }
+        // Finish the due ones, in random order.
+        while let Some(i) = running.iter().position(|(_, due)| *due <= now) {
+            let (thing, _) = running.swap_remove(i);
+            let status = if rng.next(10) == 0 {
+                "FAILED"
+            } else {
+                "SUCCEEDED"
+            };
+            let out = update(&mut svc, &thing, "fleet", json!({"status": status}), now);
+            assert!(out.publishes[0].topic.ends_with("/update/accepted"));
+            told.extend(notified_things(&out));
+        }
+        let d = details(&svc, "fleet");
+        max_seen = max_seen.max(d.number_of_in_progress_things);
+        assert!(d.number_of_in_progress_things <= 10, "{d:?}");
+    }
+    let d = details(&svc, "fleet");
+    assert_eq!(max_seen, 10);
+    assert_eq!(
+        d.number_of_succeeded_things + d.number_of_failed_things,
+        100
+    );
+    assert_eq!(d.processing_targets, None);
+}
+
+#[test]
+fn unreleased_executions_stay_queued_whatever_the_device_sends() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 3);
+    req.max_in_progress = Some(1);
+    svc.create_job(req, T0).expect("created");
+    // t001 was not released: invisible, stays QUEUED.
+    let out = start_next(&mut svc, "t001", T0 + 1);
+    assert!(
+        reply(&out, "/start-next/accepted")
+            .get("execution")
+            .is_none()
+    );
+    let out = update(
+        &mut svc,
+        "t001",
+        "job1",
+        json!({"status": "IN_PROGRESS"}),
+        T0 + 1,
+    );
+    assert_eq!(reply(&out, "/update/rejected")["code"], "ResourceNotFound");
+    let d = details(&svc, "job1");
+    assert_eq!(d.number_of_queued_things, 3);
+    assert_eq!(
+        d.processing_targets,
+        Some(vec!["t001".to_owned(), "t002".to_owned()])
+    );
+    // t000 finishing frees the slot: t001 is notified in the same output.
+    start_next(&mut svc, "t000", T0 + 2);
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    assert_eq!(notified_things(&out), ["t001"]);
+}
+
+#[test]
+fn maximum_per_minute_limits_notifications_over_time() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 25);
+    req.max_in_progress = Some(1000);
+    req.job_executions_rollout_config = Some(RolloutConfig {
+        maximum_per_minute: Some(10),
+        exponential_rate: None,
+    });
+    let out = svc.create_job(req, T0).expect("created").output;
+    assert_eq!(notified_things(&out).len(), 10);
+    assert_eq!(svc.next_deadline(), Some(T0 + 60));
+    assert!(notified_things(&svc.tick(T0 + 59)).is_empty());
+    let out = svc.tick(T0 + 60);
+    assert_eq!(
+        notified_things(&out),
+        (10..20).map(|i| format!("t{i:03}")).collect::<Vec<_>>()
+    );
+    assert_eq!(svc.next_deadline(), Some(T0 + 120));
+    assert_eq!(notified_things(&svc.tick(T0 + 120)).len(), 5);
+    assert_eq!(svc.next_deadline(), None);
+}
+
+#[test]
+fn exponential_rate_grows_with_notified_things() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 40);
+    req.max_in_progress = Some(1000);
+    req.job_executions_rollout_config = Some(RolloutConfig {
+        maximum_per_minute: Some(6),
+        exponential_rate: Some(ExponentialRate {
+            base_rate_per_minute: 2,
+            increment_factor: 2.0,
+            rate_increase_criteria: RateIncreaseCriteria {
+                number_of_notified_things: Some(4),
+                number_of_succeeded_things: None,
+            },
+        }),
+    });
+    let mut per_minute = vec![notified_things(&svc.create_job(req, T0).expect("ok").output).len()];
+    for m in 1..5 {
+        per_minute.push(notified_things(&svc.tick(T0 + 60 * m)).len());
+    }
+    // Minute 0: 2. Minute 1: 2 more make 4 notified, so the rate is 4 at
+    // once and 2 more go out (6). Minute 2: 4, then 8 notified -> rate 8,
+    // capped by maximumPerMinute at 6. Then 6 a minute.
+    assert_eq!(per_minute, [2, 4, 6, 6, 6]);
+}
+
+fn run_to_terminal(
+    svc: &mut JobsService,
+    job: &str,
+    thing: &str,
+    status: &str,
+    now: u64,
+) -> Output {
+    start_next(svc, thing, now);
+    update(svc, thing, job, json!({"status": status}), now)
+}
+
+#[test]
+fn percentage_abort_waits_for_min_number_of_executed_things() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 30);
+    req.abort_config = Some(AbortConfig {
+        criteria_list: vec![AbortCriteria {
+            failure_type: FailureType::Failed,
+            action: AbortAction::Cancel,
+            threshold_percentage: 50.0,
+            min_number_of_executed_things: 4,
+        }],
+    });
+    svc.create_job(req, T0).expect("created");
+    // 3 failures of 3 completed: 100 % but below the minimum.
+    for t in ["t000", "t001", "t002"] {
+        let out = run_to_terminal(&mut svc, "job1", t, "FAILED", T0 + 1);
+        assert!(out.alerts.is_empty());
+    }
+    assert_eq!(
+        svc.describe_job("job1").expect("ok").status,
+        JobStatus::InProgress
+    );
+    // One running device keeps running through the abort.
+    start_next(&mut svc, "t004", T0 + 1);
+    // 4th completed (a success): 3/4 = 75 % >= 50 %: abort.
+    let out = run_to_terminal(&mut svc, "job1", "t003", "SUCCEEDED", T0 + 2);
+    assert_eq!(out.alerts.len(), 1);
+    assert_eq!(out.alerts[0].reason_code, ABORT_REASON_CODE);
+    let d = svc.describe_job("job1").expect("ok");
+    assert_eq!(d.status, JobStatus::Canceled);
+    assert_eq!(d.reason_code.as_deref(), Some(ABORT_REASON_CODE));
+    assert!(!d.force_canceled);
+    assert!(d.comment.expect("set").contains("3 of 4"));
+    let p = d.job_process_details;
+    assert_eq!(p.number_of_in_progress_things, 1);
+    assert_eq!(p.number_of_canceled_things, 30 - 5);
+    assert_eq!(p.number_of_queued_things, 0);
+    // The IN_PROGRESS device can still finish.
+    let out = update(
+        &mut svc,
+        "t004",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    assert!(out.publishes[0].topic.ends_with("/update/accepted"));
+    assert_eq!(
+        svc.describe_job("job1").expect("ok").status,
+        JobStatus::Canceled
+    );
+}
+
+#[test]
+fn absolute_abort_on_the_eleventh_failure_cancels_queued_and_alerts() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 100);
+    req.abort_after_failures = Some(10);
+    svc.create_job(req, T0).expect("created");
+    for i in 0..10 {
+        let out = run_to_terminal(&mut svc, "job1", &format!("t{i:03}"), "FAILED", T0 + 1);
+        assert!(out.alerts.is_empty(), "failure {i}");
+    }
+    let out = run_to_terminal(&mut svc, "job1", "t010", "FAILED", T0 + 2);
+    assert_eq!(out.alerts.len(), 1);
+    let alert = &out.alerts[0];
+    assert_eq!(alert.job_id, "job1");
+    assert_eq!(alert.at, T0 + 2);
+    assert_eq!(alert.job_process_details.number_of_failed_things, 11);
+    assert_eq!(alert.job_process_details.number_of_canceled_things, 89);
+    // Released QUEUED executions are canceled and their devices told.
+    let n = json_of(find(&out, "$aws/things/t011/jobs/notify-next").expect("told"));
+    assert_eq!(n, json!({"timestamp": T0 + 2}));
+    let e = svc
+        .describe_job_execution("job1", "t050", None, T0 + 2)
+        .expect("exists");
+    assert_eq!(e.status, ExecutionStatus::Canceled);
+    assert!(svc.tick(T0 + 100).publishes.is_empty());
+}
+
+#[test]
+fn cancel_without_force_lets_in_progress_finish() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 3), T0).expect("created");
+    start_next(&mut svc, "t000", T0 + 1);
+    let out = svc
+        .cancel_job("job1", false, Some("USER_CANCEL"), Some("stop"), T0 + 2)
+        .expect("ok");
+    assert!(out.alerts.is_empty());
+    let d = svc.describe_job("job1").expect("ok");
+    assert_eq!(d.status, JobStatus::Canceled);
+    assert_eq!(d.reason_code.as_deref(), Some("USER_CANCEL"));
+    assert_eq!(d.job_process_details.number_of_canceled_things, 2);
+    assert_eq!(d.job_process_details.number_of_in_progress_things, 1);
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    assert!(out.publishes[0].topic.ends_with("/update/accepted"));
+    let out = update(
+        &mut svc,
+        "t001",
+        "job1",
+        json!({"status": "IN_PROGRESS"}),
+        T0 + 3,
+    );
+    assert_eq!(
+        reply(&out, "/update/rejected")["code"],
+        "InvalidStateTransition"
+    );
+}
+
+#[test]
+fn cancel_with_force_cancels_in_progress_too() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 3), T0).expect("created");
+    start_next(&mut svc, "t000", T0 + 1);
+    let out = svc
+        .cancel_job("job1", true, None, None, T0 + 2)
+        .expect("ok");
+    assert_eq!(
+        json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("told")),
+        json!({"timestamp": T0 + 2})
+    );
+    let d = svc.describe_job("job1").expect("ok");
+    assert!(d.force_canceled);
+    assert_eq!(d.job_process_details.number_of_canceled_things, 3);
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 2)
+        .expect("ok");
+    assert!(e.force_canceled);
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    let r = reply(&out, "/update/rejected");
+    assert_eq!(r["code"], "InvalidStateTransition");
+    assert_eq!(r["executionState"]["status"], "CANCELED");
+}
+
+#[test]
+fn in_progress_timeout_and_step_timer() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 2);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(20),
+    });
+    svc.create_job(req, T0).expect("created");
+    start_next(&mut svc, "t000", T0);
+    start_next(&mut svc, "t001", T0 + 60);
+    assert_eq!(svc.next_deadline(), Some(T0 + 1200));
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 1000)
+        .expect("ok");
+    assert_eq!(e.approximate_seconds_before_timed_out, Some(200));
+    assert!(svc.tick(T0 + 1199).publishes.is_empty());
+    let out = svc.tick(T0 + 1200);
+    assert_eq!(
+        json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("told")),
+        json!({"timestamp": T0 + 1200})
+    );
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 1200)
+        .expect("ok");
+    assert_eq!((e.status, e.version_number), (ExecutionStatus::TimedOut, 3));
+    assert_eq!(details(&svc, "job1").number_of_timed_out_things, 1);
+    assert_eq!(svc.next_deadline(), Some(T0 + 1260));
+    // An update at the deadline finds it TIMED_OUT (timers fire first).
+    let out = update(
+        &mut svc,
+        "t001",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 1260,
+    );
+    let r = reply(&out, "/update/rejected");
+    assert_eq!(r["code"], "InvalidStateTransition");
+    assert_eq!(r["executionState"]["status"], "TIMED_OUT");
+    assert_eq!(
+        svc.describe_job("job1").expect("ok").status,
+        JobStatus::Completed
+    );
+}
+
+#[test]
+fn step_timer_follows_the_devguide_example() {
+    // 12:00 start with a 20-minute in-progress timeout; 12:05 step 7 ->
+    // 12:12; 12:10 step 5 -> 12:15; 12:13 step 9 -> still 12:20.
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 1);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(20),
+    });
+    svc.create_job(req, T0).expect("created");
+    start_next(&mut svc, "t000", T0);
+    let step = |svc: &mut JobsService, minutes: i64, at: u64| {
+        let out = update(
+            svc,
+            "t000",
+            "job1",
+            json!({"status": "IN_PROGRESS", "stepTimeoutInMinutes": minutes}),
+            at,
+        );
+        assert!(out.publishes[0].topic.ends_with("/update/accepted"));
+        svc.next_deadline()
+    };
+    assert_eq!(step(&mut svc, 7, T0 + 300), Some(T0 + 720));
+    assert_eq!(step(&mut svc, 5, T0 + 600), Some(T0 + 900));
+    assert_eq!(step(&mut svc, 9, T0 + 780), Some(T0 + 1200));
+    assert_eq!(step(&mut svc, -1, T0 + 800), Some(T0 + 1200));
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "IN_PROGRESS", "stepTimeoutInMinutes": 0}),
+        T0 + 800,
+    );
+    assert_eq!(reply(&out, "/update/rejected")["code"], "InvalidRequest");
+}
+
+#[test]
+fn retry_creates_execution_number_two() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 1);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(1),
+    });
+    req.job_executions_retry_config = Some(RetryConfig {
+        criteria_list: vec![
+            RetryCriteria {
+                failure_type: FailureType::Failed,
+                number_of_retries: 1,
+            },
+            RetryCriteria {
+                failure_type: FailureType::TimedOut,
+                number_of_retries: 1,
+            },
+        ],
+    });
+    svc.create_job(req, T0).expect("created");
+    let out = run_to_terminal(&mut svc, "job1", "t000", "FAILED", T0 + 1);
+    // The retry is released at once: a new QUEUED execution, number 2.
+    let n = json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("told"));
+    assert_eq!(n["execution"]["executionNumber"], 2);
+    assert_eq!(n["execution"]["status"], "QUEUED");
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 1)
+        .expect("ok");
+    assert_eq!((e.execution_number, e.status), (2, ExecutionStatus::Queued));
+    let first = svc
+        .describe_job_execution("job1", "t000", Some(1), T0 + 1)
+        .expect("ok");
+    assert_eq!(first.status, ExecutionStatus::Failed);
+    // The old number cannot be updated.
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "IN_PROGRESS", "executionNumber": 1}),
+        T0 + 2,
+    );
+    assert_eq!(
+        reply(&out, "/update/rejected")["code"],
+        "InvalidStateTransition"
+    );
+    // Attempt 2 times out: retried as number 3; attempt 3 fails: no retry left.
+    start_next(&mut svc, "t000", T0 + 2);
+    svc.tick(T0 + 62);
+    let list = svc.list_job_executions_for_job("job1", None).expect("ok");
+    assert_eq!(list[0].job_execution_summary.execution_number, 3);
+    assert_eq!(list[0].job_execution_summary.retry_attempt, 2);
+    run_to_terminal(&mut svc, "job1", "t000", "FAILED", T0 + 63);
+    let d = svc.describe_job("job1").expect("ok");
+    assert_eq!(d.status, JobStatus::Completed);
+    assert_eq!(d.job_process_details.number_of_failed_things, 1);
+}
+
+#[test]
+fn rejected_updates_carry_aws_error_codes() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 1), T0).expect("created");
+    start_next(&mut svc, "t000", T0 + 1);
+    // expectedVersion mismatch.
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "IN_PROGRESS", "expectedVersion": 7, "clientToken": "x"}),
+        T0 + 2,
+    );
+    assert_eq!(out.publishes.len(), 1);
+    assert_eq!(
+        out.publishes[0].topic,
+        "$aws/things/t000/jobs/job1/update/rejected"
+    );
+    let r = json_of(&out.publishes[0]);
+    assert_eq!(r["code"], "VersionMismatch");
+    assert_eq!(r["clientToken"], "x");
+    assert_eq!(r["timestamp"], T0 + 2);
+    assert_eq!(
+        r["executionState"],
+        json!({"status": "IN_PROGRESS", "versionNumber": 2})
+    );
+    // Unknown job.
+    let out = update(
+        &mut svc,
+        "t000",
+        "nojob",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 2,
+    );
+    let r = reply(&out, "/update/rejected");
+    assert_eq!(r["code"], "ResourceNotFound");
+    assert!(r.get("executionState").is_none());
+    let out = svc.handle("$aws/things/t000/jobs/nojob/get", b"{}", T0 + 2);
+    assert_eq!(reply(&out, "/get/rejected")["code"], "ResourceNotFound");
+    // Malformed.
+    let out = svc.handle("$aws/things/t000/jobs/job1/update", b"{nope", T0 + 2);
+    assert_eq!(reply(&out, "/update/rejected")["code"], "InvalidJson");
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"statusDetails": {"a": "b"}}),
+        T0 + 2,
+    );
+    assert_eq!(reply(&out, "/update/rejected")["code"], "InvalidRequest");
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "QUEUED"}),
+        T0 + 2,
+    );
+    assert_eq!(reply(&out, "/update/rejected")["code"], "InvalidRequest");
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "IN_PROGRESS", "statusDetails": {"bad key": "v"}}),
+        T0 + 2,
+    );
+    assert_eq!(reply(&out, "/update/rejected")["code"], "InvalidRequest");
+    let out = svc.handle("$aws/things/t000/jobs/get", b"[1]", T0 + 2);
+    assert_eq!(reply(&out, "/jobs/get/rejected")["code"], "InvalidRequest");
+    // Terminal state, then any change.
+    update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "IN_PROGRESS"}),
+        T0 + 4,
+    );
+    let r = reply(&out, "/update/rejected");
+    assert_eq!(r["code"], "InvalidStateTransition");
+    assert_eq!(
+        r["executionState"],
+        json!({"status": "SUCCEEDED", "versionNumber": 3})
+    );
+    // Describe over MQTT still works on the terminal execution.
+    let out = svc.handle(
+        "$aws/things/t000/jobs/job1/get",
+        br#"{"includeJobDocument":false}"#,
+        T0 + 4,
+    );
+    let e = &reply(&out, "/get/accepted")["execution"];
+    assert_eq!(e["status"], "SUCCEEDED");
+    assert!(e.get("jobDocument").is_none());
+    // Replies and notifications are not requests.
+    assert!(
+        svc.handle("$aws/things/t000/jobs/job1/update/accepted", b"{}", T0 + 5)
+            .publishes
+            .is_empty()
+    );
+    assert!(
+        svc.handle("$aws/things/t000/jobs/notify-next", b"{}", T0 + 5)
+            .publishes
+            .is_empty()
+    );
+}
+
+#[test]
+fn describe_next_over_mqtt() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 1), T0).expect("created");
+    svc.create_job(request("job2", 1), T0 + 1).expect("created");
+    let out = svc.handle(
+        "$aws/things/t000/jobs/$next/get",
+        br#"{"clientToken":"n"}"#,
+        T0 + 2,
+    );
+    assert_eq!(reply(&out, "/get/accepted")["execution"]["jobId"], "job1");
+    // job2 starting before job1 puts it first: notify-next, not notify.
+    let out = update(
+        &mut svc,
+        "t000",
+        "job2",
+        json!({"status": "IN_PROGRESS"}),
+        T0 + 3,
+    );
+    assert!(find(&out, "$aws/things/t000/jobs/notify").is_none());
+    let n = json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("told"));
+    assert_eq!(n["execution"]["jobId"], "job2");
+    let listed = svc
+        .list_job_executions_for_job("job2", Some(ExecutionStatus::InProgress))
+        .expect("ok");
+    assert_eq!(listed.len(), 1);
+}
+
+#[test]
+fn identical_inputs_give_identical_outputs() {
+    let run = || {
+        let mut svc = JobsService::default();
+        let mut all = svc
+            .create_job(request("job1", 20), T0)
+            .expect("ok")
+            .output
+            .publishes;
+        for i in 0..20 {
+            let t = format!("t{i:03}");
+            all.extend(
+                run_to_terminal(
+                    &mut svc,
+                    "job1",
+                    &t,
+                    if i % 3 == 0 { "FAILED" } else { "SUCCEEDED" },
+                    T0 + i,
+                )
+                .publishes,
+            );
+        }
+        all
+    };
+    assert_eq!(run(), run());
+}
+
+proptest! {
+    #[test]
+    fn random_messages_never_panic(
+        msgs in prop::collection::vec(
+            (0usize..6, prop::collection::vec(any::<u8>(), 0..64), 0u64..200),
+            1..40,
+        )
+    ) {
+        let mut svc = JobsService::default();
+        let mut req = request("job1", 3);
+        req.timeout_config = Some(TimeoutConfig { in_progress_timeout_in_minutes: Some(1) });
+        req.job_executions_retry_config = Some(RetryConfig { criteria_list: vec![RetryCriteria { failure_type: FailureType::All, number_of_retries: 2 }] });
+        req.abort_after_failures = Some(1);
+        req.max_in_progress = Some(2);
+        svc.create_job(req, T0).expect("created");
+        let topics = [
+            "$aws/things/t000/jobs/get",
+            "$aws/things/t001/jobs/start-next",
+            "$aws/things/t000/jobs/job1/update",
+            "$aws/things/t002/jobs/$next/get",
+            "$aws/things/t001/jobs/job1/get",
+            "$aws/things/t000/jobs/job1/update",
+        ];
+        let mut now = T0;
+        for (i, bytes, dt) in msgs {
+            now += dt;
+            // Half the time, wrap the bytes into a plausible request.
+            let payload = if bytes.first().is_some_and(|b| b % 2 == 0) {
+                let status = ["IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "QUEUED"][bytes.len() % 5];
+                json!({"status": status, "expectedVersion": bytes.len() % 4,
+                    "stepTimeoutInMinutes": (bytes.len() as i64 % 3) - 1}).to_string().into_bytes()
+            } else {
+                bytes
+            };
+            let out = svc.handle(topics[i], &payload, now);
+            for p in &out.publishes {
+                let _: Value = serde_json::from_slice(&p.payload).expect("JSON");
+            }
+            svc.tick(now);
+            let d = svc.describe_job("job1").expect("exists").job_process_details;
+            prop_assert!(d.number_of_in_progress_things <= 2);
+            let total = d.number_of_queued_things + d.number_of_in_progress_things
+                + d.number_of_succeeded_things + d.number_of_failed_things
+                + d.number_of_rejected_things + d.number_of_timed_out_things
+                + d.number_of_canceled_things;
+            prop_assert_eq!(total, 3);
+        }
+    }
+}

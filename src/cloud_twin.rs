@@ -1,6 +1,9 @@
 //! The cloud twin on the broker for one run: the Device Shadow service answers
-//! `$aws/things/.../shadow/...` requests, and the rules pipeline turns matching
-//! messages into records in the run's SQLite store.
+//! `$aws/things/.../shadow/...` requests, the Jobs service answers
+//! `$aws/things/.../jobs/...` requests and runs rollouts on its own deadlines,
+//! the firmware registry serves images, and the rules pipeline turns matching
+//! messages into records in the run's SQLite store. Job aborts raise alerts
+//! (the SNS stand-in): kept here and traced on `/alerts`.
 //!
 //! It is a task on the world's executor with a client of its own on an ideal
 //! link ("in the cloud"). It sees every message the broker receives, in
@@ -12,7 +15,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use serde_json::json;
+use twinrig_cloud::jobs::{Alert, JobsService, Output};
 use twinrig_cloud::records::RecordStore;
+use twinrig_cloud::registry::Registry;
 use twinrig_cloud::rules::pipeline::Pipeline;
 use twinrig_cloud::shadow::ShadowService;
 use twinrig_hal::{MqttClient, QoS};
@@ -26,6 +31,9 @@ pub const CLOUD_CLIENT: &str = crate::scenario::validate::CLOUD_CLIENT_ID;
 /// Trace channel for records written by the rules pipeline.
 pub const RECORDS_CHANNEL: &str = "/records";
 
+/// Trace channel for alerts (job aborts).
+pub const ALERTS_CHANNEL: &str = "/alerts";
+
 /// The cloud services of one run.
 pub struct CloudTwin {
     handle: SimHandle,
@@ -33,6 +41,10 @@ pub struct CloudTwin {
     shadows: RefCell<ShadowService>,
     pipeline: Option<Pipeline>,
     store: RefCell<RecordStore>,
+    jobs: RefCell<JobsService>,
+    registry: RefCell<Registry>,
+    alerts: RefCell<Vec<Alert>>,
+    client: RefCell<Option<twinrig_sim::net::SimMqttClient>>,
 }
 
 impl CloudTwin {
@@ -50,6 +62,11 @@ impl CloudTwin {
             shadows: RefCell::new(ShadowService::default()),
             pipeline,
             store: RefCell::new(store),
+            jobs: RefCell::new(JobsService::default()),
+            // The signing key only has to be stable per run: derive it from the seed.
+            registry: RefCell::new(Registry::new(&handle.seed().to_le_bytes())),
+            alerts: RefCell::new(Vec::new()),
+            client: RefCell::new(None),
         }))
     }
 
@@ -77,9 +94,55 @@ impl CloudTwin {
         self.shadows.borrow()
     }
 
+    /// The Jobs service (control plane for steps and expectations).
+    pub fn jobs(&self) -> &RefCell<JobsService> {
+        &self.jobs
+    }
+
+    /// The firmware registry.
+    pub fn registry(&self) -> &RefCell<Registry> {
+        &self.registry
+    }
+
+    /// Alerts raised so far.
+    pub fn alerts(&self) -> std::cell::Ref<'_, Vec<Alert>> {
+        self.alerts.borrow()
+    }
+
+    /// Publishes what a Jobs call produced and keeps its alerts.
+    pub async fn emit(&self, out: Output) {
+        for a in out.alerts {
+            let value = serde_json::to_value(&a).unwrap_or_default();
+            self.handle.trace(ALERTS_CHANNEL, value);
+            self.alerts.borrow_mut().push(a);
+        }
+        let client = self.client.borrow().clone();
+        let Some(client) = client else { return };
+        for p in out.publishes {
+            self.publish(&client, &p.topic, &p.payload).await;
+        }
+    }
+
+    async fn publish(&self, client: &twinrig_sim::net::SimMqttClient, topic: &str, payload: &[u8]) {
+        // The services only publish valid topics; a refusal is a harness bug worth seeing.
+        if let Err(e) = client.publish(topic, payload, QoS::AtLeastOnce).await {
+            self.handle.trace(
+                channels::TASKS,
+                json!({"cloud": "publish failed", "topic": topic, "error": e.to_string()}),
+            );
+        }
+    }
+
+    /// Virtual time of the Jobs service's next deadline, if any.
+    fn jobs_deadline(&self) -> Option<twinrig_sim::Nanos> {
+        let at_s = self.jobs.borrow().next_deadline()?;
+        Some(at_s.saturating_sub(self.epoch_s).saturating_mul(SECONDS))
+    }
+
     /// Connects the cloud client and starts serving.
     pub fn start(self: &Rc<Self>, network: &Network) -> Result<(), String> {
         let client = network.connect(CLOUD_CLIENT, LinkParams::ideal())?;
+        *self.client.borrow_mut() = Some(client.clone());
         let me = self.clone();
         let net = network.clone();
         self.handle
@@ -88,29 +151,40 @@ impl CloudTwin {
     }
 
     async fn serve(&self, network: &Network, client: &twinrig_sim::net::SimMqttClient) {
+        use embassy_futures::select::{Either, select};
         let mut seen = 0usize;
         loop {
-            network.observe_after(seen).await;
+            let woke = match self.jobs_deadline() {
+                Some(at) => select(network.observe_after(seen), self.handle.sleep_until(at)).await,
+                None => {
+                    network.observe_after(seen).await;
+                    Either::First(())
+                }
+            };
+            if let Either::Second(()) = woke {
+                let out = self.jobs.borrow_mut().tick(self.now_s());
+                self.emit(out).await;
+                continue;
+            }
             let fresh: Vec<_> = network.observed()[seen..].to_vec();
             seen += fresh.len();
             for m in fresh {
                 if m.from == CLOUD_CLIENT {
                     continue;
                 }
-                if m.topic.starts_with("$aws/things/") {
+                if m.topic.starts_with("$aws/things/") && m.topic.contains("/jobs/") {
+                    let out = self
+                        .jobs
+                        .borrow_mut()
+                        .handle(&m.topic, &m.payload, self.now_s());
+                    self.emit(out).await;
+                } else if m.topic.starts_with("$aws/things/") {
                     let out = self
                         .shadows
                         .borrow_mut()
                         .handle(&m.topic, &m.payload, self.now_s());
                     for p in out {
-                        // The client validated nothing it cannot send; a refusal is a harness bug worth seeing.
-                        if let Err(e) = client.publish(&p.topic, &p.payload, QoS::AtLeastOnce).await
-                        {
-                            self.handle.trace(
-                                channels::TASKS,
-                                json!({"cloud": "shadow publish failed", "error": e.to_string()}),
-                            );
-                        }
+                        self.publish(client, &p.topic, &p.payload).await;
                     }
                 }
                 if let Some(pipeline) = &self.pipeline {

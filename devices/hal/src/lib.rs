@@ -12,7 +12,9 @@
 extern crate alloc;
 
 pub mod clock;
+pub mod download;
 pub mod mqtt;
 
 pub use clock::Clock;
+pub use download::{DownloadError, DownloadInfo, Downloader};
 pub use mqtt::{MqttClient, MqttError, MqttMessage, QoS};

@@ -1,6 +1,6 @@
 //! Device side of OTA for twinrig devices (no_std + alloc, HAL traits only).
 //!
-//! This slice is the transport-free core:
+//! The transport-free core:
 //! - [`partitions`]: an ESP-IDF-like A/B partition table (otadata, ota_0, ota_1)
 //!   over any `embedded_storage` [`NorFlash`](embedded_storage::nor_flash::NorFlash),
 //!   with the ESP-IDF rollback state machine;
@@ -8,12 +8,17 @@
 //! - [`job`]: the OTA job document and job-execution status updates;
 //! - [`updater`]: the state machine tying them together.
 //!
-//! The MQTT Jobs loop and the downloader come in the next slice.
+//! And the device loop around it, [`client::run`]: AWS IoT Jobs over any
+//! [`twinrig_hal::MqttClient`], chunked resumable downloads through a
+//! [`twinrig_hal::Downloader`], the shadow's `reported.firmware` and a
+//! heartbeat. It returns when the device must reboot; see [`client`] for the
+//! reboot model and the exact MQTT messages.
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+pub mod client;
 mod crc;
 pub mod image;
 pub mod job;
@@ -21,10 +26,13 @@ pub mod partitions;
 pub mod updater;
 
 #[cfg(test)]
+mod client_tests;
+#[cfg(test)]
 mod mock;
 #[cfg(test)]
 mod tests;
 
+pub use client::{Exit, OtaConfig, Topics, run};
 pub use image::{ImageError, ImageHeader, ImageVerifier, Version, build_image};
 pub use job::{ExecutionStatus, JobUpdate, OtaJob};
 pub use partitions::{

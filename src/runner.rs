@@ -378,6 +378,9 @@ fn step_kind(step: &Step) -> &'static str {
         Step::Delay(_) => "delay",
         Step::Fault(_) => "fault",
         Step::Say(_) => "say",
+        Step::Prompt(_) => "prompt",
+        Step::CreateJob(_) => "create_job",
+        Step::WaitForJob(_) => "wait_for_job",
     }
 }
 
@@ -478,6 +481,9 @@ impl Timeline {
             }
             Step::Fault(f) => self.fault(f),
             Step::Say(say) => self.say(&say.device, &say.text).await,
+            Step::Prompt(_) | Step::CreateJob(_) | Step::WaitForJob(_) => {
+                Err("not supported yet".to_owned())
+            }
         }
     }
 
@@ -567,6 +573,10 @@ impl Timeline {
                 let result = compare_duration(latency, &l.check).map(|()| format_nanos(latency));
                 (description, result)
             }
+            Expect::Job(_) | Expect::Fleet(_) | Expect::Alert(_) => (
+                "fleet check".to_owned(),
+                Err("not supported yet".to_owned()),
+            ),
         }
     }
 

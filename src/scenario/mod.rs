@@ -12,12 +12,14 @@
 use std::path::{Path, PathBuf};
 
 pub mod duration;
+pub mod fleet;
 mod load;
 pub mod model;
 pub mod schema;
 pub mod validate;
 
 pub use duration::{Duration, ParseDurationError};
+pub use fleet::*;
 pub use load::{Position, Problem, ScenarioError};
 pub use model::*;
 pub use schema::{scenario_schema, scenario_schema_json};

@@ -23,6 +23,9 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::duration::{Duration, DurationVisitor};
+use super::fleet::{
+    CreateJobStep, ExpectAlert, ExpectFleet, ExpectJob, FleetConfig, PromptStep, WaitForJob,
+};
 
 /// A scenario: devices in a world, a link model, and a timeline of steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -50,6 +53,10 @@ pub struct Scenario {
     /// by the broker (default: the default epoch and no rules).
     #[serde(default)]
     pub cloud: CloudConfig,
+    /// The OTA fleet: firmware in the registry, device types and the devices
+    /// that run the OTA client (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetConfig>,
     /// The timeline, run in order.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
@@ -522,6 +529,12 @@ pub enum Step {
     /// Speak a command to a device: the words are turned into the device's
     /// MQTT commands.
     Say(Say),
+    /// Send an operator prompt to the fleet agent (it may create a job).
+    Prompt(PromptStep),
+    /// Create an OTA job with exact rollout, abort, timeout and retry settings.
+    CreateJob(CreateJobStep),
+    /// Run until a job reaches one of the given statuses, or fail at the timeout.
+    WaitForJob(WaitForJob),
 }
 
 /// Publish a message.
@@ -742,6 +755,12 @@ pub enum Expect {
     Latency(ExpectLatency),
     /// Records the cloud's rules wrote to the records store.
     Records(ExpectRecords),
+    /// An OTA job: its status, whether it aborted, its execution counts.
+    Job(ExpectJob),
+    /// How many fleet devices of a type run a version (from their shadows).
+    Fleet(ExpectFleet),
+    /// Alerts raised by aborted jobs.
+    Alert(ExpectAlert),
 }
 
 /// Count the messages seen since the run started on a topic filter.

@@ -244,6 +244,7 @@ fn expected_everything() -> Scenario {
                 },
             ],
         },
+        fleet: None,
         steps: vec![
             Step::Publish(Publish {
                 topic: "twinrig/echo/echo-1/tx".into(),
@@ -867,4 +868,403 @@ proptest! {
             }
         }
     }
+}
+
+const FLEET: &str = r##"# Every fleet key, step and expect.
+name: fleet
+seed: 7
+duration_limit: 2h
+devices:
+  - { kind: echo, id: echo-1 }
+fleet:
+  firmware:
+    - { type: pet_feeder, versions: [1.0.0, 1.1.0, 2.0.0], size: 1MiB }
+    - { type: sphero_rvr, versions: [3.0.0, 1.0.0] }
+    - { type: amazing_hand, versions: [0.9.0], size: 512KiB }
+  types:
+    - { type: pet_feeder, ota: enabled, recommended: 2.0.0 }
+    - { type: amazing_hand, ota: disabled }
+  groups:
+    - type: pet_feeder
+      count: 100
+      id: "feeder-{n:03}"
+      version: 1.0.0
+      faults: { bad_download: 0.08, boot_failure: 0.01, offline: 0.0 }
+    - { type: sphero_rvr, count: 2, id: "rvr-{n}", version: 3.0.0 }
+    - { type: amazing_hand, count: 1, id: hand, version: 0.9.0 }
+  link: { latency: 20ms, loss: 0.001 }
+  download: { bandwidth: 1.5Mbit/s, latency: 80ms }
+steps:
+  - prompt: { text: "update all pet_feeder devices to the latest firmware", as: job1 }
+  - prompt: { text: "what versions are the feeders running?" }
+  - create_job:
+      id: rollback-rvr
+      target: { type: sphero_rvr }
+      version: 1.0.0
+      rollout:
+        maximumPerMinute: 50
+        exponentialRate:
+          baseRatePerMinute: 5
+          incrementFactor: 1.5
+          rateIncreaseCriteria: { numberOfSucceededThings: 10 }
+      abort:
+        criteriaList:
+          - { failureType: FAILED, action: CANCEL, thresholdPercentage: 5, minNumberOfExecutedThings: 20 }
+      timeout: { inProgressTimeoutInMinutes: 10 }
+      retry:
+        criteriaList:
+          - { failureType: TIMED_OUT, numberOfRetries: 2 }
+          - { failureType: FAILED, numberOfRetries: 1 }
+      max_in_progress: 10
+      abort_after_failures: 10
+  - create_job: { id: one, target: { device: feeder-042 }, version: latest }
+  - create_job: { id: all, target: fleet, version: 2.0.0 }
+  - wait_for_job: { job: job1, status: [COMPLETED, CANCELED], timeout: 10min }
+  - wait_for_job: { job: one, timeout: 5min }
+  - expect:
+      job:
+        job: job1
+        status: CANCELED
+        aborted: true
+        succeeded: { at_least: 1 }
+        failed: { at_least: 11 }
+        max_in_progress_seen: { at_most: 10 }
+  - expect: { job: { job: all } }
+  - expect: { fleet: { type: pet_feeder, version: 2.0.0, count: { equals: 100 } } }
+  - expect: { fleet: { type: sphero_rvr, version: 1.0.0 } }
+  - expect: { alert: { job: job1, count: { equals: 1 } } }
+  - expect: { alert: {} }
+"##;
+
+fn version(text: &str) -> Version {
+    text.parse().unwrap()
+}
+
+fn at_least(n: f64) -> Comparison {
+    Comparison {
+        at_least: Some(n),
+        ..Comparison::default()
+    }
+}
+
+fn equals(n: u64) -> Comparison {
+    Comparison {
+        equals: Some(json!(n)),
+        ..Comparison::default()
+    }
+}
+
+fn expected_fleet() -> FleetConfig {
+    FleetConfig {
+        firmware: vec![
+            FirmwareSet {
+                device_type: "pet_feeder".into(),
+                versions: vec![version("1.0.0"), version("1.1.0"), version("2.0.0")],
+                size: ByteSize(1024 * 1024),
+            },
+            FirmwareSet {
+                device_type: "sphero_rvr".into(),
+                versions: vec![version("3.0.0"), version("1.0.0")],
+                size: ByteSize(1024 * 1024),
+            },
+            FirmwareSet {
+                device_type: "amazing_hand".into(),
+                versions: vec![version("0.9.0")],
+                size: ByteSize(512 * 1024),
+            },
+        ],
+        types: vec![
+            DeviceTypeConfig {
+                device_type: "pet_feeder".into(),
+                ota: OtaGate::Enabled,
+                recommended: Some(version("2.0.0")),
+            },
+            DeviceTypeConfig {
+                device_type: "amazing_hand".into(),
+                ota: OtaGate::Disabled,
+                recommended: None,
+            },
+        ],
+        groups: vec![
+            Group {
+                device_type: "pet_feeder".into(),
+                count: 100,
+                id: "feeder-{n:03}".parse().unwrap(),
+                version: version("1.0.0"),
+                faults: FaultProfile {
+                    bad_download: 0.08,
+                    boot_failure: 0.01,
+                    offline: 0.0,
+                },
+            },
+            Group {
+                device_type: "sphero_rvr".into(),
+                count: 2,
+                id: "rvr-{n}".parse().unwrap(),
+                version: version("3.0.0"),
+                faults: FaultProfile::default(),
+            },
+            Group {
+                device_type: "amazing_hand".into(),
+                count: 1,
+                id: "hand".parse().unwrap(),
+                version: version("0.9.0"),
+                faults: FaultProfile::default(),
+            },
+        ],
+        link: Some(LinkModel {
+            latency: Latency::Fixed(ms(20)),
+            loss: 0.001,
+            ..LinkModel::default()
+        }),
+        download: DownloadModel {
+            bandwidth: Bandwidth(1_500_000),
+            latency: ms(80),
+        },
+    }
+}
+
+fn expected_fleet_steps() -> Vec<Step> {
+    use twinrig_cloud::jobs as cj;
+    vec![
+        Step::Prompt(PromptStep {
+            text: "update all pet_feeder devices to the latest firmware".into(),
+            as_name: Some("job1".into()),
+        }),
+        Step::Prompt(PromptStep {
+            text: "what versions are the feeders running?".into(),
+            as_name: None,
+        }),
+        Step::CreateJob(CreateJobStep {
+            id: "rollback-rvr".into(),
+            target: JobTarget::DeviceType("sphero_rvr".into()),
+            version: VersionRef::Exact(version("1.0.0")),
+            rollout: Some(cj::RolloutConfig {
+                maximum_per_minute: Some(50),
+                exponential_rate: Some(cj::ExponentialRate {
+                    base_rate_per_minute: 5,
+                    increment_factor: 1.5,
+                    rate_increase_criteria: cj::RateIncreaseCriteria {
+                        number_of_notified_things: None,
+                        number_of_succeeded_things: Some(10),
+                    },
+                }),
+            }),
+            abort: Some(cj::AbortConfig {
+                criteria_list: vec![cj::AbortCriteria {
+                    failure_type: cj::FailureType::Failed,
+                    action: cj::AbortAction::Cancel,
+                    threshold_percentage: 5.0,
+                    min_number_of_executed_things: 20,
+                }],
+            }),
+            timeout: Some(cj::TimeoutConfig {
+                in_progress_timeout_in_minutes: Some(10),
+            }),
+            retry: Some(cj::RetryConfig {
+                criteria_list: vec![
+                    cj::RetryCriteria {
+                        failure_type: cj::FailureType::TimedOut,
+                        number_of_retries: 2,
+                    },
+                    cj::RetryCriteria {
+                        failure_type: cj::FailureType::Failed,
+                        number_of_retries: 1,
+                    },
+                ],
+            }),
+            max_in_progress: Some(10),
+            abort_after_failures: Some(10),
+        }),
+        Step::CreateJob(CreateJobStep {
+            id: "one".into(),
+            target: JobTarget::Device("feeder-042".into()),
+            version: VersionRef::Latest,
+            rollout: None,
+            abort: None,
+            timeout: None,
+            retry: None,
+            max_in_progress: None,
+            abort_after_failures: None,
+        }),
+        Step::CreateJob(CreateJobStep {
+            id: "all".into(),
+            target: JobTarget::Fleet,
+            version: VersionRef::Exact(version("2.0.0")),
+            rollout: None,
+            abort: None,
+            timeout: None,
+            retry: None,
+            max_in_progress: None,
+            abort_after_failures: None,
+        }),
+        Step::WaitForJob(WaitForJob {
+            job: "job1".into(),
+            status: vec![JobStatus::Completed, JobStatus::Canceled],
+            timeout: Duration::from_secs(600),
+        }),
+        Step::WaitForJob(WaitForJob {
+            job: "one".into(),
+            status: vec![JobStatus::Completed, JobStatus::Canceled],
+            timeout: Duration::from_secs(300),
+        }),
+        Step::Expect(Expect::Job(ExpectJob {
+            job: "job1".into(),
+            status: Some(JobStatus::Canceled),
+            aborted: Some(true),
+            succeeded: Some(at_least(1.0)),
+            failed: Some(at_least(11.0)),
+            max_in_progress_seen: Some(Comparison {
+                at_most: Some(10.0),
+                ..Comparison::default()
+            }),
+        })),
+        Step::Expect(Expect::Job(ExpectJob {
+            job: "all".into(),
+            status: None,
+            aborted: None,
+            succeeded: None,
+            failed: None,
+            max_in_progress_seen: None,
+        })),
+        Step::Expect(Expect::Fleet(ExpectFleet {
+            device_type: "pet_feeder".into(),
+            version: version("2.0.0"),
+            count: Some(equals(100)),
+        })),
+        Step::Expect(Expect::Fleet(ExpectFleet {
+            device_type: "sphero_rvr".into(),
+            version: version("1.0.0"),
+            count: None,
+        })),
+        Step::Expect(Expect::Alert(ExpectAlert {
+            job: Some("job1".into()),
+            count: Some(equals(1)),
+        })),
+        Step::Expect(Expect::Alert(ExpectAlert {
+            job: None,
+            count: None,
+        })),
+    ]
+}
+
+#[test]
+fn fleet_scenario_parses_to_the_expected_values() {
+    let s = parse(FLEET).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    assert_eq!(s.fleet, Some(expected_fleet()));
+    assert_eq!(s.steps, expected_fleet_steps());
+    let fleet = s.fleet.as_ref().unwrap();
+    let ids = fleet.device_ids();
+    assert_eq!(ids.len(), 103);
+    assert_eq!(ids[0].0, "feeder-001");
+    assert_eq!(ids[99].0, "feeder-100");
+    assert_eq!(ids[100].0, "rvr-1");
+    assert_eq!(ids[101].1.device_type, "sphero_rvr");
+    assert_eq!(ids[102].0, "hand");
+    assert_eq!(fleet.latest("sphero_rvr"), Some(version("3.0.0")));
+    assert_eq!(fleet.latest("nope"), None);
+    assert_eq!(fleet.type_config("sphero_rvr").ota, OtaGate::Enabled);
+    assert_eq!(fleet.type_config("amazing_hand").ota, OtaGate::Disabled);
+    assert_eq!(fleet.firmware[1].size.bytes(), 1024 * 1024);
+    assert_eq!(fleet.download.bandwidth.bits_per_second(), 1_500_000);
+}
+
+#[test]
+fn fleet_defaults_and_create_job_request() {
+    let s = parse("name: m\nseed: 0\nduration_limit: 1s\nfleet: {}\nsteps: [ { delay: 1ms } ]\n")
+        .unwrap();
+    let fleet = s.fleet.unwrap();
+    assert_eq!(fleet.download.bandwidth, Bandwidth(2_000_000));
+    assert_eq!(fleet.download.latency, ms(50));
+    assert!(fleet.device_ids().is_empty());
+    assert_eq!(
+        parse("name: m\nseed: 0\nduration_limit: 1s\nsteps: [ { delay: 1ms } ]\n")
+            .unwrap()
+            .fleet,
+        None
+    );
+    let Step::CreateJob(job) = &expected_fleet_steps()[2] else {
+        panic!()
+    };
+    let request = job.request(vec!["rvr-1".into(), "rvr-2".into()], json!({"v": 1}));
+    assert_eq!(request.job_id, "rollback-rvr");
+    assert_eq!(request.targets, ["rvr-1", "rvr-2"]);
+    assert_eq!(request.max_in_progress, Some(10));
+    assert_eq!(request.abort_config, job.abort);
+    // The request is AWS's CreateJob body: camelCase, as the engine reads it.
+    let body = serde_json::to_value(&request).unwrap();
+    assert_eq!(
+        body["jobExecutionsRolloutConfig"]["maximumPerMinute"],
+        json!(50)
+    );
+    assert_eq!(body["abortAfterFailures"], json!(10));
+}
+
+#[test]
+fn serialized_fleet_scenario_reads_back_equal() {
+    let scenario = parse(FLEET).unwrap();
+    let yaml = serde_saphyr::to_string(&scenario).unwrap();
+    let back = parse(&yaml).unwrap_or_else(|e| panic!("{}\n{yaml}", e.render_plain()));
+    assert_eq!(back, scenario, "{yaml}");
+    let json = serde_json::to_value(&scenario).unwrap();
+    assert_eq!(json["fleet"]["groups"][0]["id"], "feeder-{n:03}");
+    assert_eq!(json["fleet"]["firmware"][2]["size"], "512KiB");
+    assert_eq!(json["fleet"]["download"]["bandwidth"], "1500kbit/s");
+    assert_eq!(json["steps"][0]["prompt"]["as"], "job1");
+    assert_eq!(
+        json["steps"][2]["create_job"]["target"]["type"],
+        "sphero_rvr"
+    );
+    assert_eq!(
+        json["steps"][2]["create_job"]["rollout"]["maximumPerMinute"],
+        50
+    );
+    assert_eq!(json["steps"][4]["create_job"]["target"], "fleet");
+    assert_eq!(json["steps"][3]["create_job"]["version"], "latest");
+    assert_eq!(json["steps"][5]["wait_for_job"]["status"][1], "CANCELED");
+}
+
+#[test]
+fn fleet_errors_are_all_reported_in_order() {
+    let text = r#"name: x
+seed: 1
+duration_limit: 1s
+devices: [ { kind: echo, id: feeder-002 } ]
+fleet:
+  firmware:
+    - { type: pet_feeder, versions: [1.0.0, 1.0.0], size: 0B }
+  types:
+    - { type: pet_feder }
+    - { type: pet_feeder, recommended: 3.0.0 }
+  groups:
+    - { type: pet_feeder, count: 3, id: "feeder-{n:03}", version: 1.1.0 }
+    - { type: pet_feeder, count: 0, id: "x-{n}", version: 1.0.0 }
+    - { type: pet_feeder, count: 2, id: gateway, version: 1.0.0 }
+steps:
+  - create_job: { id: j1, target: { type: rvr }, version: 2.0.0, max_in_progress: 0 }
+  - create_job: { id: j1, target: { device: feeder-009 }, version: latest }
+  - expect: { job: { job: j2 } }
+"#;
+    let err = parse(text).unwrap_err();
+    let plain = err.render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:7:45: fleet firmware 1 (`pet_feeder`): version 1.0.0 is listed twice (versions are never overwritten)",
+            "test.yaml:7:59: fleet firmware 1 (`pet_feeder`): `size` must be greater than 0",
+            "test.yaml:9:15: fleet type 1 (`pet_feder`): no `fleet.firmware` for this type; firmware types: pet_feeder",
+            "test.yaml:10:40: fleet type 2 (`pet_feeder`): recommended version 3.0.0 is not in the firmware of `pet_feeder`; versions: 1.0.0",
+            "test.yaml:12:67: fleet group 1 (`feeder-{n:03}`): type `pet_feeder` has no firmware version 1.1.0 to start on; versions: 1.0.0",
+            "test.yaml:12:41: fleet group 1 (`feeder-{n:03}`): device 2 gets id `feeder-002`: the id is already used by device 1",
+            "test.yaml:13:34: fleet group 2 (`x-{n}`): `count` must be from 1 to 10000, got 0",
+            "test.yaml:14:41: fleet group 3 (`gateway`): 2 devices need `{n}` in the id pattern to get different ids",
+            "test.yaml:16:43: step 1 (create_job): unknown device type `rvr`; firmware types: pet_feeder",
+            "test.yaml:16:83: step 1 (create_job): `max_in_progress` must be at least 1",
+            "test.yaml:17:23: step 2 (create_job): job `j1` is already defined by step 1",
+            "test.yaml:17:45: step 2 (create_job): unknown fleet device `feeder-009`; fleet device ids come from `fleet.groups` (`id` and `count`)",
+            "test.yaml:18:27: step 3 (expect): unknown job `j2`; jobs defined before this step: j1",
+        ],
+        "{plain}"
+    );
 }

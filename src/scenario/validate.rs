@@ -4,12 +4,17 @@
 //! (`echo-1`)`, `world.obstacles[1]`) and carries the path of the offending
 //! node in the document, which `load.rs` turns into a line and column.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use twinrig_cloud::jobs::{FailureType, valid_job_id};
 use twinrig_cloud::rules::{Rule, RuleConfig, RuleError, Transform, parse as parse_sql, presets};
+use twinrig_cloud::shadow::{MAX_THING_NAME, valid_thing_name};
 
 use super::duration::Duration;
+use super::fleet::{
+    CreateJobStep, FleetConfig, JobTarget, MAX_GROUP_COUNT, MAX_IMAGE_BYTES, Version, VersionRef,
+};
 use super::model::Latency;
 use super::model::{
     CloudConfig, Comparison, Device, DurationComparison, Expect, ExpectRecords, Fault, FieldCheck,
@@ -79,6 +84,9 @@ pub fn validate(s: &Scenario, known_kinds: &[&str]) -> Result<(), Vec<SemanticEr
         device_ids: s.devices.iter().map(|d| d.id.as_str()).collect(),
         obstacle_names: s.world.obstacles.iter().map(|o| o.name.as_str()).collect(),
         transforms: transforms(),
+        fleet: s.fleet.as_ref(),
+        fleet_devices: HashMap::new(),
+        jobs: Vec::new(),
     };
     c.scenario(s);
     if c.errors.is_empty() {
@@ -112,6 +120,12 @@ struct Checker<'a> {
     device_ids: Vec<&'a str>,
     obstacle_names: Vec<&'a str>,
     transforms: Vec<Transform>,
+    fleet: Option<&'a FleetConfig>,
+    /// Fleet device id -> its type (filled by the fleet check).
+    fleet_devices: HashMap<String, String>,
+    /// Job names defined so far (`create_job.id`, `prompt.as`) and the
+    /// (0-based) step that defined each, in step order.
+    jobs: Vec<(String, usize)>,
 }
 
 /// The transforms a rule's `action` and `expect: records` may name (the
@@ -160,6 +174,9 @@ impl Checker<'_> {
         self.link(&s.link, &root.k("link"), "`link`");
         self.devices(&s.devices, &root.k("devices"));
         self.cloud(&s.cloud, &root.k("cloud"));
+        if let Some(fleet) = &s.fleet {
+            self.fleet(fleet, &s.devices, &root.k("fleet"));
+        }
         let steps = root.k("steps");
         if s.steps.is_empty() {
             self.err(
@@ -333,22 +350,8 @@ impl Checker<'_> {
                     &dp.k("id"),
                     format!("device {}: `id` must not be empty", i + 1),
                 );
-            } else if d
-                .id
-                .chars()
-                .any(|c| matches!(c, '/' | '+' | '#' | '$') || c.is_whitespace() || c.is_control())
-            {
-                self.err(
-                    &dp.k("id"),
-                    format!(
-                        "{what}: an id is an MQTT client id and used in topics; it must not contain `/`, `+`, `#`, `$` or blanks"
-                    ),
-                );
-            } else if d.id == RESERVED_CLIENT_ID || d.id == CLOUD_CLIENT_ID {
-                self.err(
-                    &dp.k("id"),
-                    format!("{what}: `{}` is the harness's own MQTT client id", d.id),
-                );
+            } else if let Err(why) = check_device_id(&d.id) {
+                self.err(&dp.k("id"), format!("{what}: {why}"));
             }
             if let Some(first) = seen.get(d.id.as_str()) {
                 self.err(
@@ -493,6 +496,30 @@ impl Checker<'_> {
                     self.err(&p.k("text"), format!("{what}: `text` must not be empty"));
                 }
             }
+            Step::Prompt(prompt) => {
+                self.needs_fleet(&p, &what);
+                if prompt.text.trim().is_empty() {
+                    self.err(&p.k("text"), format!("{what}: `text` must not be empty"));
+                }
+                if let Some(name) = &prompt.as_name {
+                    self.define_job(name, i, &p.k("as"), &what, "`as`");
+                }
+            }
+            Step::CreateJob(job) => {
+                self.needs_fleet(&p, &what);
+                self.define_job(&job.id, i, &p.k("id"), &what, "`id`");
+                self.create_job(job, &p, &what);
+            }
+            Step::WaitForJob(w) => {
+                self.known_job(&w.job, &p.k("job"), &what);
+                if w.status.is_empty() {
+                    self.err(
+                        &p.k("status"),
+                        format!("{what}: `status` must list at least one job status"),
+                    );
+                }
+                self.nonzero(w.timeout, &p.k("timeout"), &format!("{what}: `timeout`"));
+            }
         }
     }
 
@@ -539,6 +566,38 @@ impl Checker<'_> {
                 self.duration_comparison(&l.check, &lp, what);
             }
             Expect::Records(r) => self.expect_records(r, &p.k("records"), what),
+            Expect::Job(j) => {
+                let jp = p.k("job");
+                self.known_job(&j.job, &jp.k("job"), what);
+                for (key, c) in [
+                    ("succeeded", &j.succeeded),
+                    ("failed", &j.failed),
+                    ("max_in_progress_seen", &j.max_in_progress_seen),
+                ] {
+                    if let Some(c) = c {
+                        self.comparison(c, &jp.k(key), &format!("{what}: `{key}`"));
+                    }
+                }
+            }
+            Expect::Fleet(f) => {
+                let fp = p.k("fleet");
+                self.needs_fleet(&fp, what);
+                if self.fleet.is_some() && self.known_type(&f.device_type, &fp.k("type"), what) {
+                    self.has_version(&f.device_type, &f.version, &fp.k("version"), what);
+                }
+                if let Some(count) = &f.count {
+                    self.comparison(count, &fp.k("count"), &format!("{what}: `count`"));
+                }
+            }
+            Expect::Alert(a) => {
+                let ap = p.k("alert");
+                if let Some(job) = &a.job {
+                    self.known_job(job, &ap.k("job"), what);
+                }
+                if let Some(count) = &a.count {
+                    self.comparison(count, &ap.k("count"), &format!("{what}: `count`"));
+                }
+            }
         }
     }
 
@@ -755,6 +814,479 @@ impl Checker<'_> {
     }
 }
 
+/// Fleet, prompt and job checks.
+impl Checker<'_> {
+    fn fleet(&mut self, f: &FleetConfig, devices: &[Device], p: &P) {
+        let mut firmware_seen: HashMap<&str, usize> = HashMap::new();
+        for (i, fw) in f.firmware.iter().enumerate() {
+            let fp = p.k("firmware").i(i);
+            let what = format!("fleet firmware {} (`{}`)", i + 1, fw.device_type);
+            self.type_name(&fw.device_type, &fp.k("type"), &what);
+            if let Some(first) = firmware_seen.get(fw.device_type.as_str()) {
+                self.err(
+                    &fp.k("type"),
+                    format!(
+                        "{what}: the type is already listed by fleet firmware {}; list all its versions there",
+                        first + 1
+                    ),
+                );
+            } else {
+                firmware_seen.insert(&fw.device_type, i);
+            }
+            if fw.versions.is_empty() {
+                self.err(
+                    &fp.k("versions"),
+                    format!("{what}: `versions` must list at least one version"),
+                );
+            }
+            let mut versions = HashSet::new();
+            for (j, v) in fw.versions.iter().enumerate() {
+                if !versions.insert(v) {
+                    self.err(
+                        &fp.k("versions").i(j),
+                        format!(
+                            "{what}: version {v} is listed twice (versions are never overwritten)"
+                        ),
+                    );
+                }
+            }
+            if fw.size.bytes() == 0 {
+                self.err(
+                    &fp.k("size"),
+                    format!("{what}: `size` must be greater than 0"),
+                );
+            } else if fw.size.bytes() > MAX_IMAGE_BYTES {
+                self.err(
+                    &fp.k("size"),
+                    format!(
+                        "{what}: `size` is at most 16MiB (the largest flash of an ESP32), got {}",
+                        fw.size
+                    ),
+                );
+            }
+        }
+
+        let mut types_seen: HashMap<&str, usize> = HashMap::new();
+        for (i, t) in f.types.iter().enumerate() {
+            let tp = p.k("types").i(i);
+            let what = format!("fleet type {} (`{}`)", i + 1, t.device_type);
+            if let Some(first) = types_seen.get(t.device_type.as_str()) {
+                self.err(
+                    &tp.k("type"),
+                    format!(
+                        "{what}: the type is already configured by fleet type {}",
+                        first + 1
+                    ),
+                );
+                continue;
+            }
+            types_seen.insert(&t.device_type, i);
+            match f.firmware_for(&t.device_type) {
+                None => self.err(
+                    &tp.k("type"),
+                    format!(
+                        "{what}: no `fleet.firmware` for this type; {}",
+                        firmware_types(f)
+                    ),
+                ),
+                Some(fw) => {
+                    if let Some(r) = &t.recommended
+                        && !fw.versions.contains(r)
+                    {
+                        self.err(
+                            &tp.k("recommended"),
+                            format!(
+                                "{what}: recommended version {r} is not in the firmware of `{}`; versions: {}",
+                                t.device_type,
+                                version_list(&fw.versions)
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+
+        // Who holds each id: devices first, then the fleet groups in order.
+        let mut owners: HashMap<String, String> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), format!("device {}", i + 1)))
+            .collect();
+        for (i, g) in f.groups.iter().enumerate() {
+            let gp = p.k("groups").i(i);
+            let what = format!("fleet group {} (`{}`)", i + 1, g.id);
+            match f.firmware_for(&g.device_type) {
+                None => self.err(
+                    &gp.k("type"),
+                    format!(
+                        "{what}: no `fleet.firmware` for type `{}`; {}",
+                        g.device_type,
+                        firmware_types(f)
+                    ),
+                ),
+                Some(fw) if !fw.versions.contains(&g.version) => self.err(
+                    &gp.k("version"),
+                    format!(
+                        "{what}: type `{}` has no firmware version {} to start on; versions: {}",
+                        g.device_type,
+                        g.version,
+                        version_list(&fw.versions)
+                    ),
+                ),
+                Some(_) => {}
+            }
+            for (key, v) in [
+                ("bad_download", g.faults.bad_download),
+                ("boot_failure", g.faults.boot_failure),
+                ("offline", g.faults.offline),
+            ] {
+                self.unit_interval(
+                    v,
+                    &gp.k("faults").k(key),
+                    &format!("{what}: `faults.{key}`"),
+                );
+            }
+            if !(1..=MAX_GROUP_COUNT).contains(&g.count) {
+                self.err(
+                    &gp.k("count"),
+                    format!(
+                        "{what}: `count` must be from 1 to {MAX_GROUP_COUNT}, got {}",
+                        g.count
+                    ),
+                );
+                continue;
+            }
+            if g.count > 1 && !g.id.has_placeholder() {
+                self.err(
+                    &gp.k("id"),
+                    format!(
+                        "{what}: {} devices need `{{n}}` in the id pattern to get different ids",
+                        g.count
+                    ),
+                );
+                continue;
+            }
+            for n in 1..=g.count {
+                let id = g.id.expand(n);
+                let problem = if let Err(why) = check_device_id(&id) {
+                    Some(why)
+                } else if !valid_thing_name(&id) {
+                    Some(format!(
+                        "a fleet device is an AWS thing: 1 to {MAX_THING_NAME} of A-Z, a-z, 0-9, `:`, `_` and `-`"
+                    ))
+                } else {
+                    owners
+                        .get(&id)
+                        .map(|owner| format!("the id is already used by {owner}"))
+                };
+                if let Some(why) = problem {
+                    self.err(
+                        &gp.k("id"),
+                        format!("{what}: device {n} gets id `{id}`: {why}"),
+                    );
+                    break;
+                }
+                owners.insert(id.clone(), format!("fleet group {}", i + 1));
+                self.fleet_devices.insert(id, g.device_type.clone());
+            }
+        }
+
+        if let Some(link) = &f.link {
+            self.link(link, &p.k("link"), "`fleet.link`");
+        }
+        if f.download.bandwidth.bits_per_second() == 0 {
+            self.err(
+                &p.k("download").k("bandwidth"),
+                "`fleet.download.bandwidth` must be greater than 0".to_owned(),
+            );
+        }
+    }
+
+    fn type_name(&mut self, name: &str, p: &P, what: &str) {
+        if !valid_device_type(name) {
+            self.err(
+                p,
+                format!(
+                    "{what}: a device type is 1 to 64 of A-Z, a-z, 0-9, `_` and `-`, got `{name}`"
+                ),
+            );
+        }
+    }
+
+    /// A fleet step in a scenario without `fleet:`; `p` is the step's mapping.
+    fn needs_fleet(&mut self, p: &P, what: &str) {
+        if self.fleet.is_none() {
+            self.err(
+                p,
+                format!(
+                    "{what}: the scenario has no `fleet` section (firmware, types and devices)"
+                ),
+            );
+        }
+    }
+
+    /// A device type the fleet has firmware for.
+    fn known_type(&mut self, device_type: &str, p: &P, what: &str) -> bool {
+        let Some(fleet) = self.fleet else {
+            return false;
+        };
+        if fleet.firmware_for(device_type).is_some() {
+            return true;
+        }
+        self.err(
+            p,
+            format!(
+                "{what}: unknown device type `{device_type}`; {}",
+                firmware_types(fleet)
+            ),
+        );
+        false
+    }
+
+    /// `device_type` (known) has firmware `version`.
+    fn has_version(&mut self, device_type: &str, version: &Version, p: &P, what: &str) {
+        let Some(fw) = self.fleet.and_then(|f| f.firmware_for(device_type)) else {
+            return;
+        };
+        if !fw.versions.contains(version) {
+            self.err(
+                p,
+                format!(
+                    "{what}: `{device_type}` has no firmware version {version}; versions: {}",
+                    version_list(&fw.versions)
+                ),
+            );
+        }
+    }
+
+    fn define_job(&mut self, name: &str, step: usize, p: &P, what: &str, key: &str) {
+        if !valid_job_id(name) {
+            self.err(
+                p,
+                format!(
+                    "{what}: {key} `{name}` is not a job id: 1 to 64 of A-Z, a-z, 0-9, `_` and `-`"
+                ),
+            );
+        }
+        if let Some((_, first)) = self.jobs.iter().find(|(n, _)| n == name) {
+            let first = *first;
+            self.err(
+                p,
+                format!(
+                    "{what}: job `{name}` is already defined by step {}",
+                    first + 1
+                ),
+            );
+        } else {
+            self.jobs.push((name.to_owned(), step));
+        }
+    }
+
+    fn known_job(&mut self, name: &str, p: &P, what: &str) {
+        if self.jobs.iter().any(|(n, _)| n == name) {
+            return;
+        }
+        let known = if self.jobs.is_empty() {
+            "no job is defined before this step (by `create_job` `id` or `prompt` `as`)".to_owned()
+        } else {
+            let names: Vec<&str> = self.jobs.iter().map(|(n, _)| n.as_str()).collect();
+            format!("jobs defined before this step: {}", names.join(", "))
+        };
+        self.err(p, format!("{what}: unknown job `{name}`; {known}"));
+    }
+
+    fn create_job(&mut self, job: &CreateJobStep, p: &P, what: &str) {
+        // The target, and the types whose firmware `version` must be in.
+        let types: Vec<String> = match &job.target {
+            JobTarget::DeviceType(t) => {
+                if self.known_type(t, &p.k("target").k("type"), what) {
+                    vec![t.clone()]
+                } else {
+                    Vec::new()
+                }
+            }
+            JobTarget::Device(d) => match self.fleet_devices.get(d) {
+                Some(t) => vec![t.clone()],
+                None => {
+                    if self.fleet.is_some() {
+                        self.err(
+                            &p.k("target").k("device"),
+                            format!(
+                                "{what}: unknown fleet device `{d}`; fleet device ids come from `fleet.groups` (`id` and `count`)"
+                            ),
+                        );
+                    }
+                    Vec::new()
+                }
+            },
+            JobTarget::Fleet => Vec::new(),
+        };
+        if let VersionRef::Exact(v) = &job.version {
+            match (&job.target, types.first()) {
+                (JobTarget::Fleet, _) => {
+                    if let Some(fleet) = self.fleet
+                        && !fleet.firmware.iter().any(|f| f.versions.contains(v))
+                    {
+                        self.err(
+                            &p.k("version"),
+                            format!("{what}: no fleet type has firmware version {v}"),
+                        );
+                    }
+                }
+                (_, Some(t)) => self.has_version(t, v, &p.k("version"), what),
+                (_, None) => {}
+            }
+        }
+
+        if let Some(r) = &job.rollout {
+            let rp = p.k("rollout");
+            if let Some(m) = r.maximum_per_minute
+                && !(1..=1000).contains(&m)
+            {
+                self.err(
+                    &rp.k("maximumPerMinute"),
+                    format!("{what}: `maximumPerMinute` must be from 1 to 1000, got {m}"),
+                );
+            }
+            if let Some(e) = &r.exponential_rate {
+                let ep = rp.k("exponentialRate");
+                if !(1..=1000).contains(&e.base_rate_per_minute) {
+                    self.err(
+                        &ep.k("baseRatePerMinute"),
+                        format!(
+                            "{what}: `baseRatePerMinute` must be from 1 to 1000, got {}",
+                            e.base_rate_per_minute
+                        ),
+                    );
+                }
+                let f = e.increment_factor;
+                if !(1.1..=5.0).contains(&f) || ((f * 10.0).round() - f * 10.0).abs() > 1e-9 {
+                    self.err(
+                        &ep.k("incrementFactor"),
+                        format!(
+                            "{what}: `incrementFactor` must be from 1.1 to 5 with at most one decimal, got {f}"
+                        ),
+                    );
+                }
+                let c = &e.rate_increase_criteria;
+                let ok = matches!(
+                    (c.number_of_notified_things, c.number_of_succeeded_things),
+                    (Some(n), None) | (None, Some(n)) if n >= 1
+                );
+                if !ok {
+                    self.err(
+                        &ep.k("rateIncreaseCriteria"),
+                        format!(
+                            "{what}: `rateIncreaseCriteria` needs exactly one of numberOfNotifiedThings and numberOfSucceededThings, at least 1"
+                        ),
+                    );
+                }
+            }
+        }
+
+        if let Some(a) = &job.abort {
+            let ap = p.k("abort").k("criteriaList");
+            if a.criteria_list.is_empty() {
+                self.err(
+                    &ap,
+                    format!("{what}: `abort.criteriaList` must not be empty"),
+                );
+            }
+            for (j, c) in a.criteria_list.iter().enumerate() {
+                let cp = ap.i(j);
+                let t = c.threshold_percentage;
+                if !(t > 0.0 && t <= 100.0) {
+                    self.err(
+                        &cp.k("thresholdPercentage"),
+                        format!(
+                            "{what}: abort criterion {}: `thresholdPercentage` must be more than 0 and at most 100, got {t}",
+                            j + 1
+                        ),
+                    );
+                }
+                if c.min_number_of_executed_things < 1 {
+                    self.err(
+                        &cp.k("minNumberOfExecutedThings"),
+                        format!(
+                            "{what}: abort criterion {}: `minNumberOfExecutedThings` must be at least 1",
+                            j + 1
+                        ),
+                    );
+                }
+            }
+        }
+
+        let timeout = job.timeout.and_then(|t| t.in_progress_timeout_in_minutes);
+        if let Some(m) = timeout
+            && !(1..=10_080).contains(&m)
+        {
+            self.err(
+                &p.k("timeout").k("inProgressTimeoutInMinutes"),
+                format!("{what}: `inProgressTimeoutInMinutes` must be from 1 to 10080, got {m}"),
+            );
+        }
+
+        if let Some(r) = &job.retry {
+            let lp = p.k("retry").k("criteriaList");
+            let n = r.criteria_list.len();
+            if !(1..=2).contains(&n) {
+                self.err(
+                    &lp,
+                    format!("{what}: `retry.criteriaList` must hold 1 or 2 criteria, got {n}"),
+                );
+            }
+            let mut total: u64 = 0;
+            for (j, c) in r.criteria_list.iter().enumerate() {
+                let cp = lp.i(j);
+                match c.failure_type {
+                    FailureType::Rejected => self.err(
+                        &cp.k("failureType"),
+                        format!(
+                            "{what}: retry criterion {}: REJECTED executions are never retried; use FAILED, TIMED_OUT or ALL",
+                            j + 1
+                        ),
+                    ),
+                    FailureType::TimedOut if timeout.is_none() => self.err(
+                        &cp.k("failureType"),
+                        format!(
+                            "{what}: retry criterion {}: TIMED_OUT retries need `timeout: {{inProgressTimeoutInMinutes: ...}}`",
+                            j + 1
+                        ),
+                    ),
+                    _ => {}
+                }
+                total += u64::from(c.number_of_retries);
+            }
+            if total > 10 {
+                self.err(
+                    &lp,
+                    format!("{what}: at most 10 retries in total (`numberOfRetries`), got {total}"),
+                );
+            }
+        }
+
+        if job.max_in_progress == Some(0) {
+            self.err(
+                &p.k("max_in_progress"),
+                format!("{what}: `max_in_progress` must be at least 1"),
+            );
+        }
+    }
+}
+
+/// The fleet's firmware types, for messages.
+fn firmware_types(f: &FleetConfig) -> String {
+    if f.firmware.is_empty() {
+        return "`fleet.firmware` is empty".to_owned();
+    }
+    let names: Vec<&str> = f
+        .firmware
+        .iter()
+        .map(|fw| fw.device_type.as_str())
+        .collect();
+    format!("firmware types: {}", names.join(", "))
+}
+
 fn positive(v: f64) -> bool {
     v.is_finite() && v > 0.0
 }
@@ -768,7 +1300,46 @@ pub fn step_key(step: &Step) -> &'static str {
         Step::Delay(_) => "delay",
         Step::Fault(_) => "fault",
         Step::Say(_) => "say",
+        Step::Prompt(_) => "prompt",
+        Step::CreateJob(_) => "create_job",
+        Step::WaitForJob(_) => "wait_for_job",
     }
+}
+
+/// The rule for a device id (`devices[].id`, and every id a fleet group
+/// expands to): an MQTT client id used in topics, not one of the harness's.
+/// The reason, without saying which device.
+pub fn check_device_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("`id` must not be empty".to_owned());
+    }
+    if id
+        .chars()
+        .any(|c| matches!(c, '/' | '+' | '#' | '$') || c.is_whitespace() || c.is_control())
+    {
+        return Err("an id is an MQTT client id and used in topics; it must not contain `/`, `+`, `#`, `$` or blanks".to_owned());
+    }
+    if id == RESERVED_CLIENT_ID || id == CLOUD_CLIENT_ID {
+        return Err(format!("`{id}` is the harness's own MQTT client id"));
+    }
+    Ok(())
+}
+
+/// A device type name: 1 to 64 of `A-Z`, `a-z`, `0-9`, `_` and `-` (a key in
+/// the firmware registry and a thing type name).
+pub fn valid_device_type(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+fn version_list(versions: &[Version]) -> String {
+    let mut sorted = versions.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let list: Vec<String> = sorted.iter().map(Version::to_string).collect();
+    list.join(", ")
 }
 
 /// An MQTT topic name (what a message is published to): no wildcards.

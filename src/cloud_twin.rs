@@ -12,10 +12,11 @@
 //! `epoch + virtual time`: nothing reads the wall clock.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde_json::json;
-use twinrig_cloud::jobs::{Alert, JobsService, Output};
+use twinrig_cloud::jobs::{Alert, CreateJobRequest, JobsError, JobsService, Output};
 use twinrig_cloud::records::RecordStore;
 use twinrig_cloud::registry::Registry;
 use twinrig_cloud::rules::pipeline::Pipeline;
@@ -44,6 +45,9 @@ pub struct CloudTwin {
     jobs: RefCell<JobsService>,
     registry: RefCell<Registry>,
     alerts: RefCell<Vec<Alert>>,
+    /// Per job created through [`CloudTwin::create_job`]: the most executions
+    /// IN_PROGRESS seen after any Jobs call.
+    max_in_progress: RefCell<BTreeMap<String, u64>>,
     client: RefCell<Option<twinrig_sim::net::SimMqttClient>>,
 }
 
@@ -66,6 +70,7 @@ impl CloudTwin {
             // The signing key only has to be stable per run: derive it from the seed.
             registry: RefCell::new(Registry::new(&handle.seed().to_le_bytes())),
             alerts: RefCell::new(Vec::new()),
+            max_in_progress: RefCell::new(BTreeMap::new()),
             client: RefCell::new(None),
         }))
     }
@@ -109,8 +114,34 @@ impl CloudTwin {
         self.alerts.borrow()
     }
 
+    /// CreateJob at the current time; publishes what it produced and tracks
+    /// the job's in-progress count from then on.
+    pub async fn create_job(&self, request: CreateJobRequest) -> Result<(), JobsError> {
+        let id = request.job_id.clone();
+        let response = self.jobs.borrow_mut().create_job(request, self.now_s())?;
+        self.max_in_progress.borrow_mut().insert(id, 0);
+        self.emit(response.output).await;
+        Ok(())
+    }
+
+    /// The most executions of `job` IN_PROGRESS at one moment (after any
+    /// Jobs call), for jobs created through [`CloudTwin::create_job`].
+    pub fn max_in_progress_seen(&self, job: &str) -> Option<u64> {
+        self.max_in_progress.borrow().get(job).copied()
+    }
+
+    fn track_in_progress(&self) {
+        let jobs = self.jobs.borrow();
+        for (id, max) in self.max_in_progress.borrow_mut().iter_mut() {
+            if let Ok(d) = jobs.describe_job(id) {
+                *max = (*max).max(d.job_process_details.number_of_in_progress_things);
+            }
+        }
+    }
+
     /// Publishes what a Jobs call produced and keeps its alerts.
     pub async fn emit(&self, out: Output) {
+        self.track_in_progress();
         for a in out.alerts {
             let value = serde_json::to_value(&a).unwrap_or_default();
             self.handle.trace(ALERTS_CHANNEL, value);

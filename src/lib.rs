@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cloud_twin;
 pub mod devices;
+pub mod fleet;
 pub mod fleet_prompt;
 pub mod report;
 pub mod runner;

@@ -226,6 +226,7 @@ struct Timeline {
     client: twinrig_sim::net::SimMqttClient,
     devices: BTreeMap<String, Box<dyn DeviceRuntime>>,
     cloud: Rc<CloudTwin>,
+    fleet: Option<Rc<crate::fleet::Fleet>>,
     say_count: std::cell::Cell<u64>,
     results: RefCell<Vec<AssertionResult>>,
     failure: RefCell<Option<String>>,
@@ -324,6 +325,17 @@ fn build_and_run(
         scenario.cloud.epoch_unix_s,
     )?;
     cloud.start(&network)?;
+    let fleet = match &scenario.fleet {
+        Some(config) => Some(crate::fleet::Fleet::start(
+            handle,
+            &network,
+            &cloud,
+            config,
+            &scenario.link,
+            scenario.duration_limit.nanos(),
+        )?),
+        None => None,
+    };
     let client = network.connect(SCENARIO_CLIENT, LinkParams::ideal())?;
     let timeline = Rc::new(Timeline {
         handle: handle.clone(),
@@ -332,6 +344,7 @@ fn build_and_run(
         client,
         devices: runtimes,
         cloud,
+        fleet,
         say_count: std::cell::Cell::new(0),
         results: RefCell::new(Vec::new()),
         failure: RefCell::new(None),
@@ -481,9 +494,16 @@ impl Timeline {
             }
             Step::Fault(f) => self.fault(f),
             Step::Say(say) => self.say(&say.device, &say.text).await,
-            Step::Prompt(_) | Step::CreateJob(_) | Step::WaitForJob(_) => {
-                Err("not supported yet".to_owned())
+            Step::CreateJob(c) => {
+                let id = self.fleet()?.create_job(&self.cloud, c).await?;
+                self.handle.trace(
+                    crate::fleet::FLEET_CHANNEL,
+                    json!({"step": n, "created": id}),
+                );
+                Ok(())
             }
+            Step::Prompt(p) => self.prompt(n, p).await,
+            Step::WaitForJob(w) => self.wait_for_job(n, w).await,
         }
     }
 
@@ -573,10 +593,93 @@ impl Timeline {
                 let result = compare_duration(latency, &l.check).map(|()| format_nanos(latency));
                 (description, result)
             }
-            Expect::Job(_) | Expect::Fleet(_) | Expect::Alert(_) => (
-                "fleet check".to_owned(),
-                Err("not supported yet".to_owned()),
+            Expect::Job(j) => (
+                format!("job {}", j.job),
+                crate::fleet::check_job(&self.cloud, j),
             ),
+            Expect::Fleet(f) => (
+                format!("fleet {} on {}", f.device_type, f.version),
+                self.fleet()
+                    .and_then(|fleet| fleet.check_fleet(&self.cloud, f)),
+            ),
+            Expect::Alert(a) => (
+                format!("alerts for {}", a.job.as_deref().unwrap_or("any job")),
+                crate::fleet::check_alert(&self.cloud, a),
+            ),
+        }
+    }
+
+    fn fleet(&self) -> Result<&crate::fleet::Fleet, String> {
+        self.fleet
+            .as_deref()
+            .ok_or_else(|| "the scenario has no `fleet`".to_owned())
+    }
+
+    /// An operator prompt: one tool call, or an answer on
+    /// [`crate::fleet::ANSWER_TOPIC`] when the prompt is unclear (nothing acts).
+    async fn prompt(&self, n: usize, p: &crate::scenario::PromptStep) -> Result<(), String> {
+        use crate::fleet::PromptOutcome;
+        let outcome = self
+            .fleet()?
+            .prompt(&self.cloud, &p.text, p.as_name.as_deref())
+            .await?;
+        let event = match &outcome {
+            PromptOutcome::Created(id) => json!({"created": id}),
+            PromptOutcome::Status(s) => json!({"status": s}),
+            PromptOutcome::Canceled(id) => json!({"canceled": id}),
+            PromptOutcome::Gate(g) => json!({"gate": g}),
+            PromptOutcome::Unclear(a) => json!({"answer": a}),
+        };
+        self.handle.trace(
+            crate::fleet::FLEET_CHANNEL,
+            json!({"step": n, "prompt": p.text, "outcome": event}),
+        );
+        match outcome {
+            PromptOutcome::Status(s) => self.record(n, format!("prompt {:?}", p.text), Ok(s)),
+            PromptOutcome::Unclear(answer) => {
+                let payload = json!({"prompt": p.text, "answer": answer});
+                self.client
+                    .publish(
+                        crate::fleet::ANSWER_TOPIC,
+                        payload.to_string().as_bytes(),
+                        QoS::AtLeastOnce,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Polls DescribeJob every 100 ms (virtual) until the job's status is one
+    /// of those listed; fails at the timeout.
+    async fn wait_for_job(&self, n: usize, w: &crate::scenario::WaitForJob) -> Result<(), String> {
+        let deadline = self.handle.now() + w.timeout.nanos();
+        let wanted: Vec<twinrig_cloud::jobs::JobStatus> =
+            w.status.iter().map(|s| (*s).into()).collect();
+        let description = format!("wait_for_job {} within {}", w.job, w.timeout);
+        loop {
+            let status = self
+                .cloud
+                .jobs()
+                .borrow()
+                .describe_job(&w.job)
+                .map(|d| d.status)
+                .map_err(|e| e.to_string())?;
+            if wanted.contains(&status) {
+                self.record(n, description, Ok(format!("{status:?}")));
+                return Ok(());
+            }
+            let now = self.handle.now();
+            if now >= deadline {
+                let detail = format!("job {} still {status:?} after {}", w.job, w.timeout);
+                self.record(n, description, Err(detail.clone()));
+                return Err(detail);
+            }
+            self.handle
+                .sleep((100 * twinrig_sim::MILLIS).min(deadline - now))
+                .await;
         }
     }
 

@@ -286,6 +286,27 @@ impl Sim {
         }
     }
 
+    /// Spawns `future` and runs the world until it finishes (or `limit`
+    /// passes, or a task panics); returns its output if it finished.
+    pub fn run_to_completion<T: 'static>(
+        &mut self,
+        name: &str,
+        limit: Nanos,
+        future: impl Future<Output = T> + 'static,
+    ) -> Result<Option<T>, SimError> {
+        let out = Rc::new(RefCell::new(None));
+        let slot = out.clone();
+        self.spawn(name, async move {
+            let value = future.await;
+            *slot.borrow_mut() = Some(value);
+        });
+        let done = out.clone();
+        self.run_until(limit, move |s| {
+            done.borrow().is_some() || !s.failures().is_empty()
+        })?;
+        Ok(out.borrow_mut().take())
+    }
+
     /// Drops all tasks and processes' futures (ends the run).
     pub fn shutdown(&mut self) {
         self.executor.clear();

@@ -603,18 +603,16 @@ mod tests {
     }
 
     fn run_host(sim: &mut Sim, host: Host, f: impl AsyncFnOnce(&mut Host) + 'static) -> Host {
-        let out = Rc::new(RefCell::new(None));
-        let o = out.clone();
-        sim.spawn("host", async move {
-            let mut host = host;
-            f(&mut host).await;
-            *o.borrow_mut() = Some(host);
-        });
-        let done = out.clone();
-        sim.run_until(sim.now() + 60 * SECONDS, move |_| done.borrow().is_some())
+        let limit = sim.now() + 60 * SECONDS;
+        let host = sim
+            .run_to_completion("host", limit, async move {
+                let mut host = host;
+                f(&mut host).await;
+                host
+            })
             .unwrap();
         assert!(sim.failures().is_empty(), "{:?}", sim.failures());
-        out.borrow_mut().take().expect("host finished")
+        host.expect("host finished")
     }
 
     #[test]

@@ -920,6 +920,65 @@ impl embedded_io_async::ErrorType for UartTx {
 }
 impl_io!(UartTx, write: lane);
 
+/// A queue of frames for one UART end, written out in order by a task of its
+/// own: a twin's request handler queues replies (not before a given virtual
+/// time, e.g. after a servo's return delay) without awaiting the line.
+#[derive(Clone)]
+pub struct TxQueue {
+    inner: Rc<RefCell<TxQueueInner>>,
+    handle: SimHandle,
+}
+
+#[derive(Default)]
+struct TxQueueInner {
+    frames: VecDeque<(Nanos, Vec<u8>)>,
+    waker: Option<Waker>,
+}
+
+impl TxQueue {
+    /// Starts the writer task (`name`) on `tx`.
+    pub fn spawn(handle: &SimHandle, name: String, mut tx: UartTx) -> TxQueue {
+        let queue = TxQueue {
+            inner: Rc::new(RefCell::new(TxQueueInner::default())),
+            handle: handle.clone(),
+        };
+        let q = queue.clone();
+        handle.spawn(name, async move {
+            loop {
+                let (at, bytes) = poll_fn(|cx| {
+                    let mut inner = q.inner.borrow_mut();
+                    match inner.frames.pop_front() {
+                        Some(frame) => Poll::Ready(frame),
+                        None => {
+                            inner.waker = Some(cx.waker().clone());
+                            Poll::Pending
+                        }
+                    }
+                })
+                .await;
+                q.handle.sleep_until(at).await;
+                // A failed write only means the line is gone.
+                let _ = embedded_io_async::Write::write_all(&mut tx, &bytes).await;
+            }
+        });
+        queue
+    }
+
+    /// Queues `bytes` to go out as soon as the line is free.
+    pub fn send(&self, bytes: Vec<u8>) {
+        self.send_at(self.handle.now(), bytes);
+    }
+
+    /// Queues `bytes` to start no earlier than virtual time `at`.
+    pub fn send_at(&self, at: Nanos, bytes: Vec<u8>) {
+        let mut inner = self.inner.borrow_mut();
+        inner.frames.push_back((at, bytes));
+        if let Some(w) = inner.waker.take() {
+            w.wake();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

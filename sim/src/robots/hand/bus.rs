@@ -44,18 +44,17 @@
 //! stops; events `{"event": "missed"|"bad_checksum", "id": ..}`.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use embedded_io_async::{Read, Write};
+use embedded_io_async::Read;
 use serde_json::json;
 
 use super::protocol::{BROADCAST_ID, Instruction, Packet, ParseEvent, Parser};
 use super::servo::{Servo, ServoParams, steps_to_deg};
-use crate::uart::{Uart, UartConfig, UartControl, UartPort, UartRx, UartTx};
+use crate::uart::{TxQueue, Uart, UartConfig, UartControl, UartPort, UartRx, UartTx};
 use crate::{MICROS, MILLIS, Nanos, SimHandle};
 
 /// Trace channel of the servo bus (a literal; not in `trace::channels`).
@@ -165,8 +164,8 @@ struct BusState {
     config: BusConfig,
     slots: Vec<Slot>,
     stats: BusStats,
-    outbox: VecDeque<(Nanos, Vec<u8>)>,
-    writer_waker: Option<Waker>,
+    /// Status replies to the host; set once the writer task is spawned.
+    tx: Option<TxQueue>,
     motion_waker: Option<Waker>,
 }
 
@@ -213,8 +212,7 @@ impl ServoBus {
                 config,
                 slots,
                 stats: BusStats::default(),
-                outbox: VecDeque::new(),
-                writer_waker: None,
+                tx: None,
                 motion_waker: None,
             })),
             handle: handle.clone(),
@@ -223,10 +221,8 @@ impl ServoBus {
         handle.spawn(format!("{name} (servo bus RX)"), async move {
             b.serve(rx).await
         });
-        let b = bus.clone();
-        handle.spawn(format!("{name} (servo bus TX)"), async move {
-            b.write_out(tx).await
-        });
+        let queue = TxQueue::spawn(handle, format!("{name} (servo bus TX)"), tx);
+        bus.state.borrow_mut().tx = Some(queue);
         let b = bus.clone();
         handle.spawn(format!("{name} (servo bus trace)"), async move {
             b.trace_motion().await
@@ -404,9 +400,8 @@ impl ServoBus {
                         if let Ok(bytes) = Packet::status(p.id, error, data).encode() {
                             slot.counters.replies += 1;
                             s.stats.replies += 1;
-                            s.outbox.push_back((now + delay, bytes));
-                            if let Some(w) = s.writer_waker.take() {
-                                w.wake();
+                            if let Some(tx) = &s.tx {
+                                tx.send_at(now + delay, bytes);
                             }
                         }
                     }
@@ -422,25 +417,6 @@ impl ServoBus {
                 SERVOS_CHANNEL,
                 json!({"event": "missed", "id": id, "instruction": p.code}),
             );
-        }
-    }
-
-    async fn write_out(&self, mut tx: UartTx) {
-        loop {
-            let (at, bytes) = poll_fn(|cx| {
-                let mut s = self.state.borrow_mut();
-                match s.outbox.pop_front() {
-                    Some(r) => Poll::Ready(r),
-                    None => {
-                        s.writer_waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
-            })
-            .await;
-            self.handle.sleep_until(at).await;
-            // A failed write only means the line is gone.
-            let _ = tx.write_all(&bytes).await;
         }
     }
 
@@ -525,6 +501,7 @@ mod tests {
     use crate::robots::hand::servo::addr;
     use crate::{SECONDS, Sim};
     use embassy_futures::select::{Either, select};
+    use embedded_io_async::Write;
 
     /// 10 us per byte at 1 Mbaud 8N1.
     const BYTE: Nanos = 10 * MICROS;

@@ -18,11 +18,9 @@
 //! activity flag is read but changes nothing.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
-use std::task::Waker;
 
-use embedded_io_async::{Read, Write};
+use embedded_io_async::Read;
 use rvr_protocol::{
     AddressStyle, Command, DecodeError, ErrorCode, Header, MotorMode, Notification, Packet, Parser,
     Processor, Response, SensorSample, StreamStatus, StreamingConfig, StreamingData,
@@ -31,7 +29,7 @@ use serde_json::json;
 
 use super::drive::{DriveTarget, RvrBody, wrap_deg};
 use crate::trace::channels;
-use crate::uart::{UartRx, UartTx};
+use crate::uart::{TxQueue, UartRx, UartTx};
 use crate::{MILLIS, Nanos, SimHandle};
 
 /// Twin parameters beyond the drivetrain.
@@ -109,8 +107,8 @@ struct TwinState {
     yaw_zero_deg: f32,
     origin: (f32, f32),
     streaming: [Streaming; 2],
-    outbox: VecDeque<Vec<u8>>,
-    writer_waker: Option<Waker>,
+    /// Frames to the bridge; set once the writer task is spawned.
+    tx: Option<TxQueue>,
     sequence: u8,
     stats: RvrStats,
 }
@@ -156,8 +154,7 @@ impl RvrTwin {
             yaw_zero_deg: yaw_zero,
             origin,
             streaming: Default::default(),
-            outbox: VecDeque::new(),
-            writer_waker: None,
+            tx: None,
             sequence: 0,
             stats: RvrStats::default(),
         }));
@@ -169,10 +166,8 @@ impl RvrTwin {
         handle.spawn(format!("{name} (RVR processors)"), async move {
             t.serve(rx).await
         });
-        let t = twin.clone();
-        handle.spawn(format!("{name} (RVR UART TX)"), async move {
-            t.write_out(tx).await
-        });
+        let queue = TxQueue::spawn(handle, format!("{name} (RVR UART TX)"), tx);
+        twin.state.borrow_mut().tx = Some(queue);
         let t = twin.clone();
         handle.spawn(format!("{name} (RVR notifications)"), async move {
             t.watch_drive().await
@@ -203,10 +198,8 @@ impl RvrTwin {
 
     fn queue(&self, packet: &Packet) {
         let Ok(frame) = packet.to_frame() else { return };
-        let mut s = self.state.borrow_mut();
-        s.outbox.push_back(frame.as_bytes().to_vec());
-        if let Some(w) = s.writer_waker.take() {
-            w.wake();
+        if let Some(tx) = &self.state.borrow().tx {
+            tx.send(frame.as_bytes().to_vec());
         }
     }
 
@@ -222,24 +215,6 @@ impl RvrTwin {
         if let Ok(packet) = n.to_packet(seq, from, style) {
             self.state.borrow_mut().stats.notifications += 1;
             self.queue(&packet);
-        }
-    }
-
-    async fn write_out(&self, mut tx: UartTx) {
-        loop {
-            let frame = std::future::poll_fn(|cx| {
-                let mut s = self.state.borrow_mut();
-                match s.outbox.pop_front() {
-                    Some(f) => std::task::Poll::Ready(f),
-                    None => {
-                        s.writer_waker = Some(cx.waker().clone());
-                        std::task::Poll::Pending
-                    }
-                }
-            })
-            .await;
-            // A UART has no back-pressure error here; a failed write only means the line is gone.
-            let _ = tx.write_all(&frame).await;
         }
     }
 
@@ -656,6 +631,7 @@ mod tests {
     use crate::robots::rvr::DriveParams;
     use crate::uart::{Uart, UartConfig};
     use crate::{SECONDS, Sim};
+    use embedded_io_async::Write;
     use rvr_protocol::{DataSize, SensorService, StreamingData as Data};
 
     struct Host {

@@ -10,9 +10,14 @@
 //! arrival order, at the instant it arrives, so its answers are as
 //! deterministic as the rest of the run. Cloud time for shadows and records is
 //! `epoch + virtual time`: nothing reads the wall clock.
+//!
+//! Every job execution status change is traced on [`JOBS_CHANNEL`] (the
+//! engine's [`twinrig_cloud::jobs::ExecutionEvent`] as JSON); the most
+//! executions IN_PROGRESS at once is measured from those events
+//! ([`max_in_progress_from_events`]), the same way on a live run and on a
+//! trace read back from a file.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use serde_json::json;
@@ -35,6 +40,39 @@ pub const RECORDS_CHANNEL: &str = "/records";
 /// Trace channel for alerts (job aborts).
 pub const ALERTS_CHANNEL: &str = "/alerts";
 
+/// Trace channel for job execution events (every status change).
+pub const JOBS_CHANNEL: &str = "/jobs";
+
+/// The most executions of `job` IN_PROGRESS at one moment, replaying job
+/// execution events (as traced on [`JOBS_CHANNEL`]) in order. Counted after
+/// every event, so changes made at the same instant never hide a peak.
+/// Events of other jobs and records that are not events are skipped.
+pub fn max_in_progress_from_events<'a>(
+    events: impl IntoIterator<Item = &'a serde_json::Value>,
+    job: &str,
+) -> u64 {
+    let mut running = std::collections::BTreeSet::new();
+    let mut max = 0u64;
+    for e in events {
+        if e.get("jobId").and_then(|j| j.as_str()) != Some(job) {
+            continue;
+        }
+        let (Some(thing), Some(n)) = (
+            e.get("thingName").and_then(|t| t.as_str()),
+            e.get("executionNumber").and_then(|n| n.as_u64()),
+        ) else {
+            continue;
+        };
+        if e.get("status").and_then(|s| s.as_str()) == Some("IN_PROGRESS") {
+            running.insert((thing.to_owned(), n));
+        } else {
+            running.remove(&(thing.to_owned(), n));
+        }
+        max = max.max(running.len() as u64);
+    }
+    max
+}
+
 /// The cloud services of one run.
 pub struct CloudTwin {
     handle: SimHandle,
@@ -45,9 +83,8 @@ pub struct CloudTwin {
     jobs: RefCell<JobsService>,
     registry: RefCell<Registry>,
     alerts: RefCell<Vec<Alert>>,
-    /// Per job created through [`CloudTwin::create_job`]: the most executions
-    /// IN_PROGRESS seen after any Jobs call.
-    max_in_progress: RefCell<BTreeMap<String, u64>>,
+    /// Job execution events as traced on [`JOBS_CHANNEL`], in order.
+    job_events: RefCell<Vec<serde_json::Value>>,
     client: RefCell<Option<twinrig_sim::net::SimMqttClient>>,
 }
 
@@ -70,7 +107,7 @@ impl CloudTwin {
             // The signing key only has to be stable per run: derive it from the seed.
             registry: RefCell::new(Registry::new(&handle.seed().to_le_bytes())),
             alerts: RefCell::new(Vec::new()),
-            max_in_progress: RefCell::new(BTreeMap::new()),
+            job_events: RefCell::new(Vec::new()),
             client: RefCell::new(None),
         }))
     }
@@ -99,6 +136,30 @@ impl CloudTwin {
         self.shadows.borrow()
     }
 
+    /// The shadow service, for service-side updates made before the run
+    /// starts (nothing is published: no device is subscribed yet).
+    pub fn shadows_mut(&self) -> std::cell::RefMut<'_, ShadowService> {
+        self.shadows.borrow_mut()
+    }
+
+    /// UpdateThingShadow (the HTTP API an agent calls) on a classic shadow at
+    /// the current time; publishes what an MQTT update would (accepted,
+    /// delta, documents).
+    pub async fn update_shadow(&self, thing: &str, payload: &[u8]) -> Result<(), String> {
+        let response = self
+            .shadows
+            .borrow_mut()
+            .update_from_service(thing, None, payload, self.now_s())
+            .map_err(|e| format!("{e:?}"))?;
+        let client = self.client.borrow().clone();
+        if let Some(client) = client {
+            for p in response.publishes {
+                self.publish(&client, &p.topic, &p.payload).await;
+            }
+        }
+        Ok(())
+    }
+
     /// The Jobs service (control plane for steps and expectations).
     pub fn jobs(&self) -> &RefCell<JobsService> {
         &self.jobs
@@ -114,34 +175,36 @@ impl CloudTwin {
         self.alerts.borrow()
     }
 
-    /// CreateJob at the current time; publishes what it produced and tracks
-    /// the job's in-progress count from then on.
+    /// CreateJob at the current time; publishes what it produced.
     pub async fn create_job(&self, request: CreateJobRequest) -> Result<(), JobsError> {
-        let id = request.job_id.clone();
         let response = self.jobs.borrow_mut().create_job(request, self.now_s())?;
-        self.max_in_progress.borrow_mut().insert(id, 0);
         self.emit(response.output).await;
         Ok(())
     }
 
-    /// The most executions of `job` IN_PROGRESS at one moment (after any
-    /// Jobs call), for jobs created through [`CloudTwin::create_job`].
+    /// The most executions of `job` IN_PROGRESS at one moment, measured from
+    /// the job execution events traced so far; `None` for an unknown job.
     pub fn max_in_progress_seen(&self, job: &str) -> Option<u64> {
-        self.max_in_progress.borrow().get(job).copied()
+        self.jobs.borrow().describe_job(job).ok()?;
+        Some(max_in_progress_from_events(
+            self.job_events.borrow().iter(),
+            job,
+        ))
     }
 
-    fn track_in_progress(&self) {
-        let jobs = self.jobs.borrow();
-        for (id, max) in self.max_in_progress.borrow_mut().iter_mut() {
-            if let Ok(d) = jobs.describe_job(id) {
-                *max = (*max).max(d.job_process_details.number_of_in_progress_things);
-            }
-        }
+    /// Job execution events traced so far, in order.
+    pub fn job_events(&self) -> std::cell::Ref<'_, Vec<serde_json::Value>> {
+        self.job_events.borrow()
     }
 
-    /// Publishes what a Jobs call produced and keeps its alerts.
+    /// Publishes what a Jobs call produced, traces its execution events and
+    /// keeps its alerts.
     pub async fn emit(&self, out: Output) {
-        self.track_in_progress();
+        for e in out.executions {
+            let value = serde_json::to_value(&e).unwrap_or_default();
+            self.handle.trace(JOBS_CHANNEL, value.clone());
+            self.job_events.borrow_mut().push(value);
+        }
         for a in out.alerts {
             let value = serde_json::to_value(&a).unwrap_or_default();
             self.handle.trace(ALERTS_CHANNEL, value);
@@ -238,5 +301,36 @@ impl CloudTwin {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::max_in_progress_from_events;
+
+    fn ev(thing: &str, n: u64, status: &str) -> serde_json::Value {
+        json!({"jobId": "j", "thingName": thing, "executionNumber": n, "status": status})
+    }
+
+    #[test]
+    fn in_progress_peak_replays_starts_and_ends_in_order() {
+        let events = [
+            ev("a", 1, "IN_PROGRESS"),
+            ev("b", 1, "IN_PROGRESS"),
+            json!({"jobId": "other", "thingName": "c", "executionNumber": 1, "status": "IN_PROGRESS"}),
+            ev("a", 1, "FAILED"),
+            // A retry is another execution of the same thing.
+            ev("a", 2, "IN_PROGRESS"),
+            ev("c", 1, "IN_PROGRESS"),
+            ev("b", 1, "SUCCEEDED"),
+            ev("c", 1, "TIMED_OUT"),
+            json!({"not": "an event"}),
+        ];
+        assert_eq!(max_in_progress_from_events(&events, "j"), 3);
+        assert_eq!(max_in_progress_from_events(&events, "other"), 1);
+        assert_eq!(max_in_progress_from_events(&events[..2], "j"), 2);
+        assert_eq!(max_in_progress_from_events(&[], "j"), 0);
     }
 }

@@ -23,6 +23,8 @@ pub struct DeviceContext<'a> {
     pub link: LinkParams,
     /// Unix seconds that virtual time 0 stands for (the device's SNTP).
     pub epoch_unix_s: u64,
+    /// The cloud twin's object store (S3 stand-in: videos).
+    pub objects: std::rc::Rc<std::cell::RefCell<twinrig_cloud::objects::ObjectStore>>,
 }
 
 /// A running device as the scenario runner sees it.
@@ -39,6 +41,18 @@ pub trait DeviceRuntime {
     /// in the run summary (None: it has not moved, or cannot).
     fn first_motion(&self) -> Option<twinrig_sim::Nanos> {
         None
+    }
+    /// Figures of its own for the run summary, by full name (`{id}.figure`).
+    fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
+    /// Stops the device as SIGTERM would (the scenario's `stop` step).
+    fn stop(&self) -> Result<(), String> {
+        Err("this device kind cannot be stopped".into())
+    }
+    /// Whether a stopped device has finished shutting down.
+    fn stopped(&self) -> bool {
+        true
     }
 }
 
@@ -63,7 +77,7 @@ pub trait DeviceKind: Sync {
 
 /// Every device kind in this build.
 pub fn kinds() -> &'static [&'static dyn DeviceKind] {
-    &[&EchoKind, &RvrKind]
+    &[&EchoKind, &RvrKind, &crate::hand::HandKind]
 }
 
 /// The kind called `name`.

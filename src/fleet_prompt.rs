@@ -118,10 +118,21 @@ impl IntentModel for OfflineIntents {
 
         // Targets: a device id (case-sensitive in the fleet, matched case-insensitively here),
         // a device type (with or without spaces/underscores), or the fleet.
-        let device = fleet
+        let named: Vec<&String> = fleet
             .devices
             .iter()
-            .find(|d| original.iter().any(|w| w.eq_ignore_ascii_case(d)));
+            .filter(|d| original.iter().any(|w| w.eq_ignore_ascii_case(d)))
+            .collect();
+        // Acting on the first of several named devices would be a guess.
+        if named.len() > 1 {
+            let list: Vec<&str> = named.iter().map(|d| d.as_str()).collect();
+            return Err(Unclear(format!(
+                "you named {} devices ({}); I act on one device, one device type or all devices at a time",
+                named.len(),
+                list.join(", ")
+            )));
+        }
+        let device = named.first().copied();
         let squashed = lower.replace([' ', '-'], "_");
         let device_type = fleet
             .device_types
@@ -323,6 +334,12 @@ mod tests {
         assert!(ask("roll pet_feeder to the latest").is_err());
         assert!(ask("disable OTA").unwrap_err().0.contains("which type"));
         assert!(ask("make me a sandwich").is_err());
+        assert!(
+            ask("update XIAO-RVR-07 and feeder-001 to 2.0.0")
+                .unwrap_err()
+                .0
+                .contains("you named 2 devices")
+        );
         assert!(ask("").is_err());
     }
 

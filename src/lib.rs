@@ -7,6 +7,12 @@ pub mod cloud_twin;
 pub mod devices;
 pub mod fleet;
 pub mod fleet_prompt;
+pub mod fleet_tools;
+#[cfg(feature = "aws")]
+pub mod fleet_tools_aws;
+pub mod hand;
+pub mod hand_timing;
+pub mod ota_cli;
 pub mod report;
 pub mod runner;
 pub mod scenario;

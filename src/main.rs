@@ -95,17 +95,24 @@ enum Command {
         #[arg(long, default_value = "tests/replays")]
         replays: PathBuf,
     },
+    /// Run an operator prompt against a fleet in virtual time: the tool calls it
+    /// made, the rollout with a progress bar, the job result and the fleet status.
+    /// Exit 0 when it completed, 1 when the job failed or aborted, 2 for bad
+    /// input, 3 when the prompt was not understood (nothing is done then).
+    Ota(twinrig::ota_cli::OtaArgs),
     /// Serve a simulated robot live (wall clock) on a pseudo-terminal, for host
     /// programs that speak its protocol over a serial port.
     Serve {
-        /// The robot to serve: rvr.
+        /// The robot to serve: rvr (the RVR on its UART) or hand (the Amazing
+        /// Hand's 8-servo SCS bus, for rustypot or another host driver).
         robot: String,
         /// Serve on a pseudo-terminal; its device path is printed on stdout.
         #[arg(long)]
         pty: bool,
-        /// Baud rate of the simulated UART.
-        #[arg(long, default_value_t = 115_200)]
-        baud: u32,
+        /// Baud rate of the simulated UART (default: the robot's own, 115200
+        /// for rvr, 1000000 for hand).
+        #[arg(long)]
+        baud: Option<u32>,
         /// Stop after this long (seconds, or with units: 90s, 2m); default: until Ctrl-C.
         #[arg(long, value_parser = twinrig::serve::parse_duration)]
         duration: Option<std::time::Duration>,
@@ -130,6 +137,7 @@ fn main() -> ExitCode {
             last,
         } => list_records(&store, kind.as_deref(), device.as_deref(), last),
         Command::Validate { paths } => validate(&paths),
+        Command::Ota(args) => return ExitCode::from(twinrig::ota_cli::command(&args)),
         Command::List => {
             for k in devices::kinds() {
                 let (crate_name, version) = k.firmware();
@@ -197,14 +205,15 @@ fn main() -> ExitCode {
                     // `termination` feature); ctrlc is already in the build via bevy_app.
                     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
                         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+                    let defaults = ServeOptions::for_robot(robot);
                     let options = ServeOptions {
-                        baud,
+                        baud: baud.unwrap_or(defaults.baud),
                         duration,
-                        ..ServeOptions::default()
+                        ..defaults
                     };
                     let banner = options.clone();
                     let summary = serve::serve_pty(robot, options, &stop, |path| {
-                        println!("{}", banner.ready_line(path));
+                        println!("{}", banner.ready_line(robot, path));
                     })
                     .map_err(|e| e.to_string())?;
                     println!("{summary}");

@@ -28,6 +28,12 @@ use crate::scenario::{
 };
 use crate::voice::{CommandModel, OfflineParser};
 
+/// The object store's bucket (the real system's video bucket).
+pub const VIDEO_BUCKET: &str = "cc-amazing-video";
+
+/// How long a `stop` step waits for the device to finish shutting down.
+const STOP_TIMEOUT: Nanos = 60 * twinrig_sim::SECONDS;
+
 /// The client id the timeline publishes with.
 pub const SCENARIO_CLIENT: &str = crate::scenario::validate::RESERVED_CLIENT_ID;
 
@@ -226,6 +232,7 @@ struct Timeline {
     client: twinrig_sim::net::SimMqttClient,
     devices: BTreeMap<String, Box<dyn DeviceRuntime>>,
     cloud: Rc<CloudTwin>,
+    objects: Rc<RefCell<twinrig_cloud::objects::ObjectStore>>,
     fleet: Option<Rc<crate::fleet::Fleet>>,
     say_count: std::cell::Cell<u64>,
     results: RefCell<Vec<AssertionResult>>,
@@ -300,6 +307,12 @@ fn build_and_run(
     sim.add_process("broker", network.clone());
     sim.add_process("physics", physics.clone());
 
+    // The S3 stand-in: hand videos. Its signing key is fixed: URLs are part of
+    // the trace and must not change from run to run.
+    let objects = Rc::new(RefCell::new(
+        twinrig_cloud::objects::ObjectStore::new(VIDEO_BUCKET, b"twinrig-object-store")
+            .map_err(|e| e.to_string())?,
+    ));
     let mut runtimes = BTreeMap::new();
     for d in &scenario.devices {
         let kind = kinds
@@ -313,6 +326,7 @@ fn build_and_run(
             physics: &physics,
             link,
             epoch_unix_s: scenario.cloud.epoch_unix_s,
+            objects: objects.clone(),
         };
         let runtime = kind
             .spawn(&ctx, &d.id, &d.params)
@@ -344,6 +358,7 @@ fn build_and_run(
         client,
         devices: runtimes,
         cloud,
+        objects,
         fleet,
         say_count: std::cell::Cell::new(0),
         results: RefCell::new(Vec::new()),
@@ -394,6 +409,7 @@ fn step_kind(step: &Step) -> &'static str {
         Step::Prompt(_) => "prompt",
         Step::CreateJob(_) => "create_job",
         Step::WaitForJob(_) => "wait_for_job",
+        Step::Stop(_) => "stop",
     }
 }
 
@@ -504,6 +520,66 @@ impl Timeline {
             }
             Step::Prompt(p) => self.prompt(n, p).await,
             Step::WaitForJob(w) => self.wait_for_job(n, w).await,
+            Step::Stop(stop) => self.stop_device(n, &stop.device).await,
+        }
+    }
+
+    /// Signals the device, then runs until it has shut down.
+    async fn stop_device(&self, n: usize, id: &str) -> Result<(), String> {
+        let device = self
+            .devices
+            .get(id)
+            .ok_or_else(|| format!("no device {id}"))?;
+        device.stop()?;
+        let deadline = self.handle.now() + STOP_TIMEOUT;
+        while !device.stopped() {
+            if self.handle.now() >= deadline {
+                let detail = format!(
+                    "{id} did not shut down within {}",
+                    format_nanos(STOP_TIMEOUT)
+                );
+                self.record(n, format!("stop {id}"), Err(detail.clone()));
+                return Err(detail);
+            }
+            self.handle.sleep(twinrig_sim::MILLIS).await;
+        }
+        self.handle
+            .trace(channels::STEPS, json!({"step": n, "stopped": id}));
+        Ok(())
+    }
+
+    /// Fetches the URL at `field` of the newest message on `topic` that has one.
+    fn check_presigned(&self, e: &crate::scenario::ExpectPresigned) -> Result<String, String> {
+        let seen = self.network.observed();
+        let url = seen
+            .iter()
+            .rev()
+            .filter(|m| twinrig_hal::mqtt::topic_matches(&e.topic, &m.topic))
+            .find_map(|m| {
+                let v: Value = serde_json::from_slice(&m.payload).ok()?;
+                json_path(&v, &e.field)?.as_str().map(str::to_string)
+            })
+            .ok_or_else(|| format!("no message on {} has a string {}", e.topic, e.field))?;
+        let now_s = self.cloud.now_s();
+        let store = self.objects.borrow();
+        match (store.fetch(&url, now_s), e.fetchable) {
+            (Ok(object), true) if e.key.as_ref().is_some_and(|k| k != &object.key) => Err(format!(
+                "served {}, expected the key {}",
+                object.key,
+                e.key.as_deref().unwrap_or_default()
+            )),
+            (Ok(object), true) => Ok(format!(
+                "served {} ({} bytes, {})",
+                object.key,
+                object.bytes.len(),
+                object.content_type
+            )),
+            (Ok(object), false) => Err(format!(
+                "still served {} at unix {now_s}; expected a refusal",
+                object.key
+            )),
+            (Err(why), false) => Ok(format!("refused: {why}")),
+            (Err(why), true) => Err(format!("refused: {why}")),
         }
     }
 
@@ -513,6 +589,10 @@ impl Timeline {
                 let description = format!("records {}", r.kind);
                 (description, self.check_records(r))
             }
+            Expect::Presigned(u) => (
+                format!("presigned {} on {}", u.field, u.topic),
+                self.check_presigned(u),
+            ),
             Expect::Message(m) => {
                 let seen = self.network.observed();
                 let count = seen
@@ -701,6 +781,9 @@ impl Timeline {
                 let ms = (moved - first.time) as f64 / 1e6;
                 out.insert(format!("{id}.command_to_first_motion_ms"), ms);
             }
+        }
+        for device in self.devices.values() {
+            out.extend(device.metrics());
         }
         out.insert(
             "physics.rapier_steps".into(),

@@ -13,7 +13,7 @@
 //! therefore not deterministic and record no trace (the trace is discarded as
 //! it is made, so memory stays flat however long the robot is served).
 //!
-//! # Wiring (RVR)
+//! # Wiring (RVR; the hand's servo bus is wired the same way, the bus twin on end B)
 //!
 //! ```text
 //! host program <-> pty slave (/dev/pts/N, raw) <-> pty master <-> inbox/outbox
@@ -55,9 +55,10 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{self, BaudRate, SetArg};
 use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
+use twinrig_sim::robots::hand::{BusConfig, BusStats, ServoBus, ServoSnapshot};
 use twinrig_sim::robots::rvr::drive::PlanarPose;
 use twinrig_sim::robots::rvr::{DriveParams, RvrBody, RvrConfig, RvrStats, RvrTwin};
-use twinrig_sim::uart::{Uart, UartConfig};
+use twinrig_sim::uart::{Uart, UartConfig, UartPort};
 use twinrig_sim::{Nanos, SECONDS, Sim, SimError, format_nanos};
 
 /// Host bytes that may wait for the simulated line before the loop stops
@@ -77,11 +78,22 @@ pub enum ServeRobot {
     /// The Sphero RVR: physics body + Nordic/ST processors answering the packet
     /// protocol on a UART.
     Rvr,
+    /// The Amazing Hand's servo bus: 8 SCS0009 twins (ids 1..=8) answering the
+    /// SCS protocol, for a host driver such as rustypot.
+    Hand,
 }
 
 impl ServeRobot {
     /// Every robot name `serve` accepts.
-    pub const NAMES: &[&str] = &["rvr"];
+    pub const NAMES: &[&str] = &["rvr", "hand"];
+
+    /// The robot's own line speed: 115200 for the RVR, 1 Mbaud for the servo bus.
+    pub fn default_baud(self) -> u32 {
+        match self {
+            ServeRobot::Rvr => 115_200,
+            ServeRobot::Hand => twinrig_sim::robots::hand::HAND_BAUD,
+        }
+    }
 }
 
 impl FromStr for ServeRobot {
@@ -90,6 +102,7 @@ impl FromStr for ServeRobot {
     fn from_str(s: &str) -> Result<Self, ServeError> {
         match s {
             "rvr" => Ok(ServeRobot::Rvr),
+            "hand" => Ok(ServeRobot::Hand),
             other => Err(ServeError::UnknownRobot(other.to_string())),
         }
     }
@@ -120,10 +133,22 @@ impl Default for ServeOptions {
 }
 
 impl ServeOptions {
-    /// The line to print once the robot is served on `device`.
-    pub fn ready_line(&self, device: &Path) -> String {
+    /// Options for `robot` at its own line speed.
+    pub fn for_robot(robot: ServeRobot) -> Self {
+        ServeOptions {
+            baud: robot.default_baud(),
+            ..ServeOptions::default()
+        }
+    }
+
+    /// The line to print once `robot` is served on `device`.
+    pub fn ready_line(&self, robot: ServeRobot, device: &Path) -> String {
+        let what = match robot {
+            ServeRobot::Rvr => "RVR twin",
+            ServeRobot::Hand => "Amazing Hand servo bus (SCS0009 ids 1-8)",
+        };
         format!(
-            "RVR twin on {} ({} 8N1 emulated); Ctrl-C to stop",
+            "{what} on {} ({} 8N1 emulated); Ctrl-C to stop",
             device.display(),
             self.baud
         )
@@ -191,41 +216,88 @@ pub struct ServeSummary {
     pub bytes_to_host: u64,
     /// Bytes for the host dropped because the pty and the outbox were full.
     pub bytes_dropped_to_host: u64,
-    /// Pose when serving began.
-    pub start_pose: PlanarPose,
-    /// Pose when serving ended.
-    pub final_pose: PlanarPose,
-    /// The twin's counters at the end.
-    pub rvr: RvrStats,
+    /// What the served robot did.
+    pub robot: RobotReport,
+}
+
+/// The served robot's state at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RobotReport {
+    /// The RVR.
+    Rvr {
+        /// Pose when serving began.
+        start_pose: PlanarPose,
+        /// Pose when serving ended.
+        final_pose: PlanarPose,
+        /// The twin's counters.
+        stats: RvrStats,
+    },
+    /// The hand's servo bus.
+    Hand {
+        /// Bus counters.
+        stats: BusStats,
+        /// Each servo at the end.
+        servos: Vec<ServoSnapshot>,
+    },
 }
 
 impl ServeSummary {
-    /// Straight-line distance between the start and final positions, m.
-    pub fn moved_m(&self) -> f32 {
-        (self.final_pose.x - self.start_pose.x).hypot(self.final_pose.y - self.start_pose.y)
+    /// The RVR's straight-line distance between the start and final
+    /// positions, m (None for other robots).
+    pub fn moved_m(&self) -> Option<f32> {
+        match &self.robot {
+            RobotReport::Rvr {
+                start_pose,
+                final_pose,
+                ..
+            } => Some((final_pose.x - start_pose.x).hypot(final_pose.y - start_pose.y)),
+            RobotReport::Hand { .. } => None,
+        }
     }
 }
 
 impl fmt::Display for ServeSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = &self.final_pose;
         write!(
             f,
-            "served {} for {:.1} s ({} virtual): {} bytes from the host, {} to it ({} dropped); \
-             {} commands, {} responses; the RVR moved {:.3} m, now at x {:.3} m, y {:.3} m, yaw {:.1} deg",
+            "served {} for {:.1} s ({} virtual): {} bytes from the host, {} to it ({} dropped); ",
             self.device.display(),
             self.wall.as_secs_f64(),
             format_nanos(self.virtual_ns),
             self.bytes_from_host,
             self.bytes_to_host,
             self.bytes_dropped_to_host,
-            self.rvr.commands,
-            self.rvr.responses,
-            self.moved_m(),
-            p.x,
-            p.y,
-            p.yaw.to_degrees(),
-        )
+        )?;
+        match &self.robot {
+            RobotReport::Rvr {
+                final_pose: p,
+                stats,
+                ..
+            } => write!(
+                f,
+                "{} commands, {} responses; the RVR moved {:.3} m, now at x {:.3} m, y {:.3} m, yaw {:.1} deg",
+                stats.commands,
+                stats.responses,
+                self.moved_m().unwrap_or_default(),
+                p.x,
+                p.y,
+                p.yaw.to_degrees(),
+            ),
+            RobotReport::Hand { stats, servos } => write!(
+                f,
+                "{} packets, {} replies, {} missed, {} bad checksums; torque on {}/8; angles {}",
+                stats.packets,
+                stats.replies,
+                stats.missed,
+                stats.bad_checksums,
+                servos.iter().filter(|s| s.torque).count(),
+                servos
+                    .iter()
+                    .map(|s| format!("{}:{:.1}", s.id, s.position_deg))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        }
     }
 }
 
@@ -249,8 +321,64 @@ pub fn serve_pty(
     stop: &AtomicBool,
     on_ready: impl FnOnce(&Path),
 ) -> Result<ServeSummary, ServeError> {
+    serve_robot_pty(robot, options, stop, on_ready)
+}
+
+/// The served robot, kept to report on at the end.
+enum Served {
+    Rvr {
+        twin: RvrTwin,
+        start_pose: PlanarPose,
+    },
+    Hand {
+        bus: ServoBus,
+    },
+}
+
+impl Served {
+    fn report(&self) -> RobotReport {
+        match self {
+            Served::Rvr { twin, start_pose } => RobotReport::Rvr {
+                start_pose: *start_pose,
+                final_pose: twin.body().planar(),
+                stats: twin.stats(),
+            },
+            Served::Hand { bus } => RobotReport::Hand {
+                stats: bus.stats(),
+                servos: bus.snapshot(),
+            },
+        }
+    }
+}
+
+/// Builds `robot` in `sim`; returns the host's end of its line.
+fn build_robot(
+    robot: ServeRobot,
+    sim: &mut Sim,
+    uart_config: UartConfig,
+) -> Result<(UartPort, Served), ServeError> {
+    let h = sim.handle();
     match robot {
-        ServeRobot::Rvr => serve_rvr_pty(options, stop, on_ready),
+        ServeRobot::Rvr => {
+            let physics = PhysicsWorld::new(&h, PhysicsConfig::default())
+                .map_err(|e| ServeError::Setup(e.to_string()))?;
+            sim.add_process("physics", physics.clone());
+            let body = RvrBody::spawn(&physics, "rvr", 0.0, 0.0, 90.0, DriveParams::default())
+                .map_err(|e| ServeError::Setup(e.to_string()))?;
+            let (host_end, rvr_end, _control) = Uart::pair(&h, "rvr-uart", uart_config);
+            let (rrx, rtx) = rvr_end.split();
+            let twin = RvrTwin::spawn(&h, "rvr", body, rrx, rtx, RvrConfig::default());
+            let start_pose = twin.body().planar();
+            Ok((host_end, Served::Rvr { twin, start_pose }))
+        }
+        ServeRobot::Hand => {
+            // The bus at the served baud rate (a host may open it at another
+            // rate only if it also sets the servos' baud register: not modelled).
+            let (host_end, bus_end, _control) = Uart::pair(&h, "hand-bus", uart_config);
+            let (brx, btx) = bus_end.split();
+            let bus = ServoBus::spawn(&h, "hand", brx, btx, BusConfig::default());
+            Ok((host_end, Served::Hand { bus }))
+        }
     }
 }
 
@@ -322,13 +450,23 @@ struct Cable {
 }
 
 /// Serves the simulated RVR (physics body + Nordic/ST processors twin) on a
-/// fresh pseudo-terminal, paced by the wall clock, until `stop` is set or
-/// `options.duration` elapses. `on_ready` gets the slave's path (e.g.
-/// `/dev/pts/7`) once the robot is ready for a host to open it.
+/// fresh pseudo-terminal; see [`serve_robot_pty`].
+pub fn serve_rvr_pty(
+    options: ServeOptions,
+    stop: &AtomicBool,
+    on_ready: impl FnOnce(&Path),
+) -> Result<ServeSummary, ServeError> {
+    serve_robot_pty(ServeRobot::Rvr, options, stop, on_ready)
+}
+
+/// Serves `robot` on a fresh pseudo-terminal, paced by the wall clock, until
+/// `stop` is set or `options.duration` elapses. `on_ready` gets the slave's
+/// path (e.g. `/dev/pts/7`) once the robot is ready for a host to open it.
 ///
 /// Runs the world on the calling thread (the world is not `Send`); check
 /// `stop` from a signal handler or another thread.
-pub fn serve_rvr_pty(
+pub fn serve_robot_pty(
+    robot: ServeRobot,
     options: ServeOptions,
     stop: &AtomicBool,
     on_ready: impl FnOnce(&Path),
@@ -343,16 +481,7 @@ pub fn serve_rvr_pty(
     let pty = open_pty(options.baud)?;
 
     let mut sim = Sim::new(options.seed);
-    let h = sim.handle();
-    let physics = PhysicsWorld::new(&h, PhysicsConfig::default())
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
-    sim.add_process("physics", physics.clone());
-    let body = RvrBody::spawn(&physics, "rvr", 0.0, 0.0, 90.0, DriveParams::default())
-        .map_err(|e| ServeError::Setup(e.to_string()))?;
-    let (host_end, rvr_end, _control) = Uart::pair(&h, "rvr-uart", uart_config);
-    let (rrx, rtx) = rvr_end.split();
-    let twin = RvrTwin::spawn(&h, "rvr", body, rrx, rtx, RvrConfig::default());
-    let start_pose = twin.body().planar();
+    let (host_end, served) = build_robot(robot, &mut sim, uart_config)?;
 
     let cable = Rc::new(RefCell::new(Cable::default()));
     let (mut rx, mut tx) = host_end.split();
@@ -445,9 +574,7 @@ pub fn serve_rvr_pty(
         bytes_from_host: c.from_host,
         bytes_to_host: c.to_host,
         bytes_dropped_to_host: c.dropped_to_host,
-        start_pose,
-        final_pose: twin.body().planar(),
-        rvr: twin.stats(),
+        robot: served.report(),
     };
     drop(c);
     sim.shutdown();
@@ -541,11 +668,14 @@ mod tests {
     #[test]
     fn only_known_robots_are_served() {
         assert_eq!("rvr".parse::<ServeRobot>().ok(), Some(ServeRobot::Rvr));
-        let e = "hand".parse::<ServeRobot>().unwrap_err();
+        assert_eq!("hand".parse::<ServeRobot>().ok(), Some(ServeRobot::Hand));
+        let e = "toaster".parse::<ServeRobot>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown robot `hand`: `twinrig serve` can serve rvr"
+            "unknown robot `toaster`: `twinrig serve` can serve rvr, hand"
         );
+        assert_eq!(ServeOptions::for_robot(ServeRobot::Hand).baud, 1_000_000);
+        assert_eq!(ServeOptions::for_robot(ServeRobot::Rvr).baud, 115_200);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! `twinrig serve rvr --pty`, in process: a host program opens the printed pty
-//! slave, speaks the RVR protocol to the twin and drives it.
+//! `twinrig serve rvr|hand --pty`, in process: a host program opens the
+//! printed pty slave and speaks the robot's protocol: the RVR protocol to the
+//! RVR twin, and rustypot (the real driver, on a real `serialport` TTY) to the
+//! hand's servo bus.
 //!
 //! Live mode runs on the wall clock, so this test reads it too, but only to
 //! bound waits (generous deadlines); it asserts nothing about timing.
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::sys::termios::{self, SetArg};
 use rvr_protocol::{AddressStyle, Command, Packet, Parser, Response};
-use twinrig::serve::{ServeOptions, serve_rvr_pty};
+use twinrig::serve::{RobotReport, ServeOptions, ServeRobot, serve_robot_pty, serve_rvr_pty};
 
 /// The host side: a raw, non-blocking tty and a packet parser.
 struct Host {
@@ -112,7 +114,7 @@ fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
         "a device path: {}",
         path.display()
     );
-    let line = ServeOptions::default().ready_line(&path);
+    let line = ServeOptions::default().ready_line(ServeRobot::Rvr, &path);
     assert!(line.starts_with("RVR twin on /dev/"), "{line}");
 
     let mut host = Host::open(&path);
@@ -141,9 +143,157 @@ fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
         .expect("serve thread")
         .expect("served without error");
     assert_eq!(summary.device, path);
-    assert!(summary.rvr.drive_commands >= 1, "{summary}");
-    assert!(summary.moved_m() > 0.05, "the robot moved: {summary}");
+    let RobotReport::Rvr { stats, .. } = &summary.robot else {
+        panic!("an RVR report: {summary}");
+    };
+    assert!(stats.drive_commands >= 1, "{summary}");
+    assert!(
+        summary.moved_m().is_some_and(|m| m > 0.05),
+        "the robot moved: {summary}"
+    );
     assert!(summary.bytes_from_host > 0 && summary.bytes_to_host > 0);
     assert!(summary.virtual_ns > 0);
     assert_eq!(summary.bytes_dropped_to_host, 0);
+}
+
+type Server =
+    std::thread::JoinHandle<Result<twinrig::serve::ServeSummary, twinrig::serve::ServeError>>;
+
+/// Serves the hand's servo bus on a pty in a thread; returns the thread, its
+/// stop flag and the host's end, opened with the real `serialport` crate.
+fn serve_hand() -> (Server, Arc<AtomicBool>, Box<dyn serialport::SerialPort>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let flag = stop.clone();
+    let server = std::thread::spawn(move || {
+        let options = ServeOptions {
+            duration: Some(Duration::from_secs(120)),
+            ..ServeOptions::for_robot(ServeRobot::Hand)
+        };
+        serve_robot_pty(ServeRobot::Hand, options, &flag, |path| {
+            ready_tx.send(path.to_path_buf()).expect("test waits");
+        })
+    });
+    let path = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(p) => p,
+        Err(e) => {
+            stop.store(true, Ordering::SeqCst);
+            panic!("not ready ({e}): {:?}", server.join());
+        }
+    };
+    let port = serialport::new(path.to_string_lossy(), 1_000_000)
+        // Live mode: generous, the world runs on the wall clock of a shared machine.
+        .timeout(Duration::from_millis(500))
+        .open()
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    (server, stop, port)
+}
+
+#[test]
+fn rustypot_drives_the_hand_servo_bus_over_a_pty() {
+    use rustypot::servo::feetech::scs0009::Scs0009Controller;
+
+    let (server, stop, port) = serve_hand();
+    let mut hand = Scs0009Controller::new()
+        .with_protocol_v1()
+        .with_serial_port(port);
+    for id in 1..=8u8 {
+        hand.write_torque_enable(id, 1).expect("torque on");
+    }
+    hand.write_goal_speed(3, 5.0).expect("speed");
+    hand.write_goal_position(3, 0.5).expect("goal");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reached = loop {
+        let present = hand.read_present_position(3).expect("present position")[0];
+        if (present - 0.5).abs() < 0.02 {
+            break present;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "servo 3 never reached 0.5 rad: {present}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, Ordering::SeqCst);
+    let summary = server
+        .join()
+        .expect("serve thread")
+        .expect("served without error");
+    let RobotReport::Hand { stats, servos } = &summary.robot else {
+        panic!("a hand report: {summary}");
+    };
+    assert!(stats.replies >= 10, "{summary}");
+    assert_eq!(stats.missed, 0, "{summary}");
+    assert_eq!(servos.iter().filter(|s| s.torque).count(), 8, "{summary}");
+    assert!(
+        (servos[2].position_deg - reached.to_degrees()).abs() < 2.0,
+        "{summary}"
+    );
+    assert_eq!(summary.moved_m(), None);
+}
+
+/// What the console agent wrote, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_hand_agent_stopped_by_its_signal_flag_leaves_the_servos_limp() {
+    use hand_agent::console::{ConsoleConfig, run_console};
+
+    let (server, stop, port) = serve_hand();
+    // The agent's stdin: a pipe kept open, so only the flag (what its
+    // SIGINT/SIGTERM handler sets) can end it.
+    let (input, mut feed) = std::io::pipe().expect("pipe");
+    let out = Captured::default();
+    let agent_stop = Arc::new(AtomicBool::new(false));
+    let (agent_flag, agent_out) = (agent_stop.clone(), out.clone());
+    let agent = std::thread::spawn(move || {
+        run_console(
+            port,
+            std::io::BufReader::new(input),
+            Box::new(agent_out),
+            agent_flag,
+            ConsoleConfig {
+                device: "hand-1".into(),
+                timing: hand_agent::Timing::default(),
+            },
+        )
+    });
+    writeln!(feed, "{{\"sentence\": \"AB\"}}").unwrap();
+    // An empty line: rejected at once with an error state, as the MQTT side does.
+    writeln!(feed).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+        if text.contains("\"letter\":\"B\"") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no B state: {text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(text.contains("\"code\":\"empty_payload\""), "{text}");
+    agent_stop.store(true, Ordering::SeqCst);
+    let summary = agent.join().expect("agent thread");
+    assert!(summary.torque_off, "{summary:?}");
+    assert_eq!(summary.messages, 1);
+    drop(feed);
+    stop.store(true, Ordering::SeqCst);
+    let served = server
+        .join()
+        .expect("serve thread")
+        .expect("served without error");
+    let RobotReport::Hand { servos, .. } = &served.robot else {
+        panic!("a hand report: {served}");
+    };
+    assert_eq!(servos.iter().filter(|s| s.torque).count(), 0, "{served}");
 }

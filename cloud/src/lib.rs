@@ -1,10 +1,13 @@
 //! twinrig's local twin of the AWS IoT side: the embedded MQTT broker (rumqttd,
 //! in-process links, no sockets) with deterministic batch routing, and the
 //! services on it — device shadows, IoT SQL rules with transforms and the
-//! records store, the firmware registry (and jobs).
+//! records store, the firmware registry, the object store for hand videos
+//! (and jobs).
 
 pub mod broker;
 pub mod jobs;
+pub mod objects;
+pub mod presign;
 pub mod records;
 pub mod registry;
 pub mod rules;

@@ -2,18 +2,17 @@
 //!
 //! Every version of every device type is kept (`{type}/{version}/firmware.bin`
 //! with its `firmware.sha256` and metadata) and never overwritten: publishing
-//! a version that exists is refused. Downloads go through presigned URLs in
-//! the shape of S3's query-string authentication (`X-Amz-Date`,
-//! `X-Amz-Expires`, `X-Amz-Signature`); the signature is an HMAC-SHA256 over
-//! the object key, the date and the expiry with a key of the registry's own,
-//! so a URL that expired or was edited is refused, as S3 refuses it (the
-//! exact SigV4 canonical request is not reproduced: assumed unnecessary, no
-//! device parses the signature). Time comes in as a parameter (unix seconds).
+//! a version that exists is refused. Downloads go through presigned URLs
+//! ([`crate::presign`]: S3's query-string shape, an HMAC-SHA256 over the
+//! object key, the date and the expiry with a key of the registry's own), so a
+//! URL that expired or was edited is refused, as S3 refuses it. Time comes in
+//! as a parameter (unix seconds).
 
 use std::collections::BTreeMap;
 
-use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
+
+use crate::presign::{PresignError, UrlSigner, hex};
 
 /// The bucket name in URLs (assumed; the real one is not public).
 pub const BUCKET_HOST: &str = "firmware.twinrig.local";
@@ -79,7 +78,7 @@ pub enum RegistryError {
 /// The registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    key: Vec<u8>,
+    signer: UrlSigner,
     items: BTreeMap<(String, String), Firmware>,
 }
 
@@ -95,21 +94,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 impl Registry {
     /// An empty registry signing URLs with `key` (derive it from the scenario seed).
     pub fn new(key: &[u8]) -> Registry {
         Registry {
-            key: key.to_vec(),
+            signer: UrlSigner::new(BUCKET_HOST, key),
             items: BTreeMap::new(),
         }
     }
@@ -181,18 +170,6 @@ impl Registry {
         self.versions(device_type).last().copied()
     }
 
-    fn signature(&self, key: &str, date: u64, expires: u64) -> String {
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC takes any key length");
-        mac.update(key.as_bytes());
-        mac.update(b"\n");
-        mac.update(date.to_string().as_bytes());
-        mac.update(b"\n");
-        mac.update(expires.to_string().as_bytes());
-        hex(&mac.finalize().into_bytes())
-    }
-
     /// A presigned download URL for a version, valid `expires_s` seconds from `now`.
     pub fn presign(
         &self,
@@ -208,42 +185,17 @@ impl Registry {
             });
         }
         let key = format!("{device_type}/{version}/firmware.bin");
-        let sig = self.signature(&key, now, expires_s);
-        Ok(format!(
-            "https://{BUCKET_HOST}/{key}?X-Amz-Date={now}&X-Amz-Expires={expires_s}&X-Amz-Signature={sig}"
-        ))
+        Ok(self.signer.presign(&key, now, expires_s))
     }
 
     /// Checks a presigned URL at `now` and returns the firmware it names.
     pub fn fetch(&self, url: &str, now: u64) -> Result<&Firmware, RegistryError> {
         let bad = || RegistryError::BadUrl(url.to_string());
-        let rest = url
-            .strip_prefix(&format!("https://{BUCKET_HOST}/"))
-            .ok_or_else(bad)?;
-        let (key, query) = rest.split_once('?').ok_or_else(bad)?;
-        let mut date = None;
-        let mut expires = None;
-        let mut sig = None;
-        for pair in query.split('&') {
-            match pair.split_once('=') {
-                Some(("X-Amz-Date", v)) => date = v.parse::<u64>().ok(),
-                Some(("X-Amz-Expires", v)) => expires = v.parse::<u64>().ok(),
-                Some(("X-Amz-Signature", v)) => sig = Some(v),
-                _ => return Err(bad()),
-            }
-        }
-        let (date, expires, sig) = (
-            date.ok_or_else(bad)?,
-            expires.ok_or_else(bad)?,
-            sig.ok_or_else(bad)?,
-        );
-        if self.signature(key, date, expires) != sig {
-            return Err(RegistryError::BadSignature);
-        }
-        let expired_at = date.saturating_add(expires);
-        if now >= expired_at {
-            return Err(RegistryError::Expired { expired_at, now });
-        }
+        let key = self.signer.verify(url, now).map_err(|e| match e {
+            PresignError::Malformed(_) => bad(),
+            PresignError::BadSignature => RegistryError::BadSignature,
+            PresignError::Expired { expired_at, now } => RegistryError::Expired { expired_at, now },
+        })?;
         let mut parts = key.split('/');
         let (Some(t), Some(v), Some("firmware.bin"), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())

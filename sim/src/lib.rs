@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod executor;
+pub mod lockstep;
 pub mod net;
 pub mod physics;
 pub mod rng;

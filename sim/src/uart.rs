@@ -288,6 +288,13 @@ pub struct UartRx {
     lane: usize,
 }
 
+impl UartRx {
+    /// Bytes that have arrived and wait to be read (a host's `bytes_to_read`).
+    pub fn available(&self) -> usize {
+        available_on(&self.line, self.lane)
+    }
+}
+
 /// Transmit half of a [`UartPort`].
 pub struct UartTx {
     line: Rc<RefCell<Line>>,
@@ -870,6 +877,12 @@ fn read_ready_on(line: &RefCell<Line>, lane: usize) -> bool {
     line.settle(lane);
     let l = &line.lanes[lane];
     !l.rx.is_empty() || l.break_pos.is_some()
+}
+
+fn available_on(line: &RefCell<Line>, lane: usize) -> usize {
+    let mut line = line.borrow_mut();
+    line.settle(lane);
+    line.lanes[lane].rx.len()
 }
 
 fn write_ready_on(line: &RefCell<Line>, lane: usize) -> bool {

@@ -189,6 +189,11 @@ pub struct FaultProfile {
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub offline: f64,
+    /// Probability that power fails once while the device writes its first
+    /// download to flash (at a flash operation drawn per device).
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub power_loss: f64,
 }
 
 /// The downloader model fleet devices fetch firmware through.
@@ -435,6 +440,43 @@ pub struct ExpectJob {
     /// The most executions IN_PROGRESS at one moment, from the trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_progress_seen: Option<Comparison>,
+    /// How many things' latest execution TIMED_OUT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<Box<Comparison>>,
+    /// How many things' latest execution was REJECTED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Box<Comparison>>,
+    /// How many things' latest execution was CANCELED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canceled: Option<Box<Comparison>>,
+    /// Executions that ended with a `statusDetails.reason` containing a text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Box<ExpectReason>>,
+}
+
+/// How many things' latest execution ended (FAILED or REJECTED, or only the
+/// given `status`) with a `statusDetails.reason` that contains `contains`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectReason {
+    /// Text the reason must contain (not empty).
+    pub contains: String,
+    /// Only executions with this status (default: FAILED or REJECTED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<EndStatus>,
+    /// How many (default: at least one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<Comparison>,
+}
+
+/// A final execution status a device sets with a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EndStatus {
+    /// The device tried and failed.
+    Failed,
+    /// The device refused the job.
+    Rejected,
 }
 
 /// How many devices of a type report a version in their shadows.
@@ -449,6 +491,12 @@ pub struct ExpectFleet {
     /// How many (default: every device of the type).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<Comparison>,
+    /// Also check every device of the type: its flash boots a valid image
+    /// (the header reads and the SHA-256 matches otadata) and its shadow
+    /// reports that image's version (`true`), or that some device does not
+    /// (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadows_agree: Option<bool>,
 }
 
 /// Alerts raised (a job aborted).
@@ -1144,7 +1192,7 @@ mod raw {
         Cancel,
     }
 
-    /// `timeoutConfig`.
+    /// `timeoutConfig`, plus twinrig's `queuedTimeoutInMinutes`.
     #[derive(Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub struct Timeout {
@@ -1152,12 +1200,21 @@ mod raw {
         #[serde(default)]
         #[schemars(range(min = 1, max = 10_080))]
         in_progress_timeout_in_minutes: Option<u64>,
+        /// twinrig extension (AWS has no such setting): 1 to 10080 minutes
+        /// from the moment an execution is offered to its device while it
+        /// stays QUEUED; then TIMED_OUT, and its in-progress slot is freed. A
+        /// device that never connects then ends TIMED_OUT and the job can
+        /// complete, where on AWS it would stay QUEUED for ever.
+        #[serde(default)]
+        #[schemars(range(min = 1, max = 10_080))]
+        queued_timeout_in_minutes: Option<u64>,
     }
 
     impl From<Timeout> for cj::TimeoutConfig {
         fn from(r: Timeout) -> Self {
             cj::TimeoutConfig {
                 in_progress_timeout_in_minutes: r.in_progress_timeout_in_minutes,
+                queued_timeout_in_minutes: r.queued_timeout_in_minutes,
             }
         }
     }

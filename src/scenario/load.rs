@@ -1,4 +1,4 @@
-//! Reading scenario files: YAML text to [`Scenario`], with positioned errors.
+//! Reading scenario files: YAML text to [`Scenario`](super::model::Scenario), with positioned errors.
 //!
 //! Syntax and type errors come from serde-saphyr, which knows the line and
 //! column of the node it was reading. Semantic errors (see `validate.rs`) name
@@ -15,7 +15,6 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned, UserMessageFormatter};
 
-use super::model::Scenario;
 use super::validate::{PathSeg, SemanticError};
 
 /// A place in a scenario file.
@@ -165,9 +164,13 @@ fn named_source(text: &str, path: &Path) -> Box<NamedSource<String>> {
     Box::new(NamedSource::new(path.display().to_string(), text.to_owned()).with_language("yaml"))
 }
 
-/// Reads the scenario types from YAML `text` (from `path`, for messages);
-/// no semantic checks.
-pub(crate) fn parse_yaml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+/// Reads the scenario types (or another document of the same family, such
+/// as a fleet file) from YAML `text` (from `path`, for messages); no
+/// semantic checks.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, ScenarioError> {
     serde_saphyr::from_str(text).map_err(|err| ScenarioError::Parse {
         problem: Problem {
             file: path.to_owned(),

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub mod duration;
 pub mod fleet;
+pub mod fleet_file;
 mod load;
 pub mod model;
 pub mod schema;
@@ -20,6 +21,7 @@ pub mod validate;
 
 pub use duration::{Duration, ParseDurationError};
 pub use fleet::*;
+pub use fleet_file::{FleetFile, load_fleet_file, parse_fleet_file};
 pub use load::{Position, Problem, ScenarioError};
 pub use model::*;
 pub use schema::{scenario_schema, scenario_schema_json};

@@ -535,6 +535,17 @@ pub enum Step {
     CreateJob(CreateJobStep),
     /// Run until a job reaches one of the given statuses, or fail at the timeout.
     WaitForJob(WaitForJob),
+    /// Stop a device as SIGTERM would (the hand agent finishes its message,
+    /// then switches torque off).
+    Stop(StopStep),
+}
+
+/// Stop a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopStep {
+    /// Device id.
+    pub device: String,
 }
 
 /// Publish a message.
@@ -761,6 +772,24 @@ pub enum Expect {
     Fleet(ExpectFleet),
     /// Alerts raised by aborted jobs.
     Alert(ExpectAlert),
+    /// A presigned URL in the newest message on a topic: whether the cloud's
+    /// object store serves it now (before expiry) or refuses it (after).
+    Presigned(ExpectPresigned),
+}
+
+/// Fetch a presigned URL taken from a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectPresigned {
+    /// Topic filter; the newest message with the field is used.
+    pub topic: String,
+    /// Dotted path of the URL in the JSON payload (`video_url`).
+    pub field: String,
+    /// True: the store must serve it now; false: it must refuse it.
+    pub fetchable: bool,
+    /// The object key the URL must name (`videos/hand_20260208_114001.gif`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Count the messages seen since the run started on a topic filter.

@@ -995,6 +995,7 @@ fn expected_fleet() -> FleetConfig {
                     bad_download: 0.08,
                     boot_failure: 0.01,
                     offline: 0.0,
+                    power_loss: 0.0,
                 },
             },
             Group {
@@ -1060,6 +1061,7 @@ fn expected_fleet_steps() -> Vec<Step> {
             }),
             timeout: Some(cj::TimeoutConfig {
                 in_progress_timeout_in_minutes: Some(10),
+                queued_timeout_in_minutes: None,
             }),
             retry: Some(cj::RetryConfig {
                 criteria_list: vec![
@@ -1118,6 +1120,10 @@ fn expected_fleet_steps() -> Vec<Step> {
                 at_most: Some(10.0),
                 ..Comparison::default()
             }),
+            timed_out: None,
+            rejected: None,
+            canceled: None,
+            reason: None,
         })),
         Step::Expect(Expect::Job(ExpectJob {
             job: "all".into(),
@@ -1126,16 +1132,22 @@ fn expected_fleet_steps() -> Vec<Step> {
             succeeded: None,
             failed: None,
             max_in_progress_seen: None,
+            timed_out: None,
+            rejected: None,
+            canceled: None,
+            reason: None,
         })),
         Step::Expect(Expect::Fleet(ExpectFleet {
             device_type: "pet_feeder".into(),
             version: version("2.0.0"),
             count: Some(equals(100)),
+            shadows_agree: None,
         })),
         Step::Expect(Expect::Fleet(ExpectFleet {
             device_type: "sphero_rvr".into(),
             version: version("1.0.0"),
             count: None,
+            shadows_agree: None,
         })),
         Step::Expect(Expect::Alert(ExpectAlert {
             job: Some("job1".into()),

@@ -520,6 +520,7 @@ impl Checker<'_> {
                 }
                 self.nonzero(w.timeout, &p.k("timeout"), &format!("{what}: `timeout`"));
             }
+            Step::Stop(stop) => self.known_device(&stop.device, &p.k("device"), &what),
         }
     }
 
@@ -566,6 +567,13 @@ impl Checker<'_> {
                 self.duration_comparison(&l.check, &lp, what);
             }
             Expect::Records(r) => self.expect_records(r, &p.k("records"), what),
+            Expect::Presigned(u) => {
+                let up = p.k("presigned");
+                self.topic_filter(&u.topic, &up.k("topic"), what);
+                if u.field.trim().is_empty() {
+                    self.err(&up.k("field"), format!("{what}: `field` must not be empty"));
+                }
+            }
             Expect::Job(j) => {
                 let jp = p.k("job");
                 self.known_job(&j.job, &jp.k("job"), what);
@@ -573,9 +581,24 @@ impl Checker<'_> {
                     ("succeeded", &j.succeeded),
                     ("failed", &j.failed),
                     ("max_in_progress_seen", &j.max_in_progress_seen),
+                    ("timed_out", &j.timed_out.as_deref().cloned()),
+                    ("rejected", &j.rejected.as_deref().cloned()),
+                    ("canceled", &j.canceled.as_deref().cloned()),
                 ] {
                     if let Some(c) = c {
                         self.comparison(c, &jp.k(key), &format!("{what}: `{key}`"));
+                    }
+                }
+                if let Some(r) = &j.reason {
+                    let rp = jp.k("reason");
+                    if r.contains.trim().is_empty() {
+                        self.err(
+                            &rp.k("contains"),
+                            format!("{what}: `reason.contains` must not be empty"),
+                        );
+                    }
+                    if let Some(c) = &r.count {
+                        self.comparison(c, &rp.k("count"), &format!("{what}: `reason.count`"));
                     }
                 }
             }
@@ -939,6 +962,7 @@ impl Checker<'_> {
                 ("bad_download", g.faults.bad_download),
                 ("boot_failure", g.faults.boot_failure),
                 ("offline", g.faults.offline),
+                ("power_loss", g.faults.power_loss),
             ] {
                 self.unit_interval(
                     v,
@@ -1225,6 +1249,16 @@ impl Checker<'_> {
                 format!("{what}: `inProgressTimeoutInMinutes` must be from 1 to 10080, got {m}"),
             );
         }
+        // The twinrig extension takes the same range as its AWS sibling.
+        let queued_timeout = job.timeout.and_then(|t| t.queued_timeout_in_minutes);
+        if let Some(m) = queued_timeout
+            && !(1..=10_080).contains(&m)
+        {
+            self.err(
+                &p.k("timeout").k("queuedTimeoutInMinutes"),
+                format!("{what}: `queuedTimeoutInMinutes` must be from 1 to 10080, got {m}"),
+            );
+        }
 
         if let Some(r) = &job.retry {
             let lp = p.k("retry").k("criteriaList");
@@ -1246,10 +1280,11 @@ impl Checker<'_> {
                             j + 1
                         ),
                     ),
-                    FailureType::TimedOut if timeout.is_none() => self.err(
+                    // Either timer can make an execution TIMED_OUT.
+                    FailureType::TimedOut if timeout.is_none() && queued_timeout.is_none() => self.err(
                         &cp.k("failureType"),
                         format!(
-                            "{what}: retry criterion {}: TIMED_OUT retries need `timeout: {{inProgressTimeoutInMinutes: ...}}`",
+                            "{what}: retry criterion {}: TIMED_OUT retries need `timeout: {{inProgressTimeoutInMinutes: ...}}` (or `queuedTimeoutInMinutes`)",
                             j + 1
                         ),
                     ),
@@ -1303,6 +1338,7 @@ pub fn step_key(step: &Step) -> &'static str {
         Step::Prompt(_) => "prompt",
         Step::CreateJob(_) => "create_job",
         Step::WaitForJob(_) => "wait_for_job",
+        Step::Stop(_) => "stop",
     }
 }
 

@@ -1,6 +1,7 @@
 //! CreateJob input, in AWS's JSON shape (model:iot `CreateJobRequest`,
-//! camelCase member names), plus twinrig's two documented extensions
-//! `maxInProgress` and `abortAfterFailures`.
+//! camelCase member names), plus twinrig's three documented extensions
+//! `maxInProgress`, `abortAfterFailures` and
+//! `timeoutConfig.queuedTimeoutInMinutes`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -141,13 +142,24 @@ pub enum AbortAction {
     Cancel,
 }
 
-/// `timeoutConfig`.
+/// `timeoutConfig`, plus twinrig's queued timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimeoutConfig {
     /// 1–10080 minutes from the start of IN_PROGRESS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_progress_timeout_in_minutes: Option<u64>,
+    /// twinrig extension, not an AWS setting: 1–10080 minutes from the
+    /// moment an execution is released to its device (notified) while it
+    /// stays QUEUED; then it becomes TIMED_OUT. AWS times out only
+    /// IN_PROGRESS executions, so on AWS a device that never connects keeps
+    /// its execution QUEUED for ever: under `maxInProgress` it holds a slot
+    /// and the job never completes. With this set, that device ends
+    /// TIMED_OUT (a failure, for abort and retry), its slot is freed and the
+    /// job can complete. Unreleased executions wait for a slot, not for the
+    /// device, so their timer starts only at release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_timeout_in_minutes: Option<u64>,
 }
 
 /// `jobExecutionsRetryConfig`.

@@ -9,7 +9,9 @@
 //! arguments; the harness calls [`JobsService::tick`] at
 //! [`JobsService::next_deadline`] (rate windows reopening, timers expiring).
 //! No I/O, no wall clock; JSON objects are written with sorted keys; jobs are
-//! visited in creation order, things in name order.
+//! visited in creation order, things in name order. Every call's [`Output`]
+//! also lists the execution status changes it made ([`ExecutionEvent`]), for
+//! traces and measurements.
 //!
 //! # Topics (prefix `$aws/things/{thing}/jobs`)
 //!
@@ -113,6 +115,23 @@
 //! new attempt (`executionNumber` + 1, QUEUED, new `queuedAt`) created when
 //! it is released through the gate; until then the thing counts as failed.
 //! REJECTED is never retried.
+//!
+//! # The queued timeout (twinrig extension)
+//!
+//! AWS has no timeout for a QUEUED execution: a device that never connects
+//! keeps its execution QUEUED for ever. Here that execution is released, so
+//! it holds one of the job's `maxInProgress` slots for ever and the job can
+//! never complete. An operator wants such a device to end as TIMED_OUT, so
+//! `timeoutConfig.queuedTimeoutInMinutes` (1–10080) adds a queued timer: it
+//! starts when an execution is released (first release or retry attempt;
+//! an unreleased execution is waiting for a slot, not for its device) at
+//! `releasedAt + 60 * queuedTimeoutInMinutes`, and stops when the execution
+//! leaves QUEUED. At the deadline, with the same timing as the other
+//! timers, the execution becomes TIMED_OUT: it counts as TIMED_OUT for the
+//! abort criteria, `abortAfterFailures` and retries, exactly like an
+//! in-progress timeout; its slot is freed, so the rollout goes on, and the
+//! job can complete. While the timer runs, `approximateSecondsBeforeTimedOut`
+//! is reported on the QUEUED execution. Without the setting nothing changes.
 
 mod config;
 mod topic;
@@ -241,6 +260,32 @@ pub struct Output {
     pub publishes: Vec<Publish>,
     /// Job aborts.
     pub alerts: Vec<Alert>,
+    /// Every execution status change the call made, in the order made.
+    pub executions: Vec<ExecutionEvent>,
+}
+
+/// One change of an execution's status (a job execution event; AWS
+/// publishes terminal ones on `$aws/events/jobExecution/...` when job events
+/// are enabled, this twin reports starts too so that in-progress counts can
+/// be measured from a trace). Not produced: an execution's creation (QUEUED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionEvent {
+    /// The job.
+    pub job_id: String,
+    /// The thing.
+    pub thing_name: String,
+    /// The execution (attempt) number.
+    pub execution_number: u64,
+    /// Status before the change.
+    pub from: ExecutionStatus,
+    /// Status after it.
+    pub status: ExecutionStatus,
+    /// When, epoch seconds.
+    pub at: u64,
+    /// statusDetails after the change (left out when empty).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_details: BTreeMap<String, String>,
 }
 
 /// Job status (model:iot `JobStatus`; SCHEDULED and DELETION_IN_PROGRESS are
@@ -498,6 +543,8 @@ struct Attempt {
     force_canceled: bool,
     in_progress_deadline: Option<u64>,
     step_deadline: Option<u64>,
+    /// The queued timer (extension), set at release.
+    queued_deadline: Option<u64>,
 }
 
 impl Attempt {
@@ -514,16 +561,21 @@ impl Attempt {
             force_canceled: false,
             in_progress_deadline: None,
             step_deadline: None,
+            queued_deadline: None,
         }
     }
 
+    /// When the running timer turns this execution TIMED_OUT: the queued
+    /// timer while QUEUED, the nearer of the in-progress and step timers
+    /// while IN_PROGRESS, none once terminal.
     fn deadline(&self) -> Option<u64> {
-        if self.status != ExecutionStatus::InProgress {
-            return None;
-        }
-        match (self.in_progress_deadline, self.step_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        match self.status {
+            ExecutionStatus::Queued => self.queued_deadline,
+            ExecutionStatus::InProgress => match (self.in_progress_deadline, self.step_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            _ => None,
         }
     }
 
@@ -670,6 +722,14 @@ impl Job {
         self.things.values().filter(|t| t.holds_slot()).count()
     }
 
+    /// The queued timer of an execution released at `now` (extension).
+    fn queued_deadline(&self, now: u64) -> Option<u64> {
+        self.request
+            .timeout_config
+            .and_then(|t| t.queued_timeout_in_minutes)
+            .map(|m| now + m * 60)
+    }
+
     fn prune_window(&mut self, now: u64) {
         while self.release_times.front().is_some_and(|t| t + 60 <= now) {
             self.release_times.pop_front();
@@ -764,6 +824,8 @@ pub struct JobsService {
     /// Per thing: last notified pending set and first entry.
     notified: BTreeMap<String, Notified>,
     dirty: BTreeSet<String>,
+    /// Status changes not yet handed out in an [`Output`].
+    events: Vec<ExecutionEvent>,
 }
 
 /// One pending execution of a thing: (job id, execution number).
@@ -940,7 +1002,7 @@ impl JobsService {
             }
             job.last_updated_at = now;
             job.completed_at.get_or_insert(now);
-            cancel_executions(job, force, now)
+            cancel_executions(job, force, now, &mut self.events)
         };
         self.dirty.extend(touched);
         self.settle(now, &mut out);
@@ -1057,7 +1119,10 @@ impl JobsService {
             let mut expired = Vec::new();
             for (name, t) in &mut job.things {
                 if t.latest().deadline().is_some_and(|d| d <= now) {
-                    t.latest_mut().set_status(ExecutionStatus::TimedOut, now);
+                    let a = t.latest_mut();
+                    let from = a.status;
+                    a.set_status(ExecutionStatus::TimedOut, now);
+                    self.events.push(event(&id, name, a, from, now));
                     expired.push(name.clone());
                 }
             }
@@ -1082,7 +1147,7 @@ impl JobsService {
                 job.comment = Some(comment.clone());
                 job.last_updated_at = now;
                 job.completed_at = Some(now);
-                let touched = cancel_executions(job, false, now);
+                let touched = cancel_executions(job, false, now, &mut self.events);
                 self.dirty.extend(touched);
                 out.alerts.push(Alert {
                     job_id: id.clone(),
@@ -1137,6 +1202,7 @@ impl JobsService {
     }
 
     fn flush(&mut self, now: u64, out: &mut Output) {
+        out.executions.append(&mut self.events);
         let dirty = std::mem::take(&mut self.dirty);
         for thing in dirty {
             let pending = self.pending(&thing);
@@ -1306,6 +1372,8 @@ impl JobsService {
                 .expect("pending thing")
                 .latest_mut();
             start(a, timeout, details, step, now);
+            let e = event(&key.0, thing, a, ExecutionStatus::Queued, now);
+            self.events.push(e);
             self.dirty.insert(thing.to_owned());
         }
         let job = &self.jobs[&key.0];
@@ -1440,6 +1508,8 @@ impl JobsService {
         if status == ExecutionStatus::InProgress {
             if a.status == ExecutionStatus::Queued {
                 start(a, timeout, details, step, now);
+                self.events
+                    .push(event(job_id, thing, a, ExecutionStatus::Queued, now));
             } else {
                 if let Some(d) = details {
                     a.details = d;
@@ -1452,9 +1522,11 @@ impl JobsService {
             if let Some(d) = details {
                 a.details = d;
             }
+            let from = a.status;
             a.set_status(status, now);
             a.step_deadline = None;
             a.in_progress_deadline = None;
+            self.events.push(event(job_id, thing, a, from, now));
         }
         let mut doc = Map::new();
         if include_state {
@@ -1483,6 +1555,8 @@ fn start(
 ) {
     a.set_status(ExecutionStatus::InProgress, now);
     a.started_at = Some(now);
+    // Started in time: the queued timer no longer applies.
+    a.queued_deadline = None;
     if let Some(d) = details {
         a.details = d;
     }
@@ -1520,17 +1594,45 @@ fn on_terminal(job: &mut Job, thing: &str, now: u64) {
     }
 }
 
+/// An [`ExecutionEvent`] for `a`'s change from `from` to its status.
+fn event(
+    job_id: &str,
+    thing: &str,
+    a: &Attempt,
+    from: ExecutionStatus,
+    now: u64,
+) -> ExecutionEvent {
+    ExecutionEvent {
+        job_id: job_id.to_owned(),
+        thing_name: thing.to_owned(),
+        execution_number: a.number,
+        from,
+        status: a.status,
+        at: now,
+        status_details: a.details.clone(),
+    }
+}
+
 /// Cancels QUEUED executions (and IN_PROGRESS ones when `force`), drops
-/// pending retries. Returns the things whose released executions changed.
-fn cancel_executions(job: &mut Job, force: bool, now: u64) -> Vec<String> {
+/// pending retries; records the changes in `events`. Returns the things
+/// whose released executions changed.
+fn cancel_executions(
+    job: &mut Job,
+    force: bool,
+    now: u64,
+    events: &mut Vec<ExecutionEvent>,
+) -> Vec<String> {
     let mut touched = Vec::new();
+    let job_id = job.id().to_owned();
     for (name, t) in &mut job.things {
         t.retry_pending = None;
         let a = t.latest_mut();
         let hit = a.status == ExecutionStatus::Queued
             || (force && a.status == ExecutionStatus::InProgress);
         if hit {
+            let from = a.status;
             a.set_status(ExecutionStatus::Canceled, now);
+            events.push(event(&job_id, name, a, from, now));
             a.force_canceled = force;
             a.step_deadline = None;
             a.in_progress_deadline = None;
@@ -1560,6 +1662,7 @@ fn release(job: &mut Job, now: u64) -> Vec<String> {
         else {
             break;
         };
+        let queued_deadline = job.queued_deadline(now);
         let t = job.things.get_mut(&name).expect("candidate");
         if t.retry_pending.take().is_some() {
             let number = t.latest().number + 1;
@@ -1568,6 +1671,8 @@ fn release(job: &mut Job, now: u64) -> Vec<String> {
             t.latest_mut().released = true;
             job.notified_things += 1;
         }
+        // The device can see it from now on, so its queued timer starts now.
+        t.latest_mut().queued_deadline = queued_deadline;
         job.release_times.push_back(now);
         released.push(name);
     }
@@ -1683,6 +1788,11 @@ fn validate(r: &CreateJobRequest) -> Result<(), JobsError> {
     if timeout.is_some_and(|m| !(1..=10_080).contains(&m)) {
         return bad("inProgressTimeoutInMinutes must be 1-10080");
     }
+    let queued_timeout = r.timeout_config.and_then(|t| t.queued_timeout_in_minutes);
+    // The extension takes AWS's range for its sibling.
+    if queued_timeout.is_some_and(|m| !(1..=10_080).contains(&m)) {
+        return bad("queuedTimeoutInMinutes must be 1-10080");
+    }
     if let Some(rc) = &r.job_executions_retry_config {
         if !(1..=2).contains(&rc.criteria_list.len()) {
             return bad("jobExecutionsRetryConfig.criteriaList must hold 1 or 2 criteria");
@@ -1692,7 +1802,12 @@ fn validate(r: &CreateJobRequest) -> Result<(), JobsError> {
             if c.failure_type == FailureType::Rejected {
                 return bad("REJECTED executions are never retried");
             }
-            if c.failure_type == FailureType::TimedOut && timeout.is_none() {
+            // Either timer can produce TIMED_OUT, so either makes such a
+            // retry meaningful.
+            if c.failure_type == FailureType::TimedOut
+                && timeout.is_none()
+                && queued_timeout.is_none()
+            {
                 return bad("TIMED_OUT retries need a timeoutConfig");
             }
             total += c.number_of_retries;

@@ -525,6 +525,7 @@ fn in_progress_timeout_and_step_timer() {
     let mut req = request("job1", 2);
     req.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(20),
+        queued_timeout_in_minutes: None,
     });
     svc.create_job(req, T0).expect("created");
     start_next(&mut svc, "t000", T0);
@@ -571,6 +572,7 @@ fn step_timer_follows_the_devguide_example() {
     let mut req = request("job1", 1);
     req.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(20),
+        queued_timeout_in_minutes: None,
     });
     svc.create_job(req, T0).expect("created");
     start_next(&mut svc, "t000", T0);
@@ -605,6 +607,7 @@ fn retry_creates_execution_number_two() {
     let mut req = request("job1", 1);
     req.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(1),
+        queued_timeout_in_minutes: None,
     });
     req.job_executions_retry_config = Some(RetryConfig {
         criteria_list: vec![
@@ -832,7 +835,10 @@ proptest! {
     ) {
         let mut svc = JobsService::default();
         let mut req = request("job1", 3);
-        req.timeout_config = Some(TimeoutConfig { in_progress_timeout_in_minutes: Some(1) });
+        req.timeout_config = Some(TimeoutConfig {
+            in_progress_timeout_in_minutes: Some(1),
+            queued_timeout_in_minutes: None,
+        });
         req.job_executions_retry_config = Some(RetryConfig { criteria_list: vec![RetryCriteria { failure_type: FailureType::All, number_of_retries: 2 }] });
         req.abort_after_failures = Some(1);
         req.max_in_progress = Some(2);
@@ -869,5 +875,329 @@ proptest! {
                 + d.number_of_canceled_things;
             prop_assert_eq!(total, 3);
         }
+    }
+}
+
+fn changes(out: &Output) -> Vec<(String, ExecutionStatus, ExecutionStatus)> {
+    out.executions
+        .iter()
+        .map(|e| (e.thing_name.clone(), e.from, e.status))
+        .collect()
+}
+
+#[test]
+fn every_status_change_is_reported_once_as_an_execution_event() {
+    use ExecutionStatus::{Canceled, Failed, InProgress, Queued, Succeeded, TimedOut};
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 4);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(1),
+        queued_timeout_in_minutes: None,
+    });
+    req.max_in_progress = Some(3);
+    // Creation releases but changes no status.
+    assert!(
+        svc.create_job(req, T0)
+            .expect("created")
+            .output
+            .executions
+            .is_empty()
+    );
+    let out = start_next(&mut svc, "t000", T0);
+    assert_eq!(changes(&out), [("t000".into(), Queued, InProgress)]);
+    assert_eq!(out.executions[0].job_id, "job1");
+    assert_eq!(out.executions[0].execution_number, 1);
+    assert_eq!(out.executions[0].at, T0);
+    // A progress update is no change of status.
+    let body = json!({"status": "IN_PROGRESS", "statusDetails": {"step": "downloading"}});
+    assert!(
+        update(&mut svc, "t000", "job1", body, T0 + 1)
+            .executions
+            .is_empty()
+    );
+    let body = json!({"status": "FAILED", "statusDetails": {"reason": "hash mismatch"}});
+    let out = update(&mut svc, "t000", "job1", body, T0 + 2);
+    assert_eq!(changes(&out), [("t000".into(), InProgress, Failed)]);
+    assert_eq!(out.executions[0].status_details["reason"], "hash mismatch");
+    // Straight from QUEUED to SUCCEEDED.
+    let out = update(
+        &mut svc,
+        "t001",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    assert_eq!(changes(&out), [("t001".into(), Queued, Succeeded)]);
+    start_next(&mut svc, "t002", T0 + 4);
+    let out = svc.tick(T0 + 64);
+    assert_eq!(changes(&out), [("t002".into(), InProgress, TimedOut)]);
+    // Canceling reports every QUEUED execution, released or not.
+    let out = svc
+        .cancel_job("job1", false, None, None, T0 + 70)
+        .expect("ok");
+    assert_eq!(changes(&out), [("t003".into(), Queued, Canceled)]);
+    assert!(svc.tick(T0 + 100).executions.is_empty());
+}
+
+fn with_queued_timeout(mut req: CreateJobRequest, minutes: u64) -> CreateJobRequest {
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: None,
+        queued_timeout_in_minutes: Some(minutes),
+    });
+    req
+}
+
+#[test]
+fn queued_timeout_fires_at_exactly_its_time_and_frees_the_slot() {
+    use ExecutionStatus::{InProgress, Queued, TimedOut};
+    let mut svc = JobsService::default();
+    let mut req = with_queued_timeout(request("job1", 2), 5);
+    req.max_in_progress = Some(1);
+    svc.create_job(req, T0).expect("created");
+    // t000 is released at once and its timer runs from then; t001 waits
+    // for the slot, so it has no timer yet.
+    assert_eq!(svc.next_deadline(), Some(T0 + 300));
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 100)
+        .expect("ok");
+    assert_eq!(e.status, Queued);
+    assert_eq!(e.approximate_seconds_before_timed_out, Some(200));
+    let e = svc
+        .describe_job_execution("job1", "t001", None, T0 + 100)
+        .expect("ok");
+    assert_eq!(e.approximate_seconds_before_timed_out, None);
+
+    // One second early: nothing.
+    let out = svc.tick(T0 + 299);
+    assert!(out.publishes.is_empty() && out.executions.is_empty());
+    // On the second: TIMED_OUT, its device told the list is empty, and the
+    // freed slot goes to t001 at once.
+    let out = svc.tick(T0 + 300);
+    assert_eq!(changes(&out), [("t000".into(), Queued, TimedOut)]);
+    assert_eq!(
+        json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("told")),
+        json!({"timestamp": T0 + 300})
+    );
+    assert_eq!(notified_things(&out), ["t001"]);
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 300)
+        .expect("ok");
+    assert_eq!((e.status, e.version_number), (TimedOut, 2));
+    assert_eq!(e.started_at, None);
+    let d = details(&svc, "job1");
+    assert_eq!(
+        (d.number_of_timed_out_things, d.number_of_queued_things),
+        (1, 1)
+    );
+    // t001's timer starts at its own release.
+    assert_eq!(svc.next_deadline(), Some(T0 + 600));
+
+    // t001 starts one second before its deadline: the queued timer stops
+    // and, with no in-progress timeout, nothing times it out later.
+    let out = start_next(&mut svc, "t001", T0 + 599);
+    assert_eq!(changes(&out), [("t001".into(), Queued, InProgress)]);
+    assert_eq!(svc.next_deadline(), None);
+    assert!(svc.tick(T0 + 600).executions.is_empty());
+    assert!(svc.tick(T0 + 100_000).executions.is_empty());
+    update(
+        &mut svc,
+        "t001",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 100_001,
+    );
+    let d = svc.describe_job("job1").expect("ok");
+    assert_eq!(d.status, JobStatus::Completed);
+    assert_eq!(d.completed_at, Some(T0 + 100_001));
+    assert_eq!(
+        (
+            d.job_process_details.number_of_succeeded_things,
+            d.job_process_details.number_of_timed_out_things
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn a_start_at_the_queued_deadline_is_too_late() {
+    let mut svc = JobsService::default();
+    svc.create_job(with_queued_timeout(request("job1", 1), 1), T0)
+        .expect("created");
+    // Timers fire before the request, so there is nothing left to start.
+    let out = start_next(&mut svc, "t000", T0 + 60);
+    assert_eq!(
+        changes(&out),
+        [(
+            "t000".into(),
+            ExecutionStatus::Queued,
+            ExecutionStatus::TimedOut
+        )]
+    );
+    assert!(
+        reply(&out, "/start-next/accepted")
+            .get("execution")
+            .is_none()
+    );
+    let out = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "IN_PROGRESS"}),
+        T0 + 61,
+    );
+    assert_eq!(
+        reply(&out, "/update/rejected")["executionState"]["status"],
+        "TIMED_OUT"
+    );
+    assert_eq!(
+        svc.describe_job("job1").expect("ok").status,
+        JobStatus::Completed
+    );
+}
+
+#[test]
+fn an_in_progress_timeout_still_applies_after_a_timely_start() {
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 1);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(10),
+        queued_timeout_in_minutes: Some(2),
+    });
+    svc.create_job(req, T0).expect("created");
+    start_next(&mut svc, "t000", T0 + 119);
+    // The in-progress timer, from the start, not the queued one.
+    assert_eq!(svc.next_deadline(), Some(T0 + 119 + 600));
+    assert!(svc.tick(T0 + 120).executions.is_empty());
+    let out = svc.tick(T0 + 719);
+    assert_eq!(
+        changes(&out),
+        [(
+            "t000".into(),
+            ExecutionStatus::InProgress,
+            ExecutionStatus::TimedOut
+        )]
+    );
+}
+
+#[test]
+fn queued_timeouts_count_for_abort_and_are_retried_as_timed_out() {
+    // Abort: TIMED_OUT is a failure for the criteria, as AWS counts it.
+    let mut svc = JobsService::default();
+    let mut req = with_queued_timeout(request("job1", 4), 1);
+    req.max_in_progress = Some(2);
+    req.abort_config = Some(AbortConfig {
+        criteria_list: vec![AbortCriteria {
+            failure_type: FailureType::TimedOut,
+            action: AbortAction::Cancel,
+            threshold_percentage: 60.0,
+            min_number_of_executed_things: 2,
+        }],
+    });
+    svc.create_job(req, T0).expect("created");
+    run_to_terminal(&mut svc, "job1", "t000", "SUCCEEDED", T0 + 1);
+    // t001 (released at T0) and t002 (released at T0 + 1) stay silent.
+    let out = svc.tick(T0 + 60);
+    assert!(
+        out.alerts.is_empty(),
+        "1 of 2 completed is 50 % < 60 %: {out:?}"
+    );
+    let out = svc.tick(T0 + 61);
+    // t002 timed out: 2 of 3 completed TIMED_OUT, 67 % >= 60 %.
+    assert_eq!(out.alerts.len(), 1);
+    assert!(out.alerts[0].comment.contains("TIMED_OUT"));
+    let d = svc.describe_job("job1").expect("ok");
+    assert_eq!(d.status, JobStatus::Canceled);
+    let p = d.job_process_details;
+    assert_eq!(
+        (
+            p.number_of_timed_out_things,
+            p.number_of_canceled_things,
+            p.number_of_succeeded_things
+        ),
+        (2, 1, 1)
+    );
+
+    // Retry: the queued timeout alone is a timeout config for TIMED_OUT
+    // retries; each attempt gets its own timer from its release.
+    let mut svc = JobsService::default();
+    let mut req = with_queued_timeout(request("job2", 1), 1);
+    req.job_executions_retry_config = Some(RetryConfig {
+        criteria_list: vec![RetryCriteria {
+            failure_type: FailureType::TimedOut,
+            number_of_retries: 1,
+        }],
+    });
+    svc.create_job(req, T0).expect("created");
+    let out = svc.tick(T0 + 60);
+    let n = json_of(find(&out, "$aws/things/t000/jobs/notify-next").expect("told"));
+    assert_eq!(n["execution"]["executionNumber"], 2);
+    assert_eq!(svc.next_deadline(), Some(T0 + 120));
+    svc.tick(T0 + 120);
+    let d = svc.describe_job("job2").expect("ok");
+    assert_eq!(d.status, JobStatus::Completed);
+    let e = svc
+        .describe_job_execution("job2", "t000", None, T0 + 120)
+        .expect("ok");
+    assert_eq!(
+        (e.execution_number, e.status),
+        (2, ExecutionStatus::TimedOut)
+    );
+}
+
+#[test]
+fn without_a_queued_timeout_a_silent_device_holds_its_slot_for_ever() {
+    // AWS's behaviour, unchanged: nothing times a QUEUED execution out.
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 2);
+    req.max_in_progress = Some(1);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(1),
+        queued_timeout_in_minutes: None,
+    });
+    svc.create_job(req, T0).expect("created");
+    assert_eq!(svc.next_deadline(), None);
+    let out = svc.tick(T0 + 7 * 24 * 3600);
+    assert!(out.publishes.is_empty() && out.executions.is_empty());
+    let d = svc.describe_job("job1").expect("ok");
+    assert_eq!(d.status, JobStatus::InProgress);
+    assert_eq!(
+        d.job_process_details.processing_targets,
+        Some(vec!["t001".to_owned()])
+    );
+    let e = svc
+        .describe_job_execution("job1", "t000", None, T0 + 100)
+        .expect("ok");
+    assert_eq!(
+        (e.status, e.approximate_seconds_before_timed_out),
+        (ExecutionStatus::Queued, None)
+    );
+}
+
+#[test]
+fn queued_timeout_is_read_from_create_job_json_and_range_checked() {
+    let body = json!({"jobId": "job1", "targets": ["t000"], "document": {},
+        "timeoutConfig": {"queuedTimeoutInMinutes": 30}});
+    let req: CreateJobRequest = serde_json::from_value(body).expect("AWS shape");
+    assert_eq!(
+        req.timeout_config,
+        Some(TimeoutConfig {
+            in_progress_timeout_in_minutes: None,
+            queued_timeout_in_minutes: Some(30),
+        })
+    );
+    let mut svc = JobsService::default();
+    svc.create_job(req, T0).expect("created");
+    assert_eq!(
+        svc.describe_job("job1").expect("ok").to_json()["timeoutConfig"],
+        json!({"queuedTimeoutInMinutes": 30})
+    );
+    for bad in [0, 10_081] {
+        let err = svc
+            .create_job(with_queued_timeout(request("job2", 1), bad), T0)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            JobsError::InvalidRequest("queuedTimeoutInMinutes must be 1-10080".into())
+        );
     }
 }

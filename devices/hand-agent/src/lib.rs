@@ -19,21 +19,34 @@
 //!    duration is a [`Timing`] field.
 //! 4. After each letter a [`StateMessage`] in the sheet's shape is published and
 //!    cached ([`Worker::last_state`]).
+//! 5. [`serve`] is the worker thread's loop: torque on, one job at a time from a
+//!    [`JobSource`] with its video ([`Camera`], [`VideoStore`]; the presigned URL
+//!    is appended to the last state, published again), torque off at shutdown.
+//!
+//! Hosts: the harness runs [`serve`] on a lockstep thread against the servo-bus
+//! twin (`src/hand.rs` in the root crate); [`console`] and the `hand-agent`
+//! binary run it on a real serial port with actions as stdin lines and
+//! SIGINT/SIGTERM as the shutdown.
 //!
 //! The ASL table is data (`data/asl_letters.json`); **all of its values are
 //! assumed** (the real agent's table was not found), derived from the frontend's
 //! 4-value table and the one published 8-value example (letter E); see [`table`].
 //!
-//! Cargo feature `bedrock`: declared, empty, off by default; the Bedrock Converse
-//! adapter is the next slice.
+//! Cargo feature `bedrock` (off by default): `bedrock::BedrockModel`, the
+//! [`Model`] over Amazon Bedrock's Converse API (`us.amazon.nova-2-lite-v1:0`,
+//! us-east-1, the `fingerspell` tool). Without it the build has no AWS crates.
 
 #![warn(missing_docs)]
 
 pub mod agent;
+#[cfg(feature = "bedrock")]
+pub mod bedrock;
+pub mod console;
 pub mod driver;
 pub mod payload;
 pub mod plan;
 pub mod rustypot_driver;
+pub mod service;
 pub mod spell;
 pub mod state;
 pub mod table;
@@ -48,6 +61,9 @@ pub use payload::{
     ActionError, ActionInbox, DEFAULT_QUEUE_CAPACITY, Job, MAX_PAYLOAD_BYTES, parse_action,
 };
 pub use plan::{Action, Calibration, Step, StepKind, Timing, plan};
+pub use service::{
+    Camera, JobSource, ServiceSummary, Video, VideoRig, VideoStore, serve, video_key,
+};
 pub use spell::{Hand, SpellOutcome};
 pub use state::{HandState, StateMessage, StateSink, action_topic, state_topic};
 pub use table::{AslTable, Finger, Pose};

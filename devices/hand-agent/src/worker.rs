@@ -124,6 +124,14 @@ impl<M: Model, D: HandDriver, P: Pause, C: Clock, S: StateSink> Worker<M, D, P, 
         self.last_state.as_ref()
     }
 
+    /// Publishes a state (a letter state also becomes the cached last state).
+    pub fn publish(&mut self, state: StateMessage) {
+        if !state.is_error() {
+            self.last_state = Some(state.clone());
+        }
+        self.sink.publish(&state);
+    }
+
     /// Publishes the error state for a rejected payload.
     pub fn reject(&mut self, error: &ActionError) {
         let state = error.to_state(self.hand.ts());

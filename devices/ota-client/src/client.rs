@@ -16,21 +16,29 @@
 //! publishes `start-next`; AWS returns an IN_PROGRESS execution first and
 //! unchanged, so the execution it left at `statusDetails.step = "rebooting"`
 //! comes back with its job document, and [`Updater::resume_job`] turns it into
-//! SUCCEEDED or FAILED (rolled back). An execution found IN_PROGRESS at any
-//! other step (power lost mid-download) is downloaded again from the start.
+//! SUCCEEDED or FAILED (rolled back). An execution found IN_PROGRESS at step
+//! `downloading` was cut short by a restart (power loss, crash, watchdog
+//! mid-flash): the device runs its previous image and reports the execution
+//! FAILED with `reason` `restarted during the download (N of M bytes
+//! written); running 1.0.0`, so the job's retry configuration, not the
+//! device, decides whether to try again (as for any other failure).
 //!
 //! # MQTT
 //!
 //! `{thing}` is the MQTT client id. Subscriptions (QoS 1):
 //! `$aws/things/{thing}/jobs/notify-next`,
 //! `$aws/things/{thing}/jobs/start-next/accepted`,
-//! `$aws/things/{thing}/jobs/start-next/rejected`.
+//! `$aws/things/{thing}/jobs/start-next/rejected`,
+//! `$aws/things/{thing}/shadow/update/delta`,
+//! `$aws/things/{thing}/shadow/get/accepted`.
 //!
 //! Publishes:
 //!
 //! | topic | payload | when |
 //! |---|---|---|
-//! | `$aws/things/{thing}/shadow/update` (QoS 1) | `{"state":{"reported":{"firmware":"1.0.0","deviceType":"pet_feeder"}}}` | after boot, after every finished job |
+//! | `$aws/things/{thing}/shadow/update` (QoS 1) | `{"state":{"reported":{"firmware":"1.0.0","deviceType":"pet_feeder","otaEnabled":true}}}` | after boot, after every finished job |
+//! | `$aws/things/{thing}/shadow/get` (QoS 1) | `{}` | after boot (before `start-next`) |
+//! | `$aws/things/{thing}/shadow/update` (QoS 1) | `{"state":{"reported":{"otaEnabled":false}}}` | when the OTA gate changed or a delta asked for it |
 //! | `$aws/things/{thing}/jobs/start-next` (QoS 1) | `{}` | after boot, on a `notify-next` with an execution, after every finished job |
 //! | `$aws/things/{thing}/jobs/{jobId}/update` (QoS 1) | `{"status":"IN_PROGRESS","statusDetails":{"step":"downloading","bytesWritten":"2048","totalBytes":"5120","version":"2.0.0"}}` | start, every [`OtaConfig::progress_step_percent`] %, `step: rebooting` before the reboot; then SUCCEEDED / FAILED / REJECTED with `reason` (see [`crate::job`]) |
 //! | `fleet/{thing}/heartbeat` (QoS 0) | `{"firmware":"1.0.0","deviceType":"pet_feeder","uptimeMs":60000}` | every [`OtaConfig::heartbeat_period_ms`] |
@@ -38,6 +46,20 @@
 //! A progress update after a link outage also carries `"retries":"<n>"`
 //! (transient download errors so far). Payloads that are not what the device
 //! expects are ignored; nothing on MQTT can make it panic.
+//!
+//! # The OTA gate
+//!
+//! Whether the device takes OTA jobs follows `state.desired.otaEnabled` of
+//! its classic shadow, as AWS users configure devices: the device asks for
+//! its shadow after boot (`get`, answered before its `start-next`, so the
+//! gate is known before the first job is looked at) and follows every
+//! `update/delta` that carries `otaEnabled`, then reports the value it now
+//! applies. The change takes effect at once, without a reboot: the next job
+//! execution the device is offered is REJECTED with `reason` `OTA disabled
+//! for <type>` while the gate is off. A download already running when the
+//! gate closes is finished (the delta waits in the inbox). Until the shadow
+//! answers, [`OtaConfig::device`]'s `ota_enabled` applies (a board would also
+//! keep the last value in NVS; this client does not store it).
 //!
 //! # Limits of this slice
 //!
@@ -150,6 +172,12 @@ pub struct Topics {
     pub start_next_rejected: String,
     /// `$aws/things/{thing}/shadow/update`
     pub shadow_update: String,
+    /// `$aws/things/{thing}/shadow/update/delta`
+    pub shadow_delta: String,
+    /// `$aws/things/{thing}/shadow/get`
+    pub shadow_get: String,
+    /// `$aws/things/{thing}/shadow/get/accepted`
+    pub shadow_get_accepted: String,
     /// `fleet/{thing}/heartbeat`
     pub heartbeat: String,
 }
@@ -165,6 +193,9 @@ impl Topics {
             start_next_accepted: format!("{jobs}/start-next/accepted"),
             start_next_rejected: format!("{jobs}/start-next/rejected"),
             shadow_update: format!("$aws/things/{thing}/shadow/update"),
+            shadow_delta: format!("$aws/things/{thing}/shadow/update/delta"),
+            shadow_get: format!("$aws/things/{thing}/shadow/get"),
+            shadow_get_accepted: format!("$aws/things/{thing}/shadow/get/accepted"),
             heartbeat: format!("fleet/{thing}/heartbeat"),
         }
     }
@@ -186,6 +217,8 @@ pub struct Execution {
     pub status: String,
     /// `statusDetails.step`, if any.
     pub step: Option<String>,
+    /// `statusDetails.bytesWritten`, if any and a number.
+    pub bytes_written: Option<u64>,
     /// The job document, re-serialized.
     pub document: String,
 }
@@ -222,13 +255,41 @@ pub fn parse_execution(payload: &[u8]) -> Option<Execution> {
             .and_then(|d| d.get("step"))
             .and_then(Value::as_str)
             .map(String::from),
+        bytes_written: e
+            .get("statusDetails")
+            .and_then(|d| d.get("bytesWritten"))
+            .and_then(Value::as_str)
+            .and_then(|b| b.parse().ok()),
         document: doc.to_string(),
     })
 }
 
 /// The shadow `reported` document.
-pub fn shadow_report(firmware: &str, device_type: &str) -> String {
-    json!({"state": {"reported": {"firmware": firmware, "deviceType": device_type}}}).to_string()
+pub fn shadow_report(firmware: &str, device_type: &str, ota_enabled: bool) -> String {
+    json!({"state": {"reported": {
+        "firmware": firmware, "deviceType": device_type, "otaEnabled": ota_enabled
+    }}})
+    .to_string()
+}
+
+/// The OTA gate a shadow message asks for: `state.otaEnabled` of an
+/// `update/delta`, or `state.desired.otaEnabled` of a `get/accepted`
+/// (`desired` = true). `None` when absent, not a boolean, or not JSON.
+pub fn desired_gate(payload: &[u8], desired: bool) -> Option<bool> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let state = v.get("state")?;
+    let state = if desired {
+        state.get("desired")?
+    } else {
+        state
+    };
+    state.get("otaEnabled")?.as_bool()
+}
+
+/// `state.reported.otaEnabled` of a `get/accepted`.
+fn reported_gate(payload: &[u8]) -> Option<bool> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    v.pointer("/state/reported/otaEnabled")?.as_bool()
 }
 
 /// The heartbeat payload.
@@ -405,6 +466,8 @@ where
             &self.topics.notify_next,
             &self.topics.start_next_accepted,
             &self.topics.start_next_rejected,
+            &self.topics.shadow_delta,
+            &self.topics.shadow_get_accepted,
         ] {
             for attempt in 1..=MQTT_ATTEMPTS {
                 if self.mqtt.subscribe(filter, QoS::AtLeastOnce).await.is_ok() {
@@ -416,6 +479,10 @@ where
             }
         }
         self.report_shadow().await;
+        // The gate is in the shadow: ask before the first start-next, whose
+        // answer then comes after the shadow's (one FIFO session).
+        let t = self.topics.shadow_get.clone();
+        self.publish(&t, "{}", QoS::AtLeastOnce).await;
         self.heartbeat_if_due().await;
         self.start_next().await;
         loop {
@@ -458,9 +525,28 @@ where
     }
 
     async fn report_shadow(&mut self) {
-        let p = shadow_report(&self.running(), &self.config.device.device_type);
+        let p = shadow_report(
+            &self.running(),
+            &self.config.device.device_type,
+            self.gate(),
+        );
         let t = self.topics.shadow_update.clone();
         self.publish(&t, &p, QoS::AtLeastOnce).await;
+    }
+
+    fn gate(&mut self) -> bool {
+        self.updater.config_mut().ota_enabled
+    }
+
+    /// Apply the gate the shadow asks for; report it when the shadow's
+    /// `reported` does not say so yet (`reported` unknown: report).
+    async fn apply_gate(&mut self, wanted: bool, reported: Option<bool>) {
+        self.updater.config_mut().ota_enabled = wanted;
+        if reported != Some(wanted) {
+            let p = json!({"state": {"reported": {"otaEnabled": wanted}}}).to_string();
+            let t = self.topics.shadow_update.clone();
+            self.publish(&t, &p, QoS::AtLeastOnce).await;
+        }
     }
 
     async fn start_next(&mut self) {
@@ -509,6 +595,17 @@ where
                 Some(exec) => self.execution(exec).await,
                 None => Outcome::Continue,
             }
+        } else if m.topic == self.topics.shadow_delta {
+            // A delta means reported differs from desired: always report.
+            if let Some(wanted) = desired_gate(&m.payload, false) {
+                self.apply_gate(wanted, None).await;
+            }
+            Outcome::Continue
+        } else if m.topic == self.topics.shadow_get_accepted {
+            if let Some(wanted) = desired_gate(&m.payload, true) {
+                self.apply_gate(wanted, reported_gate(&m.payload)).await;
+            }
+            Outcome::Continue
         } else {
             Outcome::Continue
         }
@@ -522,6 +619,23 @@ where
         let doc = exec.document.as_bytes();
         if exec.status == "IN_PROGRESS" && exec.step.as_deref() == Some("rebooting") {
             if let Some(u) = self.updater.resume_job(doc) {
+                self.conclude(&exec, &u).await;
+            }
+            return Outcome::Continue;
+        }
+        if exec.status == "IN_PROGRESS"
+            && exec.step.as_deref() == Some("downloading")
+            && !self.updater.is_updating()
+        {
+            // Nothing of a download survives a restart: this boot cut it short.
+            if let Ok(job) = OtaJob::parse(doc) {
+                let why = format!(
+                    "restarted during the download ({} of {} bytes written); running {}",
+                    exec.bytes_written.unwrap_or(0),
+                    job.size,
+                    self.running()
+                );
+                let u = self.updater.abort(&why);
                 self.conclude(&exec, &u).await;
             }
             return Outcome::Continue;

@@ -119,6 +119,8 @@ struct BrokerState {
     execs: Vec<Exec>,
     /// Update requests refused (terminal execution, unknown job).
     refused: usize,
+    /// `desired.otaEnabled` of the device's shadow, if set.
+    desired_gate: Option<bool>,
 }
 
 #[derive(Clone, Default)]
@@ -163,6 +165,15 @@ impl BrokerState {
     fn on_publish(&mut self, topic: &str, payload: &[u8]) {
         let text = String::from_utf8_lossy(payload).to_string();
         self.published.push((topic.into(), text));
+        if topic == format!("$aws/things/{THING}/shadow/get") {
+            let state = match self.desired_gate {
+                Some(g) => json!({"desired": {"otaEnabled": g}}),
+                None => json!({}),
+            };
+            let reply = json!({"state": state, "version": 1, "timestamp": 1});
+            self.deliver(&format!("$aws/things/{THING}/shadow/get/accepted"), reply);
+            return;
+        }
         let jobs = format!("$aws/things/{THING}/jobs/");
         let Some(rest) = topic.strip_prefix(&jobs) else {
             return;
@@ -239,6 +250,24 @@ impl Broker {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// The operator sets `desired.otaEnabled`: AWS publishes the delta.
+    fn set_desired_gate(&self, gate: bool) {
+        let mut s = self.0.borrow_mut();
+        s.desired_gate = Some(gate);
+        s.deliver(
+            &format!("$aws/things/{THING}/shadow/update/delta"),
+            json!({"state": {"otaEnabled": gate}, "version": 2, "timestamp": 1}),
+        );
+    }
+
+    /// `reported.otaEnabled` of every shadow report, in order.
+    fn reported_gates(&self) -> Vec<bool> {
+        self.published_on(&format!("$aws/things/{THING}/shadow/update"))
+            .iter()
+            .filter_map(|v| v["state"]["reported"]["otaEnabled"].as_bool())
+            .collect()
     }
 
     fn push_raw(&self, topic: &str, payload: Vec<u8>) {
@@ -503,7 +532,7 @@ fn idle_device_reports_its_version_and_heartbeats() {
         .published_on(&format!("$aws/things/{THING}/shadow/update"));
     assert_eq!(
         shadow[0],
-        json!({"state":{"reported":{"firmware":"1.0.0","deviceType":TYPE}}})
+        json!({"state":{"reported":{"firmware":"1.0.0","deviceType":TYPE,"otaEnabled":true}}})
     );
     let beats = rig.broker.published_on(&format!("fleet/{THING}/heartbeat"));
     // 5 virtual minutes at one per minute, the first at boot.
@@ -691,6 +720,119 @@ fn rejections_wrong_type_gate_off_same_version() {
 }
 
 #[test]
+fn the_shadow_gate_applies_at_boot_before_the_first_job() {
+    let rig = Rig::new();
+    let img = image_of(v(2));
+    rig.dl.serve(&url_of(v(2)), img.clone());
+    rig.broker.0.borrow_mut().desired_gate = Some(false);
+    rig.broker.add_job("gated", &doc_for(TYPE, v(2), &img));
+    rig.expect_running(provisioned(), pass);
+    assert_eq!(rig.statuses("gated"), ["REJECTED"]);
+    assert_eq!(rig.final_reason("gated"), "OTA disabled for pet_feeder");
+    assert_eq!(rig.dl.reads.get(), 0);
+    // Booted reporting the built-in default, then what the shadow asks for,
+    // then the report after the rejected job.
+    assert_eq!(rig.broker.reported_gates(), [true, false, false]);
+}
+
+#[test]
+fn a_gate_change_takes_effect_without_a_reboot() {
+    let rig = Rig::new();
+    let img = image_of(v(2));
+    rig.dl.serve(&url_of(v(2)), img.clone());
+    let clock = rig.clock.clone();
+    let until = |t: u64| {
+        let clock = clock.clone();
+        async move {
+            while clock.now_ns() < t {
+                yield_now().await;
+            }
+        }
+    };
+    // One boot; the operator acts while the device runs.
+    let script = async {
+        until(MINUTE).await;
+        rig.broker.set_desired_gate(false);
+        rig.broker.add_job("while-off", &doc_for(TYPE, v(2), &img));
+        until(3 * MINUTE).await;
+        assert_eq!(rig.statuses("while-off"), ["REJECTED"]);
+        assert_eq!(rig.final_reason("while-off"), "OTA disabled for pet_feeder");
+        assert_eq!(rig.broker.reported_gates().last(), Some(&false));
+        rig.broker.set_desired_gate(true);
+        rig.broker.add_job("while-on", &doc_for(TYPE, v(2), &img));
+        until(60 * MINUTE).await;
+    };
+    let device = run(
+        &rig.broker,
+        &rig.dl,
+        &rig.clock,
+        FakeDelay(rig.clock.clone()),
+        provisioned(),
+        &rig.config,
+        pass,
+    );
+    match block_on(select(device, script)) {
+        // The gate opened again: the second job ran to the reboot.
+        Either::First(Exit::Reboot(_)) => {}
+        Either::First(Exit::Halted { reason, .. }) => panic!("halted: {reason}"),
+        Either::Second(()) => panic!("the job after the gate opened did not reach the reboot"),
+    }
+    assert_eq!(rig.statuses("while-on")[0], "IN_PROGRESS");
+    assert_eq!(rig.broker.exec("while-on").details["step"], "rebooting");
+    assert_eq!(rig.broker.reported_gates().last(), Some(&true));
+}
+
+#[test]
+fn shadow_gate_payloads_are_read_strictly() {
+    use crate::client::desired_gate;
+    assert_eq!(
+        desired_gate(br#"{"state":{"otaEnabled":false}}"#, false),
+        Some(false)
+    );
+    assert_eq!(
+        desired_gate(br#"{"state":{"desired":{"otaEnabled":true}}}"#, true),
+        Some(true)
+    );
+    assert_eq!(
+        desired_gate(br#"{"state":{"otaEnabled":"no"}}"#, false),
+        None
+    );
+    assert_eq!(desired_gate(br#"{"state":{"other":1}}"#, false), None);
+    assert_eq!(desired_gate(br#"{"state":{"desired":{}}}"#, true), None);
+    assert_eq!(desired_gate(b"not json", true), None);
+}
+
+#[test]
+fn a_restart_mid_download_fails_the_execution_with_the_reason() {
+    let rig = Rig::new();
+    let img = image_of(v(2));
+    rig.dl.serve(&url_of(v(2)), img.clone());
+    rig.broker.add_job("ota-2", &doc_for(TYPE, v(2), &img));
+    let flash = provisioned();
+    // The link stalls half way; power is cut during the stall.
+    rig.dl.outage_at.set(img.len() as u64 / 2);
+    rig.dl.outage.set(3);
+    assert!(rig.boot(flash.clone(), pass, 6_000 * MS).is_none());
+    let e = rig.broker.exec("ota-2");
+    assert_eq!(
+        (e.status.as_str(), &e.details["step"]),
+        ("IN_PROGRESS", &json!("downloading"))
+    );
+    let written = e.details["bytesWritten"].as_str().unwrap().to_string();
+    assert_ne!(written, "0");
+    rig.expect_running(flash, pass);
+    assert_eq!(rig.statuses("ota-2").last().unwrap(), "FAILED");
+    assert_eq!(
+        rig.final_reason("ota-2"),
+        format!(
+            "restarted during the download ({written} of {} bytes written); running 1.0.0",
+            img.len()
+        )
+    );
+    assert_eq!(rig.broker.last_shadow_firmware(), "1.0.0");
+}
+
+#[test]
 fn crash_on_first_boot_rolls_back_and_fails() {
     let rig = Rig::new();
     let img = image_of(v(2));
@@ -799,7 +941,7 @@ proptest! {
 
     #[test]
     fn no_mqtt_payload_makes_it_panic_or_leave_its_image(
-        msgs in proptest::collection::vec((0usize..4, payloads()), 1..6)
+        msgs in proptest::collection::vec((0usize..6, payloads()), 1..6)
     ) {
         let rig = Rig::new();
         let topics = [
@@ -807,6 +949,8 @@ proptest! {
             format!("$aws/things/{THING}/jobs/start-next/accepted"),
             format!("$aws/things/{THING}/jobs/start-next/rejected"),
             format!("$aws/things/{THING}/jobs/notify"),
+            format!("$aws/things/{THING}/shadow/update/delta"),
+            format!("$aws/things/{THING}/shadow/get/accepted"),
         ];
         // Queued before the device's first receive, i.e. as if they arrived
         // right after it subscribed.

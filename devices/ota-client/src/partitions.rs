@@ -57,6 +57,10 @@ use crate::image::{HEADER_LEN, ImageHeader};
 /// Length of one otadata entry in bytes.
 pub const ENTRY_LEN: usize = 64;
 
+/// The large erase unit of SPI NOR flash (64 KiB block erase), used by
+/// updates where a slot has an aligned whole block ahead.
+pub const ERASE_BLOCK: u64 = 64 * 1024;
+
 /// One of the two application slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Slot {
@@ -637,7 +641,10 @@ impl<F: NorFlash> Partitions<F> {
     }
 
     /// Open an update of the inactive slot. Nothing is written until data
-    /// arrives; sectors are erased just before they are first programmed.
+    /// arrives; sectors are erased just before they are first programmed, a
+    /// whole [`ERASE_BLOCK`] at once where it is aligned (in flash
+    /// addresses) and inside the slot. Only the inactive slot is erased, so
+    /// erasing ahead changes nothing about power loss.
     pub fn begin_update(&mut self) -> PResult<Slot, F> {
         let r = self.running.ok_or(PartitionError::NotBooted)?;
         if self.update.is_some() {
@@ -710,11 +717,23 @@ impl<F: NorFlash> Partitions<F> {
             }
             let slot_base = u64::from(base) + u.slot.index() as u64 * slot_size;
             while u.erased < end {
-                let from = (slot_base + u.erased) as u32;
+                let from = slot_base + u.erased;
+                // A whole aligned block in one erase where the slot has it:
+                // SPI NOR erases 64 KiB far faster than 16 sectors, and the
+                // ESP-IDF flash driver does the same for aligned ranges.
+                let block = ERASE_BLOCK.max(F::ERASE_SIZE as u64);
+                let len = if block.is_multiple_of(F::ERASE_SIZE as u64)
+                    && from.is_multiple_of(block)
+                    && u.erased + block <= slot_size
+                {
+                    block
+                } else {
+                    F::ERASE_SIZE as u64
+                };
                 self.flash
-                    .erase(from, from + F::ERASE_SIZE as u32)
+                    .erase(from as u32, (from + len) as u32)
                     .map_err(PartitionError::Flash)?;
-                u.erased += F::ERASE_SIZE as u64;
+                u.erased += len;
             }
             self.flash
                 .write((slot_base + u.programmed) as u32, &u.buf)

@@ -905,3 +905,60 @@ proptest! {
         prop_assert!(feed_all(&bad).is_err());
     }
 }
+
+/// Slots on 64 KiB boundaries (as ESP-IDF places app partitions), 128 KiB each.
+const BLOCK_LAYOUT: Layout = Layout {
+    otadata_offset: 64 * 1024 - 2 * 4096,
+    slot_size: 128 * 1024,
+};
+const BLOCK_FLASH_SIZE: usize = 64 * 1024 + 2 * 128 * 1024;
+
+fn big_image(version: Version, len: usize) -> Vec<u8> {
+    let body: Vec<u8> = (0..len as u32)
+        .map(|i| (i.wrapping_mul(13) ^ u32::from(version.major)) as u8)
+        .collect();
+    image::build_image(TYPE, version, &body).unwrap()
+}
+
+#[test]
+fn updates_erase_aligned_whole_blocks_and_survive_a_torn_block_erase() {
+    let mut p = Partitions::new(Flash::new(BLOCK_FLASH_SIZE), BLOCK_LAYOUT).unwrap();
+    p.provision(&big_image(v(1), 1000)).unwrap();
+    let start = p.into_flash();
+    // 70 KiB in a 128 KiB slot on a block boundary: two block erases.
+    let img = big_image(v(2), 70 * 1024);
+    let mut up = updater(start.reboot(), BLOCK_LAYOUT);
+    up.boot(pass).unwrap();
+    up.start_job(&doc_for(TYPE, v(2), &img)).unwrap();
+    let ops_before = up.partitions().flash().ops;
+    for c in img.chunks(4096) {
+        assert_eq!(up.feed(c).status, ExecutionStatus::InProgress);
+    }
+    assert_eq!(up.finish().1, Action::Reboot);
+    let pages = img.len().div_ceil(256);
+    // Erases: 2 blocks (not 18 sectors); writes: pages; then one otadata
+    // erase + write to select the slot.
+    assert_eq!(up.partitions().flash().ops - ops_before, 2 + pages + 2);
+    let mut up = updater(flash_of(up).reboot(), BLOCK_LAYOUT);
+    assert_eq!(running(&up.boot(pass).unwrap()), (Slot::Ota1, v(2)));
+
+    // Power lost half way through the block erase (the first erase of the
+    // update): the device boots its old image.
+    let mut f = start.reboot();
+    let boot_ops = {
+        let mut probe = updater(start.reboot(), BLOCK_LAYOUT);
+        probe.boot(pass).unwrap();
+        flash_of(probe).ops
+    };
+    f.cut_power(PowerCut {
+        at_op: boot_ops + 1,
+        mode: CutMode::Half,
+    });
+    let mut up = updater(f, BLOCK_LAYOUT);
+    up.boot(pass).unwrap();
+    up.start_job(&doc_for(TYPE, v(2), &img)).unwrap();
+    let u = up.feed(&img[..4096]);
+    assert_eq!(u.status, ExecutionStatus::Failed);
+    let mut up = updater(flash_of(up).reboot(), BLOCK_LAYOUT);
+    assert_eq!(running(&up.boot(pass).unwrap()), (Slot::Ota0, v(1)));
+}

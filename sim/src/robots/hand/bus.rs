@@ -154,6 +154,22 @@ pub struct BusStats {
     pub missed: u64,
 }
 
+/// A goal-position write as the bus saw it, accepted or missed: the input of
+/// timing reports (which pose was asked for, and when it was reached).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GoalEvent {
+    /// Virtual time the packet's last byte arrived.
+    pub t: Nanos,
+    /// Servo id.
+    pub id: u8,
+    /// The goal asked for, degrees (clamped to the angle limits when accepted).
+    pub goal_deg: f64,
+    /// False when the servo was busy and missed the packet.
+    pub accepted: bool,
+    /// When the servo will be at the goal (accepted writes with torque on).
+    pub arrival: Option<Nanos>,
+}
+
 struct Slot {
     servo: Servo,
     counters: ServoCounters,
@@ -167,6 +183,9 @@ struct BusState {
     /// Status replies to the host; set once the writer task is spawned.
     tx: Option<TxQueue>,
     motion_waker: Option<Waker>,
+    goal_log: Vec<GoalEvent>,
+    write_times: Vec<Nanos>,
+    first_motion: Option<Nanos>,
 }
 
 impl BusState {
@@ -214,6 +233,9 @@ impl ServoBus {
                 stats: BusStats::default(),
                 tx: None,
                 motion_waker: None,
+                goal_log: Vec::new(),
+                write_times: Vec::new(),
+                first_motion: None,
             })),
             handle: handle.clone(),
         };
@@ -268,6 +290,22 @@ impl ServoBus {
     /// Bus-wide counters.
     pub fn stats(&self) -> BusStats {
         self.state.borrow().stats
+    }
+
+    /// Every goal-position write so far, in arrival order.
+    pub fn goal_log(&self) -> Vec<GoalEvent> {
+        self.state.borrow().goal_log.clone()
+    }
+
+    /// Arrival times of every WRITE and SYNC_WRITE packet (accepted or not):
+    /// when a driver's commands reached the bus.
+    pub fn write_times(&self) -> Vec<Nanos> {
+        self.state.borrow().write_times.clone()
+    }
+
+    /// When a servo first started to move, if one has.
+    pub fn first_motion(&self) -> Option<Nanos> {
+        self.state.borrow().first_motion
     }
 
     /// Reads registers directly (harness inspection; not a bus transaction).
@@ -349,6 +387,12 @@ impl ServoBus {
                     return;
                 }
             };
+            if matches!(
+                instruction,
+                Instruction::Write { .. } | Instruction::SyncWrite { .. }
+            ) {
+                s.write_times.push(now);
+            }
             let window = s.config.processing_window;
             // Marks the servo busy, or reports it missed the packet.
             let accept = |slot: &mut Slot, missed: &mut Vec<u8>| {
@@ -367,13 +411,17 @@ impl ServoBus {
             };
             match &instruction {
                 Instruction::SyncWrite { addr, entries } => {
+                    let mut log = Vec::new();
                     for (id, data) in entries {
-                        if let Some(slot) = s.slot(*id)
-                            && accept(slot, &mut missed)
-                        {
-                            slot.servo.write(*addr, data, now);
+                        if let Some(slot) = s.slot(*id) {
+                            let accepted = accept(slot, &mut missed);
+                            if accepted {
+                                slot.servo.write(*addr, data, now);
+                            }
+                            log.extend(goal_event(slot, *addr, data, accepted, now));
                         }
                     }
+                    s.goal_log.extend(log);
                 }
                 Instruction::Other { .. } => s.stats.unsupported += 1,
                 _ => {
@@ -382,17 +430,29 @@ impl ServoBus {
                         s.stats.unaddressed += 1;
                     }
                     let (latency, unit) = (s.config.reply_latency, s.config.return_delay_unit);
+                    let written = match &instruction {
+                        Instruction::Write { addr, data } => Some((*addr, data.as_slice())),
+                        _ => None,
+                    };
                     for slot in s
                         .slots
                         .iter_mut()
                         .filter(|sl| broadcast || sl.servo.id() == p.id)
                     {
-                        if !accept(slot, &mut missed) {
+                        let accepted = accept(slot, &mut missed);
+                        if !accepted {
+                            if let Some((addr, data)) = written {
+                                s.goal_log.extend(goal_event(slot, addr, data, false, now));
+                            }
                             continue;
                         }
                         // The level in force when the packet arrived decides.
                         let level = slot.servo.status_level();
                         let (error, data, always) = execute(&mut slot.servo, &instruction, now);
+                        if let Some((addr, written)) = written {
+                            s.goal_log
+                                .extend(goal_event(slot, addr, written, true, now));
+                        }
                         if broadcast || !(always || level >= 1) {
                             continue;
                         }
@@ -408,6 +468,9 @@ impl ServoBus {
                 }
             }
             s.stats.missed += missed.len() as u64;
+            if s.first_motion.is_none() && s.slots.iter().any(|sl| sl.servo.moving()) {
+                s.first_motion = Some(now);
+            }
             if let Some(w) = s.motion_waker.take() {
                 w.wake();
             }
@@ -478,6 +541,29 @@ fn execute(servo: &mut Servo, i: &Instruction, now: Nanos) -> (u8, Vec<u8>, bool
         // Handled by the caller.
         Instruction::SyncWrite { .. } | Instruction::Other { .. } => (0, vec![], false),
     }
+}
+
+/// The goal event for a write of `data` at `addr`, if it covers the goal
+/// position register. Call after an accepted write has been applied.
+fn goal_event(slot: &Slot, addr: u8, data: &[u8], accepted: bool, now: Nanos) -> Option<GoalEvent> {
+    use super::servo::addr::GOAL_POSITION;
+    let offset = usize::from(GOAL_POSITION.checked_sub(addr)?);
+    let word = data.get(offset..offset + 2)?;
+    let goal_deg = if accepted {
+        steps_to_deg(f64::from(slot.servo.goal_raw()))
+    } else {
+        // As the servo would read it: a signed big-endian word.
+        steps_to_deg(f64::from(i16::from_be_bytes([word[0], word[1]])))
+    };
+    let arrival =
+        (accepted && slot.servo.torque_on()).then(|| slot.servo.arrival_time().unwrap_or(now));
+    Some(GoalEvent {
+        t: now,
+        id: slot.servo.id(),
+        goal_deg,
+        accepted,
+        arrival,
+    })
 }
 
 fn snapshot_of(slot: &Slot) -> ServoSnapshot {

@@ -4,6 +4,7 @@
 //! - [`protocol`]: the SCS packet codec and byte-at-a-time parser.
 //! - [`servo`]: one SCS0009 (register table, READ/WRITE semantics, motion).
 //! - [`bus`]: the bus twin on a UART end ([`ServoBus`]), bus timing, trace.
+//! - [`video`]: the hand's video, sampled angles rendered as an animated GIF.
 //!
 //! Facts come from the reference sheets (SYSTEMS.md section 2,
 //! amazing-hand.md sections 2-4); values they do not give are marked
@@ -12,9 +13,10 @@
 pub mod bus;
 pub mod protocol;
 pub mod servo;
+pub mod video;
 
 pub use bus::{
-    BusConfig, BusStats, HAND_BAUD, HAND_IDS, SERVOS_CHANNEL, ServoBus, ServoCounters,
+    BusConfig, BusStats, GoalEvent, HAND_BAUD, HAND_IDS, SERVOS_CHANNEL, ServoBus, ServoCounters,
     ServoSnapshot,
 };
 pub use servo::{Servo, ServoParams};

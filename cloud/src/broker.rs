@@ -109,6 +109,12 @@ pub struct Broker {
     clients: Vec<Client>,
     by_name: BTreeMap<String, ClientId>,
     delivered: u64,
+    /// Filters without wildcards, by encoded topic: (client, filter index).
+    /// A fleet subscribes thousands of exact topics; looking them up instead of
+    /// matching every filter against every publish keeps routing linear.
+    exact: BTreeMap<String, Vec<(usize, usize)>>,
+    /// Filters with `+` or `#`, encoded, with (client, filter index).
+    wild: Vec<(String, usize, usize)>,
 }
 
 /// rumqttd's router limits, set in code: `RouterConfig::default()` is all zeros,
@@ -138,6 +144,8 @@ impl Broker {
             clients: Vec::new(),
             by_name: BTreeMap::new(),
             delivered: 0,
+            exact: BTreeMap::new(),
+            wild: Vec::new(),
         }
     }
 
@@ -201,7 +209,14 @@ impl Broker {
                 }
             }
         }
+        let index = (client.0, c.filters.len());
         c.filters.push(filter.to_string());
+        let encoded = encode(filter);
+        if encoded.contains(['+', '#']) {
+            self.wild.push((encoded, index.0, index.1));
+        } else {
+            self.exact.entry(encoded).or_default().push(index);
+        }
         Ok(())
     }
 
@@ -219,13 +234,20 @@ impl Broker {
         // Predict: for each client, the (publish, filter) pairs rumqttd owes it, in batch order.
         let encoded: Vec<String> = batch.iter().map(|p| encode(&p.topic)).collect();
         let mut owed: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.clients.len()];
+        let mut matches = Vec::new();
         for (i, topic) in encoded.iter().enumerate() {
-            for (c, client) in self.clients.iter().enumerate() {
-                for (fi, f) in client.filters.iter().enumerate() {
-                    if spec_matches(&encode(f), topic) {
-                        owed[c].push((i, fi));
-                    }
-                }
+            matches.clear();
+            matches.extend(self.exact.get(topic).into_iter().flatten().copied());
+            matches.extend(
+                self.wild
+                    .iter()
+                    .filter(|(f, _, _)| spec_matches(f, topic))
+                    .map(|&(_, c, fi)| (c, fi)),
+            );
+            // Client order, then subscription order: as a scan of every filter would give.
+            matches.sort_unstable();
+            for &(c, fi) in &matches {
+                owed[c].push((i, fi));
             }
         }
         for (p, topic) in batch.iter().zip(encoded) {

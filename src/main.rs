@@ -212,7 +212,7 @@ fn main() -> ExitCode {
                         ..defaults
                     };
                     let banner = options.clone();
-                    let summary = serve::serve_pty(robot, options, &stop, |path| {
+                    let summary = serve::serve_robot_pty(robot, options, &stop, |path| {
                         println!("{}", banner.ready_line(robot, path));
                     })
                     .map_err(|e| e.to_string())?;

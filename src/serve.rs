@@ -313,17 +313,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}`: {e} (give seconds, e.g. `30`, or units, e.g. `90s`)"))
 }
 
-/// Serves `robot` on a pseudo-terminal until `stop` is set or
-/// `options.duration` elapses; see [`serve_rvr_pty`].
-pub fn serve_pty(
-    robot: ServeRobot,
-    options: ServeOptions,
-    stop: &AtomicBool,
-    on_ready: impl FnOnce(&Path),
-) -> Result<ServeSummary, ServeError> {
-    serve_robot_pty(robot, options, stop, on_ready)
-}
-
 /// The served robot, kept to report on at the end.
 enum Served {
     Rvr {
@@ -447,16 +436,6 @@ struct Cable {
     from_host: u64,
     to_host: u64,
     dropped_to_host: u64,
-}
-
-/// Serves the simulated RVR (physics body + Nordic/ST processors twin) on a
-/// fresh pseudo-terminal; see [`serve_robot_pty`].
-pub fn serve_rvr_pty(
-    options: ServeOptions,
-    stop: &AtomicBool,
-    on_ready: impl FnOnce(&Path),
-) -> Result<ServeSummary, ServeError> {
-    serve_robot_pty(ServeRobot::Rvr, options, stop, on_ready)
 }
 
 /// Serves `robot` on a fresh pseudo-terminal, paced by the wall clock, until
@@ -691,7 +670,8 @@ mod tests {
             baud: 0,
             ..ServeOptions::default()
         };
-        let e = serve_rvr_pty(options, &stop, |_| panic!("not ready")).unwrap_err();
+        let e =
+            serve_robot_pty(ServeRobot::Rvr, options, &stop, |_| panic!("not ready")).unwrap_err();
         assert!(matches!(e, ServeError::InvalidOption(_)), "{e}");
     }
 }

@@ -1,36 +1,11 @@
 //! The `twinrig` binary: exit codes, outputs and bad input, as a user meets them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{no_panic, text, twinrig, write_file};
+
+use std::path::Path;
 
 use twinrig_sim::Trace;
-
-fn twinrig(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_twinrig"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("twinrig runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn no_panic(o: &Output) {
-    let t = text(o);
-    assert!(!t.contains("panicked"), "twinrig panicked:\n{t}");
-}
-
-fn write_scenario(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
-}
 
 #[test]
 fn run_writes_json_junit_and_traces_and_exits_zero_when_all_pass() {
@@ -107,7 +82,7 @@ fn replay_reports_the_first_divergence() {
 #[test]
 fn a_failed_assertion_exits_one_and_names_the_step() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_scenario(
+    let p = write_file(
         dir.path(),
         "fails.yaml",
         "name: fails\nseed: 1\nduration_limit: 5s\nsteps:\n  - delay: 1s\n  - expect: { message: { topic: nothing/here } }\n",
@@ -128,7 +103,7 @@ fn a_failed_assertion_exits_one_and_names_the_step() {
 #[test]
 fn a_wait_that_times_out_fails_with_the_virtual_time() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_scenario(
+    let p = write_file(
         dir.path(),
         "wait.yaml",
         "name: waits\nseed: 1\nduration_limit: 5s\nsteps:\n  - wait_for: { topic: never/+, timeout: 1500ms }\n",
@@ -145,7 +120,7 @@ fn a_wait_that_times_out_fails_with_the_virtual_time() {
 #[test]
 fn the_duration_limit_ends_a_run() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write_scenario(
+    let p = write_file(
         dir.path(),
         "limit.yaml",
         "name: too long\nseed: 1\nduration_limit: 2s\nsteps:\n  - delay: 10s\n",
@@ -201,7 +176,7 @@ fn bad_input_gets_a_clear_error_and_a_nonzero_exit_never_a_panic() {
         ("not-yaml.yaml", "name: [unclosed\n", "not-yaml.yaml"),
     ];
     for (file, body, needle) in cases {
-        let p = write_scenario(dir.path(), file, body);
+        let p = write_file(dir.path(), file, body);
         for cmd in ["validate", "run"] {
             let o =
                 twinrig(&[cmd, p.to_str().unwrap(), "--quiet"][..if cmd == "run" { 3 } else { 2 }]);

@@ -1,26 +1,12 @@
 //! `twinrig ota "<prompt>"`: exit codes, the tool calls it reports, the job
 //! and fleet results, and bad fleet files, as a user meets them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{text, twinrig, write_file};
+
+use std::process::Output;
 
 use serde_json::Value;
-
-fn twinrig(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_twinrig"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("twinrig runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
@@ -33,12 +19,6 @@ fn tools(report: &Value) -> Vec<String> {
         .iter()
         .map(|c| c["tool"].as_str().unwrap().to_owned())
         .collect()
-}
-
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
 }
 
 /// A small fleet (small images keep the debug-build test quick).
@@ -93,7 +73,7 @@ fn the_issue_prompt_upgrades_the_default_fleet_and_exits_zero() {
 #[test]
 fn text_output_shows_the_tool_calls_the_job_and_the_fleet() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = write(dir.path(), "fleet.yaml", SMALL_FLEET);
+    let fleet = write_file(dir.path(), "fleet.yaml", SMALL_FLEET);
     let o = twinrig(&[
         "ota",
         "upgrade all pet_feeder devices to 2.0.0",
@@ -124,7 +104,7 @@ fn text_output_shows_the_tool_calls_the_job_and_the_fleet() {
 #[test]
 fn an_unclear_prompt_is_answered_does_nothing_and_exits_three() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = write(dir.path(), "fleet.yaml", SMALL_FLEET);
+    let fleet = write_file(dir.path(), "fleet.yaml", SMALL_FLEET);
     for prompt in [
         "make it better",
         "update to the latest",
@@ -159,7 +139,7 @@ fn a_job_that_aborts_exits_one_with_the_reasons() {
         "version: 1.0.0 }\n    - { type: smart_plug",
         "version: 1.0.0, faults: { bad_download: 1.0 } }\n    - { type: smart_plug",
     );
-    let fleet = write(dir.path(), "fleet.yaml", &body);
+    let fleet = write_file(dir.path(), "fleet.yaml", &body);
     let o = twinrig(&[
         "ota",
         ISSUE_PROMPT,
@@ -189,7 +169,7 @@ fn a_job_that_aborts_exits_one_with_the_reasons() {
 #[test]
 fn a_refused_call_exits_one_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = write(dir.path(), "fleet.yaml", SMALL_FLEET);
+    let fleet = write_file(dir.path(), "fleet.yaml", SMALL_FLEET);
     let o = twinrig(&[
         "ota",
         "update pet_feeder to 9.9.9",
@@ -208,13 +188,13 @@ fn a_refused_call_exits_one_and_says_why() {
 fn a_bad_fleet_file_is_an_error_naming_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
     // Line 7, column 34: a count that is not a number.
-    let bad_type = write(
+    let bad_type = write_file(
         dir.path(),
         "bad-type.yaml",
         &SMALL_FLEET.replace("count: 12", "count: lots"),
     );
     // Line 7: a start version that is not published.
-    let bad_ref = write(
+    let bad_ref = write_file(
         dir.path(),
         "bad-ref.yaml",
         &SMALL_FLEET.replace(
@@ -244,7 +224,7 @@ fn a_bad_fleet_file_is_an_error_naming_file_and_position() {
 #[test]
 fn the_same_prompt_and_seed_give_the_same_report() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = write(dir.path(), "fleet.yaml", SMALL_FLEET);
+    let fleet = write_file(dir.path(), "fleet.yaml", SMALL_FLEET);
     let run = || {
         twinrig(&[
             "ota",

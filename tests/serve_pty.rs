@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::sys::termios::{self, SetArg};
 use rvr_protocol::{AddressStyle, Command, Packet, Parser, Response};
-use twinrig::serve::{RobotReport, ServeOptions, ServeRobot, serve_robot_pty, serve_rvr_pty};
+use twinrig::serve::{RobotReport, ServeOptions, ServeRobot, serve_robot_pty};
 
 /// The host side: a raw, non-blocking tty and a packet parser.
 struct Host {
@@ -89,26 +89,7 @@ impl Host {
 
 #[test]
 fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let flag = stop.clone();
-    let server = std::thread::spawn(move || {
-        let options = ServeOptions {
-            // A backstop so a failing test never leaves the thread running.
-            duration: Some(Duration::from_secs(120)),
-            ..ServeOptions::default()
-        };
-        serve_rvr_pty(options, &flag, |path| {
-            ready_tx.send(path.to_path_buf()).expect("test waits");
-        })
-    });
-    let path = match ready_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(p) => p,
-        Err(e) => {
-            stop.store(true, Ordering::SeqCst);
-            panic!("not ready ({e}): {:?}", server.join());
-        }
-    };
+    let (server, stop, path) = serve_on_pty(ServeRobot::Rvr);
     assert!(
         path.starts_with("/dev/"),
         "a device path: {}",
@@ -159,28 +140,35 @@ fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
 type Server =
     std::thread::JoinHandle<Result<twinrig::serve::ServeSummary, twinrig::serve::ServeError>>;
 
-/// Serves the hand's servo bus on a pty in a thread; returns the thread, its
-/// stop flag and the host's end, opened with the real `serialport` crate.
-fn serve_hand() -> (Server, Arc<AtomicBool>, Box<dyn serialport::SerialPort>) {
+/// Serves `robot` on a pty in a thread; returns the thread, its stop flag and
+/// the pty slave's path.
+fn serve_on_pty(robot: ServeRobot) -> (Server, Arc<AtomicBool>, PathBuf) {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel();
     let flag = stop.clone();
     let server = std::thread::spawn(move || {
         let options = ServeOptions {
+            // A backstop so a failing test never leaves the thread running.
             duration: Some(Duration::from_secs(120)),
-            ..ServeOptions::for_robot(ServeRobot::Hand)
+            ..ServeOptions::for_robot(robot)
         };
-        serve_robot_pty(ServeRobot::Hand, options, &flag, |path| {
+        serve_robot_pty(robot, options, &flag, |path| {
             ready_tx.send(path.to_path_buf()).expect("test waits");
         })
     });
-    let path = match ready_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(p) => p,
+    match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(path) => (server, stop, path),
         Err(e) => {
             stop.store(true, Ordering::SeqCst);
             panic!("not ready ({e}): {:?}", server.join());
         }
-    };
+    }
+}
+
+/// Serves the hand's servo bus on a pty; the host's end is opened with the
+/// real `serialport` crate.
+fn serve_hand() -> (Server, Arc<AtomicBool>, Box<dyn serialport::SerialPort>) {
+    let (server, stop, path) = serve_on_pty(ServeRobot::Hand);
     let port = serialport::new(path.to_string_lossy(), 1_000_000)
         // Live mode: generous, the world runs on the wall clock of a shared machine.
         .timeout(Duration::from_millis(500))

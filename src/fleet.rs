@@ -4,6 +4,20 @@
 //! side of the `create_job` / `prompt` / `wait_for_job` steps and the
 //! `job` / `fleet` / `alert` checks.
 //!
+//! # Robots in the fleet
+//!
+//! A group either creates its devices (`count` and `id`) or names scenario
+//! devices (`members`). A created device is the OTA client alone, connected
+//! as its thing name. A member keeps running its own firmware or agent (the
+//! RVR bridge, the hand agent: see `crate::devices`); the fleet adds the
+//! OTA client beside it as a second task, the way the OTA agent is its own
+//! process on a real robot. AWS IoT allows one MQTT connection per client
+//! id, and the robot's firmware holds `{id}`, so the OTA client connects as
+//! `{id}-ota` ([`member_ota_client_id`]) over the member's own link and
+//! serves the thing `{id}` (`OtaConfig::thing_name`): jobs, shadow and
+//! heartbeat are the thing's. Its flash is a [`RamFlash`] of its own; the
+//! robot twins have no firmware flash to share.
+//!
 //! Determinism: devices are created in `FleetConfig::device_ids` order, each
 //! device draws its faults from its own stream `fleet:{id}` (offline, bad
 //! download, where the corruption lands, power loss, where power fails, then
@@ -71,9 +85,10 @@ use crate::fleet_tools::{
     FleetBackend, LocalFleet, OtaJobSpec, PromptResult, RolloutSettings, run_prompt,
 };
 use crate::scenario::fleet::{
-    CreateJobStep, ExpectAlert, ExpectFleet, ExpectJob, FleetConfig, JobTarget, OtaGate, VersionRef,
+    CreateJobStep, ExpectAlert, ExpectFleet, ExpectJob, FleetConfig, JobTarget, OtaGate,
+    VersionRef, member_ota_client_id,
 };
-use crate::scenario::{Comparison, LinkModel};
+use crate::scenario::{Comparison, Device, LinkModel};
 
 /// Erase sector of the simulated flash (ESP32: 4 KiB).
 pub const SECTOR: usize = 4096;
@@ -594,7 +609,8 @@ pub fn firmware_image(
 /// One simulated fleet device.
 #[derive(Debug, Clone)]
 pub struct FleetDevice {
-    /// Thing name (MQTT client id).
+    /// Thing name (also the MQTT client id of a generated device; a
+    /// member's OTA client connects as `{id}-ota`).
     pub id: String,
     /// Device type.
     pub device_type: String,
@@ -650,13 +666,15 @@ pub enum PromptOutcome {
 
 impl Fleet {
     /// Publishes the firmware, then creates, connects, provisions and starts
-    /// every device. `default_link` is the scenario's link; `run_ns` the
-    /// longest the run may last (offline devices are out that long).
+    /// every device. `default_link` is the scenario's link and `devices` its
+    /// devices (group `members` are among them); `run_ns` the longest the run
+    /// may last (offline devices are out that long).
     pub fn start(
         handle: &SimHandle,
         network: &Network,
         cloud: &Rc<CloudTwin>,
         config: &FleetConfig,
+        devices: &[Device],
         default_link: &LinkModel,
         run_ns: Nanos,
     ) -> Result<Rc<Fleet>, String> {
@@ -698,6 +716,7 @@ impl Fleet {
         let gates = RefCell::new(gates);
         let timing = FlashTiming::default();
         let link = crate::runner::link_params(config.link.as_ref().unwrap_or(default_link));
+        let members = devices;
         let mut devices = Vec::new();
         for (id, group) in config.device_ids() {
             let mut rng = handle.rng(&format!("fleet:{id}"));
@@ -725,9 +744,23 @@ impl Fleet {
             Partitions::new(&mut flash, layout)
                 .and_then(|mut p| p.provision(&factory))
                 .map_err(|e| format!("{id}: provisioning: {e:?}"))?;
-            let mqtt = network.connect(&id, link.clone())?;
+            // A member's OTA client is a second program on the robot: its own
+            // MQTT connection (AWS IoT allows one per client id, and the
+            // robot's firmware holds `{id}`) over the robot's own link, on the
+            // thing's topics. A generated device is the OTA client alone.
+            let (client_id, link, thing_name) = if group.has_members() {
+                let member = members
+                    .iter()
+                    .find(|d| d.id == id)
+                    .ok_or_else(|| format!("fleet member {id} is not a scenario device"))?;
+                let link = crate::runner::link_params(member.link.as_ref().unwrap_or(default_link));
+                (member_ota_client_id(&id), link, Some(id.clone()))
+            } else {
+                (id.clone(), link.clone(), None)
+            };
+            let mqtt = network.connect(&client_id, link)?;
             if offline {
-                network.outage(&id, run_ns);
+                network.outage(&client_id, run_ns);
             }
             let busy = Busy::default();
             let power = Rc::new(Power::default());
@@ -741,6 +774,7 @@ impl Fleet {
             .on_device(busy.clone(), power.clone());
             let mut ota = OtaConfig::new(&device_type, layout);
             ota.heartbeat_period_ms = 60_000;
+            ota.thing_name = thing_name;
             // A download's erase/write count: one program per 256-byte
             // page, one erase per 64 KiB block; cut between 5 % and 95 %.
             let ops = image_len.div_ceil(PAGE as u64) + image_len.div_ceil(BLOCK as u64);
@@ -1137,7 +1171,11 @@ impl DeviceTask {
     async fn run(self) {
         use embassy_futures::select::{Either, select};
         let clock = self.handle.clock();
-        let id = twinrig_hal::MqttClient::client_id(&self.mqtt).to_owned();
+        let id = self
+            .ota
+            .thing_name
+            .clone()
+            .unwrap_or_else(|| twinrig_hal::MqttClient::client_id(&self.mqtt).to_owned());
         let rng = RefCell::new(self.rng);
         let boot_failure = self.boot_failure;
         let delay = DeviceDelay {

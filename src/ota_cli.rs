@@ -262,6 +262,9 @@ pub fn run(
         &network,
         &cloud,
         &file.fleet,
+        // A fleet file has no scenario devices, so no group `members`
+        // (its check refuses them).
+        &[],
         &LinkModel::default(),
         limit,
     )?;

@@ -345,6 +345,7 @@ fn build_and_run(
             &network,
             &cloud,
             config,
+            &scenario.devices,
             &scenario.link,
             scenario.duration_limit.nanos(),
         )?),

@@ -4,7 +4,8 @@
 //! fleet:
 //!   firmware: [ { type: pet_feeder, versions: [1.0.0, 2.0.0], size: 1MiB } ]
 //!   types:    [ { type: pet_feeder, ota: enabled, recommended: 2.0.0 } ]
-//!   groups:   [ { type: pet_feeder, count: 100, id: "feeder-{n:03}", version: 1.0.0 } ]
+//!   groups:   [ { type: pet_feeder, count: 100, id: "feeder-{n:03}", version: 1.0.0 },
+//!               { type: amazing_hand, members: [hand-1], version: 1.0.0 } ]
 //!   download: { bandwidth: 2Mbit/s, latency: 50ms }
 //! ```
 //!
@@ -63,7 +64,8 @@ pub struct FleetConfig {
     /// not listed has OTA enabled and no recommended version.
     #[serde(default)]
     pub types: Vec<DeviceTypeConfig>,
-    /// The devices: each group is `count` devices of one type.
+    /// The devices: each group is `count` devices of one type, or scenario
+    /// devices (`members`) that run the OTA client beside their firmware.
     #[serde(default)]
     pub groups: Vec<Group>,
     /// Link model for fleet devices (default: the scenario's `link`).
@@ -75,12 +77,13 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
-    /// Every fleet device id with its group, in order: groups as listed,
-    /// `n` from 1 to `count` within each.
+    /// Every fleet device id (thing name) with its group, in order: groups
+    /// as listed; within a group `n` from 1 to `count`, or the `members` as
+    /// listed.
     pub fn device_ids(&self) -> Vec<(String, &Group)> {
         self.groups
             .iter()
-            .flat_map(|g| (1..=g.count).map(move |n| (g.id.expand(n), g)))
+            .flat_map(|g| g.ids().into_iter().map(move |id| (id, g)))
             .collect()
     }
 
@@ -153,24 +156,61 @@ pub enum OtaGate {
     Disabled,
 }
 
-/// `count` devices of one type, named by a pattern, starting on a version.
+/// Fleet devices of one type starting on a version: either `count` devices
+/// the fleet creates, named by the `id` pattern, or `members`, devices of the
+/// scenario's `devices` that join the fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
     /// Device type (needs `firmware` listing `version`).
     #[serde(rename = "type")]
     pub device_type: String,
-    /// How many devices, 1 to 10000.
+    /// How many devices, 1 to 10000 (with `id`; not with `members`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10_000))]
-    pub count: u32,
+    pub count: Option<u32>,
     /// Device id pattern: `{n}` or `{n:0W}` is the device's number from 1
-    /// (`feeder-{n:03}` gives feeder-001, feeder-002, ...).
-    pub id: IdPattern,
+    /// (`feeder-{n:03}` gives feeder-001, feeder-002, ...). With `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<IdPattern>,
+    /// Ids of scenario devices (`devices[].id`) that join the fleet instead
+    /// of generated ones: the fleet runs the OTA client for each beside the
+    /// device's own firmware, on its own MQTT connection (client id
+    /// `{id}-ota`, thing name `{id}`). Not with `count` and `id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
     /// The version every device of the group runs at the start.
     pub version: Version,
-    /// What goes wrong, per device, with which probability.
+    /// What goes wrong, per device, with which probability (for members,
+    /// what goes wrong for their OTA client).
     #[serde(default)]
     pub faults: FaultProfile,
+}
+
+/// The MQTT client id of the OTA client a fleet member runs beside its own
+/// firmware: AWS IoT allows one connection per client id, and the device's
+/// firmware already holds `{id}`.
+pub fn member_ota_client_id(id: &str) -> String {
+    format!("{id}-ota")
+}
+
+impl Group {
+    /// The thing names of the group's devices, in order (empty when the
+    /// group is malformed: validation reports it).
+    pub fn ids(&self) -> Vec<String> {
+        if let Some(members) = &self.members {
+            return members.clone();
+        }
+        match (self.count, &self.id) {
+            (Some(count), Some(id)) => (1..=count).map(|n| id.expand(n)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the group's devices are scenario devices (`members`).
+    pub fn has_members(&self) -> bool {
+        self.members.is_some()
+    }
 }
 
 /// Per-device fault probabilities, each 0 to 1 (default 0).
@@ -1333,18 +1373,28 @@ mod tests {
     }
 
     #[test]
-    fn device_ids_follow_group_order() {
+    fn device_ids_follow_group_order_with_members_as_listed() {
         let group = |t: &str, count, id: &str| Group {
             device_type: t.into(),
-            count,
-            id: id.parse().unwrap(),
+            count: Some(count),
+            id: Some(id.parse().unwrap()),
+            members: None,
             version: Version::new(1, 0, 0),
             faults: FaultProfile::default(),
         };
         let fleet = FleetConfig {
             firmware: Vec::new(),
             types: Vec::new(),
-            groups: vec![group("a", 2, "a-{n:02}"), group("b", 3, "b{n}")],
+            groups: vec![
+                group("a", 2, "a-{n:02}"),
+                Group {
+                    count: None,
+                    id: None,
+                    members: Some(vec!["hand-1".into(), "arm".into()]),
+                    ..group("h", 1, "x")
+                },
+                group("b", 3, "b{n}"),
+            ],
             link: None,
             download: DownloadModel::default(),
         };
@@ -1358,6 +1408,8 @@ mod tests {
             [
                 ("a-01".to_owned(), "a"),
                 ("a-02".to_owned(), "a"),
+                ("hand-1".to_owned(), "h"),
+                ("arm".to_owned(), "h"),
                 ("b1".to_owned(), "b"),
                 ("b2".to_owned(), "b"),
                 ("b3".to_owned(), "b"),

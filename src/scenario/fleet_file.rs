@@ -145,4 +145,17 @@ fleet:
         assert!(plain.starts_with("f.yaml:2:3:"), "{plain}");
         assert!(plain.contains("no devices"), "{plain}");
     }
+
+    #[test]
+    fn a_fleet_file_has_no_members_to_name() {
+        // `twinrig ota` runs no scenario devices, so no member can exist.
+        let text = GOOD.replace("count: 2, id: \"feeder-{n}\"", "members: [feeder-1]");
+        let plain = parse(&text).unwrap_err().render_plain();
+        assert!(plain.starts_with("f.yaml:6:"), "{plain}");
+        assert!(
+            plain.contains("`feeder-1` is not a scenario device")
+                && plain.contains("there are none"),
+            "{plain}"
+        );
+    }
 }

@@ -988,8 +988,9 @@ fn expected_fleet() -> FleetConfig {
         groups: vec![
             Group {
                 device_type: "pet_feeder".into(),
-                count: 100,
-                id: "feeder-{n:03}".parse().unwrap(),
+                count: Some(100),
+                id: Some("feeder-{n:03}".parse().unwrap()),
+                members: None,
                 version: version("1.0.0"),
                 faults: FaultProfile {
                     bad_download: 0.08,
@@ -1000,15 +1001,17 @@ fn expected_fleet() -> FleetConfig {
             },
             Group {
                 device_type: "sphero_rvr".into(),
-                count: 2,
-                id: "rvr-{n}".parse().unwrap(),
+                count: Some(2),
+                id: Some("rvr-{n}".parse().unwrap()),
+                members: None,
                 version: version("3.0.0"),
                 faults: FaultProfile::default(),
             },
             Group {
                 device_type: "amazing_hand".into(),
-                count: 1,
-                id: "hand".parse().unwrap(),
+                count: Some(1),
+                id: Some("hand".parse().unwrap()),
+                members: None,
                 version: version("0.9.0"),
                 faults: FaultProfile::default(),
             },
@@ -1274,7 +1277,7 @@ steps:
             "test.yaml:16:43: step 1 (create_job): unknown device type `rvr`; firmware types: pet_feeder",
             "test.yaml:16:83: step 1 (create_job): `max_in_progress` must be at least 1",
             "test.yaml:17:23: step 2 (create_job): job `j1` is already defined by step 1",
-            "test.yaml:17:45: step 2 (create_job): unknown fleet device `feeder-009`; fleet device ids come from `fleet.groups` (`id` and `count`)",
+            "test.yaml:17:45: step 2 (create_job): unknown fleet device `feeder-009`; fleet device ids come from `fleet.groups` (`id` and `count`, or `members`)",
             "test.yaml:18:27: step 3 (expect): unknown job `j2`; jobs defined before this step: j1",
         ],
         "{plain}"

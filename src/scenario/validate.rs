@@ -13,7 +13,8 @@ use twinrig_cloud::shadow::{MAX_THING_NAME, valid_thing_name};
 
 use super::duration::Duration;
 use super::fleet::{
-    CreateJobStep, FleetConfig, JobTarget, MAX_GROUP_COUNT, MAX_IMAGE_BYTES, Version, VersionRef,
+    CreateJobStep, FleetConfig, Group, JobTarget, MAX_GROUP_COUNT, MAX_IMAGE_BYTES, Version,
+    VersionRef, member_ota_client_id,
 };
 use super::model::Latency;
 use super::model::{
@@ -935,9 +936,14 @@ impl Checker<'_> {
             .enumerate()
             .map(|(i, d)| (d.id.clone(), format!("device {}", i + 1)))
             .collect();
+        // Member id -> the group it joined.
+        let mut member_of: HashMap<&str, usize> = HashMap::new();
         for (i, g) in f.groups.iter().enumerate() {
             let gp = p.k("groups").i(i);
-            let what = format!("fleet group {} (`{}`)", i + 1, g.id);
+            let what = match (&g.id, &g.members) {
+                (Some(id), None) => format!("fleet group {} (`{id}`)", i + 1),
+                _ => format!("fleet group {} (`{}`)", i + 1, g.device_type),
+            };
             match f.firmware_for(&g.device_type) {
                 None => self.err(
                     &gp.k("type"),
@@ -970,28 +976,67 @@ impl Checker<'_> {
                     &format!("{what}: `faults.{key}`"),
                 );
             }
-            if !(1..=MAX_GROUP_COUNT).contains(&g.count) {
-                self.err(
-                    &gp.k("count"),
-                    format!(
-                        "{what}: `count` must be from 1 to {MAX_GROUP_COUNT}, got {}",
-                        g.count
-                    ),
+            if let Some(members) = &g.members {
+                self.members(
+                    g,
+                    members,
+                    devices,
+                    &gp,
+                    &what,
+                    &mut member_of,
+                    &mut owners,
+                    i,
                 );
                 continue;
             }
-            if g.count > 1 && !g.id.has_placeholder() {
+            let (count, pattern) = match (g.count, &g.id) {
+                (Some(count), Some(pattern)) => (count, pattern),
+                (None, None) => {
+                    self.err(
+                        &gp,
+                        format!(
+                            "{what}: a group needs `count` and `id` (devices the fleet creates) or `members` (scenario devices that join the fleet)"
+                        ),
+                    );
+                    continue;
+                }
+                (Some(_), None) => {
+                    self.err(
+                        &gp.k("count"),
+                        format!(
+                            "{what}: `count` needs an `id` pattern to name the devices, e.g. `id: \"feeder-{{n:03}}\"`"
+                        ),
+                    );
+                    continue;
+                }
+                (None, Some(_)) => {
+                    self.err(
+                        &gp.k("id"),
+                        format!(
+                            "{what}: an `id` pattern needs `count`, how many devices to create"
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if !(1..=MAX_GROUP_COUNT).contains(&count) {
+                self.err(
+                    &gp.k("count"),
+                    format!("{what}: `count` must be from 1 to {MAX_GROUP_COUNT}, got {count}"),
+                );
+                continue;
+            }
+            if count > 1 && !pattern.has_placeholder() {
                 self.err(
                     &gp.k("id"),
                     format!(
-                        "{what}: {} devices need `{{n}}` in the id pattern to get different ids",
-                        g.count
+                        "{what}: {count} devices need `{{n}}` in the id pattern to get different ids"
                     ),
                 );
                 continue;
             }
-            for n in 1..=g.count {
-                let id = g.id.expand(n);
+            for n in 1..=count {
+                let id = pattern.expand(n);
                 let problem = if let Err(why) = check_device_id(&id) {
                     Some(why)
                 } else if !valid_thing_name(&id) {
@@ -1023,6 +1068,90 @@ impl Checker<'_> {
                 &p.k("download").k("bandwidth"),
                 "`fleet.download.bandwidth` must be greater than 0".to_owned(),
             );
+        }
+    }
+
+    /// A group's `members`: each a scenario device, in one group only, a
+    /// valid thing name, and with an OTA client id (`{id}-ota`) no one else
+    /// uses. Members enter `owners` by their OTA client id (their own id is
+    /// there already, as a device's).
+    #[allow(clippy::too_many_arguments)]
+    fn members<'f>(
+        &mut self,
+        g: &'f Group,
+        members: &'f [String],
+        devices: &[Device],
+        gp: &P,
+        what: &str,
+        member_of: &mut HashMap<&'f str, usize>,
+        owners: &mut HashMap<String, String>,
+        group: usize,
+    ) {
+        for key in ["count", "id"] {
+            let given = match key {
+                "count" => g.count.is_some(),
+                _ => g.id.is_some(),
+            };
+            if given {
+                self.err(
+                    &gp.k(key),
+                    format!(
+                        "{what}: `{key}` creates devices, `members` names existing ones; a group has one or the other"
+                    ),
+                );
+            }
+        }
+        if members.is_empty() {
+            self.err(
+                &gp.k("members"),
+                format!("{what}: `members` lists no devices; name at least one `devices[].id`"),
+            );
+        }
+        for (j, m) in members.iter().enumerate() {
+            let mp = gp.k("members").i(j);
+            let problem = if !devices.iter().any(|d| d.id == *m) {
+                Some(format!(
+                    "`{m}` is not a scenario device; members are ids from `devices` ({})",
+                    if devices.is_empty() {
+                        "there are none".to_owned()
+                    } else {
+                        devices
+                            .iter()
+                            .map(|d| format!("`{}`", d.id))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            } else if let Some(first) = member_of.get(m.as_str()) {
+                Some(format!(
+                    "`{m}` is already a member of fleet group {}; a device runs one OTA client, of one type",
+                    first + 1
+                ))
+            } else if !valid_thing_name(m) {
+                Some(format!(
+                    "`{m}` cannot be an AWS thing: 1 to {MAX_THING_NAME} of A-Z, a-z, 0-9, `:`, `_` and `-`"
+                ))
+            } else {
+                // `{id}` passed the device id check, so `{id}-ota` does too
+                // (the harness's reserved ids do not end in `-ota`); only a
+                // clash with another device can remain.
+                let ota = member_ota_client_id(m);
+                owners.get(&ota).map(|owner| {
+                    format!(
+                        "the OTA client of `{m}` connects as `{ota}`, an id already used by {owner}"
+                    )
+                })
+            };
+            if let Some(why) = problem {
+                self.err(&mp, format!("{what}: member {}: {why}", j + 1));
+                continue;
+            }
+            member_of.insert(m, group);
+            owners.insert(
+                member_ota_client_id(m),
+                format!("the OTA client of fleet member `{m}`"),
+            );
+            self.fleet_devices.insert(m.clone(), g.device_type.clone());
         }
     }
 
@@ -1136,7 +1265,7 @@ impl Checker<'_> {
                         self.err(
                             &p.k("target").k("device"),
                             format!(
-                                "{what}: unknown fleet device `{d}`; fleet device ids come from `fleet.groups` (`id` and `count`)"
+                                "{what}: unknown fleet device `{d}`; fleet device ids come from `fleet.groups` (`id` and `count`, or `members`)"
                             ),
                         );
                     }

@@ -25,7 +25,12 @@
 //!
 //! # MQTT
 //!
-//! `{thing}` is the MQTT client id. Subscriptions (QoS 1):
+//! `{thing}` is [`OtaConfig::thing_name`], or the MQTT client id when that
+//! is unset. AWS IoT allows one connection per client id, while a thing's
+//! topics are named after the thing: an OTA agent that runs beside the
+//! device's own firmware (its own task with its own connection, as on a robot
+//! whose main firmware already holds the connection named after the thing)
+//! connects as e.g. `{thing}-ota` and sets the thing name. Subscriptions (QoS 1):
 //! `$aws/things/{thing}/jobs/notify-next`,
 //! `$aws/things/{thing}/jobs/start-next/accepted`,
 //! `$aws/things/{thing}/jobs/start-next/rejected`,
@@ -115,6 +120,10 @@ pub struct OtaConfig {
     pub max_backoff_ms: u32,
     /// Heartbeat period (default 60 000 ms); 0 = no heartbeat.
     pub heartbeat_period_ms: u64,
+    /// The AWS IoT thing whose jobs, shadow and heartbeat topics the client
+    /// uses (default `None`: the MQTT client id). Set it when the client's
+    /// connection is not the thing's only one (see the module docs).
+    pub thing_name: Option<String>,
 }
 
 impl OtaConfig {
@@ -132,6 +141,7 @@ impl OtaConfig {
             retry_backoff_ms: 1_000,
             max_backoff_ms: 30_000,
             heartbeat_period_ms: 60_000,
+            thing_name: None,
         }
     }
 
@@ -360,7 +370,8 @@ async fn receive_task<M: MqttClient, Dl: DelayNs>(
 
 /// Runs the OTA client until the device must reboot (see the module docs).
 ///
-/// `mqtt` is a connected session whose client id is the thing name;
+/// `mqtt` is a connected session; its client id is the thing name unless
+/// `config.thing_name` names the thing;
 /// `downloader` fetches job URLs; `clock` and `delay` give time (the delay is
 /// cloned for the MQTT receive task); `flash` holds the partition table
 /// described by `config.layout`; `self_test` decides on a new image's first boot.
@@ -422,7 +433,7 @@ where
         clock,
         delay: delay.clone(),
         config,
-        topics: Topics::new(mqtt.client_id()),
+        topics: Topics::new(config.thing_name.as_deref().unwrap_or(mqtt.client_id())),
         updater,
         done: VecDeque::new(),
         next_heartbeat_ms: 0,

@@ -124,7 +124,19 @@ struct BrokerState {
 }
 
 #[derive(Clone, Default)]
-struct Broker(Rc<RefCell<BrokerState>>);
+struct Broker(Rc<RefCell<BrokerState>>, ClientId);
+
+/// The MQTT client id the device's session has. The broker stands for one
+/// thing, [`THING`]: it answers on that thing's topics only, whatever the
+/// client id, so a client that names the wrong thing gets no jobs.
+#[derive(Clone, Copy)]
+struct ClientId(&'static str);
+
+impl Default for ClientId {
+    fn default() -> Self {
+        ClientId(THING)
+    }
+}
 
 impl BrokerState {
     fn deliver(&mut self, topic: &str, payload: Value) {
@@ -281,7 +293,7 @@ impl Broker {
 
 impl MqttClient for Broker {
     fn client_id(&self) -> &str {
-        THING
+        self.1.0
     }
 
     async fn subscribe(&self, filter: &str, _qos: QoS) -> Result<(), MqttError> {
@@ -596,6 +608,45 @@ fn happy_path_updates_reboots_and_succeeds() {
     let beats = rig.broker.published_on(&format!("fleet/{THING}/heartbeat"));
     assert_eq!(beats.last().unwrap()["firmware"], "2.0.0");
     assert_eq!(rig.broker.0.borrow().refused, 0);
+}
+
+#[test]
+fn a_separate_ota_connection_serves_the_configured_thing() {
+    // An agent beside the robot's firmware: its own client id, the robot's thing.
+    let mut rig = Rig::new();
+    rig.broker.1 = ClientId("feeder-7-ota");
+    rig.config.thing_name = Some(THING.into());
+    let img = image_of(v(2));
+    rig.dl.serve(&url_of(v(2)), img.clone());
+    rig.broker.add_job("ota-2", &doc_for(TYPE, v(2), &img));
+    let flash = rig.expect_reboot(provisioned(), pass);
+    rig.expect_running(flash, pass);
+    assert_eq!(
+        rig.statuses("ota-2").last().map(String::as_str),
+        Some("SUCCEEDED")
+    );
+    assert_eq!(rig.broker.last_shadow_firmware(), "2.0.0");
+    let s = rig.broker.0.borrow();
+    assert!(
+        s.published.iter().all(|(t, _)| !t.contains("feeder-7-ota")),
+        "{:?}",
+        s.published
+    );
+
+    // Without the thing name the client id names the thing: it listens on
+    // the wrong thing's topics and never sees the job.
+    let mut rig = Rig::new();
+    rig.broker.1 = ClientId("feeder-7-ota");
+    rig.broker.add_job("ota-2", &doc_for(TYPE, v(2), &img));
+    rig.expect_running(provisioned(), pass);
+    assert_eq!(rig.broker.exec("ota-2").status, "QUEUED");
+    assert!(
+        rig.broker
+            .0
+            .borrow()
+            .subscriptions
+            .contains(&"$aws/things/feeder-7-ota/jobs/notify-next".to_owned())
+    );
 }
 
 #[test]

@@ -9,10 +9,11 @@
 //!   lockstep thread ([`twinrig_sim::lockstep`]): its serial calls, pauses,
 //!   clock readings, state publishes and job requests are answered inside the
 //!   world in virtual time.
-//! - The MQTT side is a task, as on the Jetson where the MQTT client's thread
-//!   parses and queues actions ([`hand_agent::ActionInbox`]) and the worker
-//!   takes them one at a time. State messages go out through a non-blocking
-//!   publisher task at QoS 1, in order.
+//! - The agent's MQTT side ([`hand_agent::mqtt`]) runs as two tasks, as on the
+//!   Jetson where the MQTT client's thread parses and queues actions
+//!   ([`hand_agent::ActionInbox`]) and the worker takes them one at a time;
+//!   state messages go out through the non-blocking publisher at QoS 1, in
+//!   order.
 //! - The camera samples the twin's joint angles while a message is handled and
 //!   renders a GIF; the clip goes to the cloud twin's object store and the
 //!   presigned URL (valid 1 hour) is appended to the last state.
@@ -34,7 +35,6 @@ use hand_agent::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_cloud::objects::ObjectStore;
-use twinrig_hal::{MqttClient, QoS};
 use twinrig_sim::lockstep::{self, Link, LinkClock, SimSerialPort};
 use twinrig_sim::robots::hand::video::{HandFrame, VideoOptions, render_gif};
 use twinrig_sim::robots::hand::{BusConfig, HAND_BAUD, ServoBus};
@@ -347,9 +347,7 @@ impl DeviceKind for HandKind {
             sentence_ns: 0,
         }));
         let epoch = ctx.epoch_unix_s;
-        let state_topic = hand_agent::state_topic(id);
-        spawn_mqtt_side(ctx.handle, id, client.clone(), host.clone(), epoch);
-        spawn_publisher(ctx.handle, id, client, host.clone(), state_topic);
+        spawn_mqtt_side(ctx.handle, id, client, host.clone(), epoch);
         spawn_camera(ctx.handle, id, bus.clone(), host.clone(), p.video_fps);
 
         let handler = {
@@ -412,8 +410,48 @@ fn limits(p: &HandParams) -> TimingLimits {
     }
 }
 
-/// The MQTT event loop's part: subscribe, parse and queue actions; a rejected
-/// payload gets its error state at once.
+/// The agent's MQTT side as the world sees it: the inbox and the outbox live
+/// in the host state, shared with the worker's calls.
+struct HostSide {
+    host: Rc<RefCell<HandHost>>,
+    handle: SimHandle,
+    epoch: u64,
+}
+
+impl hand_agent::mqtt::ActionQueue for HostSide {
+    fn offer(&self, payload: &[u8]) -> Result<u64, hand_agent::ActionError> {
+        let mut host = self.host.borrow_mut();
+        let seq = host.inbox.offer(payload)?;
+        wake(&mut host.job_waker);
+        Ok(seq)
+    }
+    fn now_s(&self) -> u64 {
+        self.epoch + self.handle.now() / twinrig_sim::SECONDS
+    }
+}
+
+impl hand_agent::mqtt::Outbox for HostSide {
+    fn push(&self, payload: Vec<u8>) {
+        let mut host = self.host.borrow_mut();
+        host.outbox.push_back(payload);
+        wake(&mut host.outbox_waker);
+    }
+    fn next(&self) -> impl std::future::Future<Output = Vec<u8>> {
+        poll_fn(|cx| {
+            let mut host = self.host.borrow_mut();
+            match host.outbox.pop_front() {
+                Some(p) => Poll::Ready(p),
+                None => {
+                    host.outbox_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+/// The agent's MQTT side (`hand_agent::mqtt`) as two tasks: the action
+/// subscriber and the ordered QoS 1 state publisher.
 fn spawn_mqtt_side(
     handle: &SimHandle,
     id: &str,
@@ -421,55 +459,22 @@ fn spawn_mqtt_side(
     host: Rc<RefCell<HandHost>>,
     epoch: u64,
 ) {
-    let topic = hand_agent::action_topic(id);
-    let h = handle.clone();
-    handle.spawn(format!("{id} (hand-agent mqtt)"), async move {
-        if client.subscribe(&topic, QoS::AtLeastOnce).await.is_err() {
-            return;
-        }
-        while let Ok(msg) = client.receive().await {
-            let mut host = host.borrow_mut();
-            let ts = epoch + h.now() / twinrig_sim::SECONDS;
-            match host.inbox.offer(&msg.payload) {
-                Ok(_) => wake(&mut host.job_waker),
-                Err(e) => {
-                    host.outbox.push_back(e.to_state(ts).to_json().into_bytes());
-                    wake(&mut host.outbox_waker);
-                }
-            }
-        }
+    let side = Rc::new(HostSide {
+        host,
+        handle: handle.clone(),
+        epoch,
     });
-}
-
-/// Publishes queued states in order at QoS 1 without holding up the worker.
-fn spawn_publisher(
-    handle: &SimHandle,
-    id: &str,
-    client: Rc<twinrig_sim::net::SimMqttClient>,
-    host: Rc<RefCell<HandHost>>,
-    topic: String,
-) {
+    let (c, s, device) = (client.clone(), side.clone(), id.to_string());
+    handle.spawn(format!("{id} (hand-agent mqtt)"), async move {
+        hand_agent::mqtt::receive_actions(&*c, &device, &*s, &*s).await;
+    });
+    let device = id.to_string();
     handle.spawn(format!("{id} (hand-agent publisher)"), async move {
-        loop {
-            let payload = poll_fn(|cx| {
-                let mut host = host.borrow_mut();
-                match host.outbox.pop_front() {
-                    Some(p) => Poll::Ready(p),
-                    None => {
-                        host.outbox_waker = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
-                }
-            })
-            .await;
-            if client
-                .publish(&topic, &payload, QoS::AtLeastOnce)
-                .await
-                .is_ok()
-            {
-                host.borrow_mut().published += 1;
-            }
-        }
+        let counter = side.host.clone();
+        hand_agent::mqtt::publish_states(&*client, &device, &*side, || {
+            counter.borrow_mut().published += 1;
+        })
+        .await;
     });
 }
 

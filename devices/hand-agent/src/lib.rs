@@ -43,6 +43,7 @@ pub mod agent;
 pub mod bedrock;
 pub mod console;
 pub mod driver;
+pub mod mqtt;
 pub mod payload;
 pub mod plan;
 pub mod rustypot_driver;

@@ -116,6 +116,9 @@ enum Command {
         /// Stop after this long (seconds, or with units: 90s, 2m); default: until Ctrl-C.
         #[arg(long, value_parser = twinrig::serve::parse_duration)]
         duration: Option<std::time::Duration>,
+        /// Write every packet both ways (time, direction, hex, decoded) to this file.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
     },
 }
 
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
             pty,
             baud,
             duration,
+            log,
         } => {
             use std::sync::Arc;
             use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,6 +213,7 @@ fn main() -> ExitCode {
                     let options = ServeOptions {
                         baud: baud.unwrap_or(defaults.baud),
                         duration,
+                        log,
                         ..defaults
                     };
                     let banner = options.clone();

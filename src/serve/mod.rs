@@ -29,6 +29,13 @@
 //! world to the wall-clock target, write the outbox to the master
 //! (non-blocking), then wait up to 1 ms in poll(2) for host bytes.
 //!
+//! Host bytes are stamped with the virtual time that matches the wall clock
+//! when they were read, and enter the line at that time, not when the next
+//! loop turn happens to run the world: the host's own spacing between writes
+//! survives (the servo bus decides from it whether a servo misses a packet),
+//! and bytes written together stay together. `--log FILE` records every
+//! packet both ways ([`packet_log`]).
+//!
 //! Back-pressure: at most [`INBOX_CAP`] host bytes wait for the simulated
 //! line; beyond that the loop stops reading the master, so a host that writes
 //! faster than the baud rate blocks in its own `write`, as on a real port. Bytes
@@ -36,30 +43,30 @@
 //! [`OUTBOX_CAP`]; beyond that they are dropped and counted (a receiver
 //! overrun, as a real host UART driver would have).
 
+mod packet_log;
+mod pty;
+
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use embedded_io_async::{Read, Write};
-use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::termios::{self, BaudRate, SetArg};
 use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
 use twinrig_sim::robots::hand::{BusConfig, BusStats, ServoBus, ServoSnapshot};
 use twinrig_sim::robots::rvr::drive::PlanarPose;
 use twinrig_sim::robots::rvr::{DriveParams, RvrBody, RvrConfig, RvrStats, RvrTwin};
 use twinrig_sim::uart::{Uart, UartConfig, UartPort};
 use twinrig_sim::{Nanos, SECONDS, Sim, SimError, format_nanos};
+
+use packet_log::{Direction, PacketLog};
+use pty::{Cable, Chunk, open_pty, read_from_host, write_to_host};
 
 /// Host bytes that may wait for the simulated line before the loop stops
 /// reading the pty (back-pressure to the host's `write`).
@@ -68,9 +75,6 @@ pub const INBOX_CAP: usize = 4096;
 /// Bytes for the host that may wait for room in the pty before new ones are
 /// dropped (and counted in [`ServeSummary::bytes_dropped_to_host`]).
 pub const OUTBOX_CAP: usize = 64 * 1024;
-
-/// The longest the loop waits for host bytes before running the world again.
-const TICK: Duration = Duration::from_millis(1);
 
 /// Robots `twinrig serve` can serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,8 @@ pub struct ServeOptions {
     /// The world's seed (live runs are not reproducible; it seeds the twin's
     /// random streams all the same).
     pub seed: u64,
+    /// Write every packet both ways to this file (see [`packet_log`]).
+    pub log: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -128,6 +134,7 @@ impl Default for ServeOptions {
             baud: 115_200,
             duration: None,
             seed: 0,
+            log: None,
         }
     }
 }
@@ -179,6 +186,15 @@ pub enum ServeError {
     /// The world could not be built.
     #[error("cannot build the world: {0}")]
     Setup(String),
+    /// The packet log could not be written.
+    #[error("packet log {}: {source}", path.display())]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// The world stopped with an error.
     #[error(transparent)]
     Sim(#[from] SimError),
@@ -192,13 +208,6 @@ pub enum ServeError {
         /// Virtual time of the panic.
         at: Nanos,
     },
-}
-
-fn pty_error(action: &'static str) -> impl FnOnce(Errno) -> ServeError {
-    move |e| ServeError::Pty {
-        action,
-        source: io::Error::from(e),
-    }
 }
 
 /// What happened while serving.
@@ -371,73 +380,6 @@ fn build_robot(
     }
 }
 
-/// The pty pair; the slave stays open for the whole run so the master never
-/// sees a hang-up between host programs and the raw settings persist.
-struct Pty {
-    master: OwnedFd,
-    _slave: OwnedFd,
-    path: PathBuf,
-}
-
-fn open_pty(baud: u32) -> Result<Pty, ServeError> {
-    let pair = nix::pty::openpty(None, None).map_err(pty_error("open a pty pair"))?;
-    let mut t = termios::tcgetattr(&pair.slave).map_err(pty_error("read the slave's settings"))?;
-    termios::cfmakeraw(&mut t);
-    if let Some(speed) = tty_speed(baud) {
-        termios::cfsetspeed(&mut t, speed).map_err(pty_error("set the slave's speed"))?;
-    }
-    termios::tcsetattr(&pair.slave, SetArg::TCSANOW, &t)
-        .map_err(pty_error("put the slave in raw mode"))?;
-    let flags =
-        fcntl(&pair.master, FcntlArg::F_GETFL).map_err(pty_error("read the master's flags"))?;
-    let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
-    fcntl(&pair.master, FcntlArg::F_SETFL(flags))
-        .map_err(pty_error("make the master non-blocking"))?;
-    let path = nix::unistd::ttyname(&pair.slave).map_err(pty_error("name the slave"))?;
-    Ok(Pty {
-        master: pair.master,
-        _slave: pair.slave,
-        path,
-    })
-}
-
-/// The termios speed for `baud`, when it is a standard rate (a pty ignores
-/// it; host programs that read it back see the emulated rate).
-fn tty_speed(baud: u32) -> Option<BaudRate> {
-    Some(match baud {
-        1200 => BaudRate::B1200,
-        2400 => BaudRate::B2400,
-        4800 => BaudRate::B4800,
-        9600 => BaudRate::B9600,
-        19_200 => BaudRate::B19200,
-        38_400 => BaudRate::B38400,
-        57_600 => BaudRate::B57600,
-        115_200 => BaudRate::B115200,
-        230_400 => BaudRate::B230400,
-        460_800 => BaudRate::B460800,
-        500_000 => BaudRate::B500000,
-        921_600 => BaudRate::B921600,
-        1_000_000 => BaudRate::B1000000,
-        1_500_000 => BaudRate::B1500000,
-        2_000_000 => BaudRate::B2000000,
-        _ => return None,
-    })
-}
-
-/// The byte queues between the pty and the simulated cable.
-#[derive(Default)]
-struct Cable {
-    /// Host -> robot, waiting for end A's TX.
-    inbox: VecDeque<u8>,
-    /// Robot -> host, waiting for room in the pty.
-    outbox: VecDeque<u8>,
-    /// The TX task, parked while the inbox is empty.
-    writer: Option<Waker>,
-    from_host: u64,
-    to_host: u64,
-    dropped_to_host: u64,
-}
-
 /// Serves `robot` on a fresh pseudo-terminal, paced by the wall clock, until
 /// `stop` is set or `options.duration` elapses. `on_ready` gets the slave's
 /// path (e.g. `/dev/pts/7`) once the robot is ready for a host to open it.
@@ -462,44 +404,60 @@ pub fn serve_robot_pty(
     let mut sim = Sim::new(options.seed);
     let (host_end, served) = build_robot(robot, &mut sim, uart_config)?;
 
+    let log =
+        match &options.log {
+            Some(path) => Some(PacketLog::create(path, robot, sim.now()).map_err(|source| {
+                ServeError::Log {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+    let log = Rc::new(RefCell::new(log));
+
     let cable = Rc::new(RefCell::new(Cable::default()));
     let (mut rx, mut tx) = host_end.split();
-    let c = cable.clone();
+    let (c, l, h) = (cable.clone(), log.clone(), sim.handle());
     sim.spawn("pty <- UART", async move {
         let mut buf = [0u8; 256];
         loop {
             // A break (fault injection only) has nothing to forward to a pty.
             if let Ok(n) = rx.read(&mut buf).await {
-                let mut c = c.borrow_mut();
-                let room = OUTBOX_CAP - c.outbox.len();
-                let keep = n.min(room);
-                c.outbox.extend(&buf[..keep]);
-                c.dropped_to_host += (n - keep) as u64;
+                c.borrow_mut().queue_for_host(&buf[..n]);
+                if let Some(log) = l.borrow_mut().as_mut() {
+                    log.bytes(h.now(), Direction::ToHost, &buf[..n]);
+                }
             }
         }
     });
-    let c = cable.clone();
+    let (c, l, h) = (cable.clone(), log.clone(), sim.handle());
     sim.spawn("pty -> UART", async move {
-        let mut chunk = Vec::with_capacity(256);
         loop {
-            poll_fn(|cx| {
+            let chunk: Chunk = poll_fn(|cx| {
                 let mut c = c.borrow_mut();
-                if c.inbox.is_empty() {
-                    c.writer = Some(cx.waker().clone());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
+                match c.inbox.pop_front() {
+                    Some(chunk) => {
+                        c.inbox_len -= chunk.bytes.len();
+                        Poll::Ready(chunk)
+                    }
+                    None => {
+                        c.writer = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
                 }
             })
             .await;
-            chunk.clear();
-            {
-                let mut c = c.borrow_mut();
-                let n = c.inbox.len().min(256);
-                chunk.extend(c.inbox.drain(..n));
+            // The bytes enter the line when they reached the pty on the wall
+            // clock, so the host's own pauses between writes survive (a pause
+            // decides whether a servo misses a packet); a chunk that waited
+            // for the line goes at once.
+            h.sleep_until(chunk.at).await;
+            if let Some(log) = l.borrow_mut().as_mut() {
+                log.bytes(h.now(), Direction::ToRobot, &chunk.bytes);
             }
             // Waits while the simulated TX buffer is full (baud timing); never fails.
-            let _ = tx.write_all(&chunk).await;
+            let _ = tx.write_all(&chunk.bytes).await;
         }
     });
     // Keeps a timer pending so every run reaches its wall-clock target even if
@@ -515,6 +473,10 @@ pub fn serve_robot_pty(
 
     let wall_start = Instant::now();
     let virtual_start = sim.now();
+    let virtual_now = || {
+        virtual_start
+            .saturating_add(u64::try_from(wall_start.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    };
     let mut read_buf = [0u8; 1024];
     loop {
         let stopping = stop.load(Ordering::SeqCst);
@@ -538,10 +500,16 @@ pub fn serve_robot_pty(
         }
         drop(sim.take_trace());
         write_to_host(&pty.master, &mut cable.borrow_mut())?;
+        if let (Some(l), Some(path)) = (log.borrow_mut().as_mut(), &options.log) {
+            l.flush().map_err(|source| ServeError::Log {
+                path: path.clone(),
+                source,
+            })?;
+        }
         if done {
             break;
         }
-        read_from_host(&pty.master, &cable, &mut read_buf)?;
+        read_from_host(&pty.master, &cable, &mut read_buf, virtual_now)?;
     }
 
     let wall = wall_start.elapsed();
@@ -560,79 +528,11 @@ pub fn serve_robot_pty(
     Ok(summary)
 }
 
-/// Writes as much of the outbox as the pty takes now.
-fn write_to_host(master: &OwnedFd, cable: &mut Cable) -> Result<(), ServeError> {
-    while !cable.outbox.is_empty() {
-        let (front, _) = cable.outbox.as_slices();
-        match nix::unistd::write(master, front) {
-            Ok(0) | Err(Errno::EAGAIN) => return Ok(()),
-            Ok(n) => {
-                cable.outbox.drain(..n);
-                cable.to_host += n as u64;
-            }
-            Err(Errno::EINTR) => {}
-            // EIO: no slave open (cannot happen while we hold it); try again later.
-            Err(Errno::EIO) => return Ok(()),
-            Err(e) => return Err(pty_error("write to the master")(e)),
-        }
-    }
-    Ok(())
-}
-
-/// Waits up to one tick for host bytes and moves what arrived into the inbox.
-fn read_from_host(
-    master: &OwnedFd,
-    cable: &Rc<RefCell<Cable>>,
-    buf: &mut [u8],
-) -> Result<(), ServeError> {
-    let room = INBOX_CAP.saturating_sub(cable.borrow().inbox.len());
-    if room == 0 {
-        std::thread::sleep(TICK);
-        return Ok(());
-    }
-    let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
-    let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::ZERO);
-    match poll(&mut fds, timeout) {
-        Ok(_) | Err(Errno::EINTR) => {}
-        Err(e) => return Err(pty_error("wait for the master")(e)),
-    }
-    let readable = fds[0]
-        .revents()
-        .is_some_and(|r| r.contains(PollFlags::POLLIN));
-    if !readable {
-        if fds[0]
-            .revents()
-            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
-        {
-            // No slave open: poll would return at once; pace the loop instead.
-            std::thread::sleep(TICK);
-        }
-        return Ok(());
-    }
-    let mut room = room;
-    while room > 0 {
-        let want = room.min(buf.len());
-        match nix::unistd::read(master, &mut buf[..want]) {
-            Ok(0) | Err(Errno::EAGAIN) | Err(Errno::EIO) => break,
-            Ok(n) => {
-                let mut c = cable.borrow_mut();
-                c.inbox.extend(&buf[..n]);
-                c.from_host += n as u64;
-                room -= n;
-                if let Some(w) = c.writer.take() {
-                    w.wake();
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(pty_error("read from the master")(e)),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::pty::tty_speed;
     use super::*;
+    use nix::sys::termios::BaudRate;
 
     #[test]
     fn durations_take_seconds_or_units() {

@@ -27,8 +27,77 @@ pub struct DeviceContext<'a> {
     pub objects: std::rc::Rc<std::cell::RefCell<twinrig_cloud::objects::ObjectStore>>,
 }
 
+/// One thing a device must have done before the timeline may talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyWhen {
+    /// The MQTT client id it concerns (a device may hold several connections).
+    pub client: String,
+    /// What that client must have done.
+    pub what: ReadyEvent,
+    /// Only events at or after this virtual time count (the device's last boot).
+    pub since: twinrig_sim::Nanos,
+}
+
+/// An event readiness waits for, as the broker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReadyEvent {
+    /// The broker took this subscription: messages on it now reach the device.
+    Subscribed(String),
+    /// The client published on this topic (its first status: booted and online).
+    Published(String),
+}
+
+impl ReadyWhen {
+    /// `client` subscribed to `filter` (since boot at 0).
+    pub fn subscribed(client: &str, filter: &str) -> ReadyWhen {
+        ReadyWhen {
+            client: client.to_owned(),
+            what: ReadyEvent::Subscribed(filter.to_owned()),
+            since: 0,
+        }
+    }
+
+    /// `client` published on `topic` (since boot at 0).
+    pub fn published(client: &str, topic: &str) -> ReadyWhen {
+        ReadyWhen {
+            client: client.to_owned(),
+            what: ReadyEvent::Published(topic.to_owned()),
+            since: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for ReadyWhen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.what {
+            ReadyEvent::Subscribed(filter) => {
+                write!(f, "client {} has not subscribed to {filter}", self.client)
+            }
+            ReadyEvent::Published(topic) => write!(
+                f,
+                "client {} has not published on {topic} (its first status)",
+                self.client
+            ),
+        }?;
+        if self.since > 0 {
+            write!(
+                f,
+                " since it booted at {}",
+                twinrig_sim::format_nanos(self.since)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// A running device as the scenario runner sees it.
 pub trait DeviceRuntime {
+    /// What the device must have done before it is ready (connected and
+    /// subscribed to what it listens to, booted, its first status sent); the
+    /// timeline starts once every device is ready. Empty: ready at once.
+    fn ready_when(&self) -> Vec<ReadyWhen> {
+        Vec::new()
+    }
     /// The device's state document for `expect: device` (dotted paths into it).
     fn state(&self) -> Value;
     /// The device's main UART line, and which end is the device's (true = end A).
@@ -150,11 +219,19 @@ struct EchoKind;
 
 struct EchoRuntime {
     id: String,
+    topics: echo_firmware::EchoTopics,
     uart: UartControl,
     network: Network,
 }
 
 impl DeviceRuntime for EchoRuntime {
+    fn ready_when(&self) -> Vec<ReadyWhen> {
+        // The firmware subscribes, then announces itself on its status topic.
+        vec![
+            ReadyWhen::subscribed(&self.id, &self.topics.tx),
+            ReadyWhen::published(&self.id, &self.topics.status),
+        ]
+    }
     fn state(&self) -> Value {
         let stats = self.uart.stats();
         json!({
@@ -202,6 +279,7 @@ impl DeviceKind for EchoKind {
         let p: EchoParams = parse_params(params)?;
         let (port, control) = Uart::loopback(ctx.handle, id, uart_config(p.baud));
         let client = ctx.network.connect(id, ctx.link.clone())?;
+        let topics = echo_firmware::EchoTopics::new(&p.topic_prefix, id);
         let config = echo_firmware::EchoConfig {
             topic_prefix: p.topic_prefix,
             max_line: p.max_line,
@@ -212,6 +290,7 @@ impl DeviceKind for EchoKind {
         });
         Ok(Box::new(EchoRuntime {
             id: id.to_string(),
+            topics,
             uart: control,
             network: ctx.network.clone(),
         }))
@@ -261,6 +340,14 @@ struct RvrRuntime {
 }
 
 impl DeviceRuntime for RvrRuntime {
+    fn ready_when(&self) -> Vec<ReadyWhen> {
+        // The bridge subscribes once it has booted the RVR (wake, streaming);
+        // its state topic carries telemetry from before that, so a publish
+        // there says nothing about readiness.
+        let topics =
+            rvr_bridge::Topics::new(&rvr_bridge::BridgeConfig::default().topic_prefix, &self.id);
+        vec![ReadyWhen::subscribed(&self.id, &topics.action)]
+    }
     fn state(&self) -> Value {
         let p = self.twin.body().planar();
         let drive = self.twin.body().drive();

@@ -80,6 +80,7 @@ use twinrig_sim::{MICROS, MILLIS, Nanos, SECONDS, SimHandle};
 
 use crate::check::compare;
 use crate::cloud_twin::CloudTwin;
+use crate::devices::ReadyWhen;
 use crate::fleet_prompt::{OfflineIntents, Target, VersionSpec};
 use crate::fleet_tools::{
     FleetBackend, LocalFleet, OtaJobSpec, PromptResult, RolloutSettings, run_prompt,
@@ -620,12 +621,31 @@ pub struct FleetDevice {
     pub bad_download: bool,
     /// Power fails once during its first download (fault).
     pub power_loss: bool,
+    /// MQTT client id of its OTA client.
+    pub client_id: String,
+    /// Virtual time its OTA client last (re)booted.
+    last_boot: Rc<Cell<Nanos>>,
     /// Its flash (shared with the device) and partition table.
     flash: RamFlash,
     layout: Layout,
 }
 
 impl FleetDevice {
+    /// What its OTA client must have done since its last boot to be ready:
+    /// subscribed to its jobs notifications, and asked for its shadow (the
+    /// gate), which it does once every subscription is in place.
+    pub fn ready_when(&self) -> Vec<ReadyWhen> {
+        let topics = ota_client::Topics::new(&self.id);
+        let since = self.last_boot.get();
+        [
+            ReadyWhen::subscribed(&self.client_id, &topics.notify_next),
+            ReadyWhen::published(&self.client_id, &topics.shadow_get),
+        ]
+        .into_iter()
+        .map(|r| ReadyWhen { since, ..r })
+        .collect()
+    }
+
     /// The version of the image the device's flash boots, if the boot
     /// decision finds a valid one (header readable, SHA-256 as otadata
     /// records it). Reads the flash without disturbing the device.
@@ -759,6 +779,7 @@ impl Fleet {
                 (id.clone(), link.clone(), None)
             };
             let mqtt = network.connect(&client_id, link)?;
+            let last_boot = Rc::new(Cell::new(handle.now()));
             if offline {
                 network.outage(&client_id, run_ns);
             }
@@ -796,6 +817,7 @@ impl Fleet {
                 busy,
                 power,
                 power_cut_at,
+                last_boot: last_boot.clone(),
             };
             handle.spawn(format!("fleet {id}"), task.run());
             devices.push(FleetDevice {
@@ -804,6 +826,8 @@ impl Fleet {
                 offline,
                 bad_download,
                 power_loss,
+                client_id,
+                last_boot,
                 flash,
                 layout,
             });
@@ -1165,6 +1189,8 @@ struct DeviceTask {
     power: Rc<Power>,
     /// Power fails during this erase/write of the first download.
     power_cut_at: Option<u64>,
+    /// Set at every (re)boot, for readiness.
+    last_boot: Rc<Cell<Nanos>>,
 }
 
 impl DeviceTask {
@@ -1193,6 +1219,7 @@ impl DeviceTask {
             );
         };
         loop {
+            self.last_boot.set(self.handle.now());
             // Only new images run the self-test (the factory image is VALID).
             let self_test = |_: &ImageHeader| rng.borrow_mut().random::<f64>() >= boot_failure;
             let device = ota_client::run(

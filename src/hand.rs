@@ -199,6 +199,14 @@ impl HandRuntime {
 }
 
 impl DeviceRuntime for HandRuntime {
+    fn ready_when(&self) -> Vec<crate::devices::ReadyWhen> {
+        // The agent's MQTT side subscribes to its action topic at start; it
+        // announces nothing until the first message.
+        vec![crate::devices::ReadyWhen::subscribed(
+            &self.id,
+            &hand_agent::action_topic(&self.id),
+        )]
+    }
     fn state(&self) -> Value {
         let host = self.host.borrow();
         let servos = self.bus.snapshot();
@@ -295,7 +303,7 @@ impl DeviceKind for HandKind {
         "Amazing Hand: ASL agent on rustypot -> 8 SCS0009 servo twins at 1 Mbaud; the-project/robotic-hand/{id}/action -> .../state"
     }
     fn firmware(&self) -> (&'static str, &'static str) {
-        ("hand-agent", env!("CARGO_PKG_VERSION"))
+        ("hand-agent", hand_agent::VERSION)
     }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p = parse_params(params)?;

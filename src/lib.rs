@@ -5,6 +5,7 @@
 pub mod check;
 pub mod cloud_twin;
 pub mod devices;
+pub mod explain;
 pub mod fleet;
 pub mod fleet_prompt;
 pub mod fleet_tools;
@@ -12,7 +13,9 @@ pub mod fleet_tools;
 pub mod fleet_tools_aws;
 pub mod hand;
 pub mod hand_timing;
+pub mod init;
 pub mod ota_cli;
+pub mod readiness;
 pub mod report;
 pub mod runner;
 pub mod scenario;

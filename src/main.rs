@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use twinrig::report::{ScenarioReport, Summary};
 use twinrig::scenario::find_scenario_files;
@@ -56,6 +56,18 @@ enum Command {
     List,
     /// Print the scenario JSON Schema.
     Schema,
+    /// Write a small scenario folder that runs green at once: an example per
+    /// robot kind, the JSON Schema for editors, a README.
+    Init {
+        /// Where (created if missing; existing files are never overwritten).
+        #[arg(default_value = "twinrig-scenarios")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (e.g. `twinrig completions bash > ~/.local/share/bash-completion/completions/twinrig`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Re-run the scenario recorded in a trace and report the first divergence.
     Replay {
         /// An MCAP trace written by `twinrig run --trace` or `twinrig record`.
@@ -122,8 +134,28 @@ enum Command {
     },
 }
 
+/// `--version`: twinrig's and every device crate's version.
+fn long_version() -> String {
+    let mut lines = vec![env!("CARGO_PKG_VERSION").to_owned()];
+    for k in devices::kinds() {
+        let (name, version) = k.firmware();
+        lines.push(format!("{name} {version} (device kind `{}`)", k.name()));
+    }
+    lines.push(format!(
+        "ota-client {} (fleet devices)",
+        ota_client::VERSION
+    ));
+    lines.join("\n")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The long version is built at run time (it lists the device kinds);
+    // clap keeps a `&'static str` without its `string` feature, and this runs once.
+    let command = Cli::command().long_version(&*long_version().leak());
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Run {
             paths,
@@ -151,6 +183,25 @@ fn main() -> ExitCode {
         Command::Schema => {
             print!("{}", scenario::scenario_schema_json());
             Ok(true)
+        }
+        Command::Init { dir } => twinrig::init::write(&dir).map(|written| {
+            for p in &written {
+                println!("wrote {}", p.display());
+            }
+            println!("run them: twinrig run {}", dir.display());
+            true
+        }),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails
+            // (`| head`); a closed pipe here is the reader's choice, not an error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "twinrig", &mut script);
+            use std::io::Write as _;
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
+                Err(e) => Err(format!("cannot write the completion script: {e}")),
+            }
         }
         Command::Replay { trace } => replay(&trace),
         Command::Trace { trace, channel } => read_trace(&trace).map(|t| {

@@ -238,6 +238,10 @@ struct Timeline {
     results: RefCell<Vec<AssertionResult>>,
     failure: RefCell<Option<String>>,
     current_step: std::cell::Cell<usize>,
+    start: crate::scenario::Start,
+    ready_timeout: crate::scenario::Duration,
+    /// The broker's events indexed for readiness.
+    readiness: RefCell<crate::readiness::Tracker>,
 }
 
 /// Runs `scenario` (its YAML `source` goes into the trace for replay) with
@@ -365,6 +369,9 @@ fn build_and_run(
         results: RefCell::new(Vec::new()),
         failure: RefCell::new(None),
         current_step: std::cell::Cell::new(0),
+        start: scenario.start,
+        ready_timeout: scenario.ready_timeout,
+        readiness: RefCell::new(crate::readiness::Tracker::default()),
     });
     let steps = scenario.steps.clone();
     let t = timeline.clone();
@@ -416,6 +423,21 @@ fn step_kind(step: &Step) -> &'static str {
 
 impl Timeline {
     async fn run(&self, steps: &[Step]) {
+        if self.start == crate::scenario::Start::WhenReady {
+            let ids = self.initial_devices();
+            let timeout = self.ready_timeout;
+            if let Err(message) = self
+                .wait_ready(&ids, timeout.nanos(), &timeout.to_string())
+                .await
+            {
+                *self.failure.borrow_mut() = Some(format!("before step 1: {message}"));
+                return;
+            }
+            self.handle.trace(
+                channels::STEPS,
+                json!({"ready": ids.len(), "at_ns": self.handle.now()}),
+            );
+        }
         for (i, step) in steps.iter().enumerate() {
             let n = i + 1;
             self.current_step.set(n);
@@ -425,6 +447,75 @@ impl Timeline {
                 *self.failure.borrow_mut() =
                     Some(format!("step {n} ({}): {message}", step_kind(step)));
                 return;
+            }
+        }
+    }
+
+    /// Devices the timeline waits for at the start: every scenario device and
+    /// every fleet device meant to be online (not offline by a fault).
+    fn initial_devices(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.devices.keys().cloned().collect();
+        if let Some(fleet) = &self.fleet {
+            ids.extend(
+                fleet
+                    .devices()
+                    .iter()
+                    .filter(|d| !d.offline && !self.devices.contains_key(&d.id))
+                    .map(|d| d.id.clone()),
+            );
+        }
+        ids
+    }
+
+    /// A device's readiness conditions: its own kind's, plus its OTA
+    /// client's when it is in the fleet.
+    fn ready_conditions(&self, id: &str) -> Vec<devices::ReadyWhen> {
+        let mut conditions = self
+            .devices
+            .get(id)
+            .map(|d| d.ready_when())
+            .unwrap_or_default();
+        if let Some(d) = self
+            .fleet
+            .as_ref()
+            .and_then(|f| f.devices().iter().find(|d| d.id == id))
+        {
+            conditions.extend(d.ready_when());
+        }
+        conditions
+    }
+
+    /// Runs until every device of `ids` is ready, or fails after `timeout`
+    /// naming the devices that are not and what they have not done.
+    async fn wait_ready(&self, ids: &[String], timeout: Nanos, shown: &str) -> Result<(), String> {
+        use crate::readiness::{Pending, not_ready_message};
+        let deadline = self.handle.now().saturating_add(timeout);
+        let conditions = |id: &str| self.ready_conditions(id);
+        let mut pending = Pending::new(ids.iter().map(String::as_str), conditions);
+        let mut touched = None;
+        loop {
+            {
+                let mut tracker = self.readiness.borrow_mut();
+                let clients = tracker.absorb(&self.network);
+                if touched.is_some() {
+                    touched = Some(clients);
+                }
+                pending.update(&tracker, touched.as_ref(), conditions);
+            }
+            if pending.is_empty() {
+                return Ok(());
+            }
+            touched = Some(Default::default());
+            let (messages, subscriptions) = self.readiness.borrow().seen();
+            let news = self.network.changed_after(messages, subscriptions);
+            let timeout = self.handle.sleep_until(deadline);
+            if let embassy_futures::select::Either::Second(()) =
+                embassy_futures::select::select(news, timeout).await
+            {
+                let mut tracker = self.readiness.borrow_mut();
+                tracker.absorb(&self.network);
+                let left: Vec<String> = pending.ids().cloned().collect();
+                return Err(not_ready_message(&tracker, &left, conditions, shown));
             }
         }
     }
@@ -470,15 +561,32 @@ impl Timeline {
                 Ok(())
             }
             Step::WaitFor(w) => {
+                let topic = match (&w.topic, &w.ready) {
+                    (_, Some(device)) => {
+                        let description = format!("wait_for ready {device} within {}", w.timeout);
+                        let result = self
+                            .wait_ready(
+                                std::slice::from_ref(device),
+                                w.timeout.nanos(),
+                                &w.timeout.to_string(),
+                            )
+                            .await
+                            .map(|()| format!("ready at {}", format_nanos(self.handle.now())));
+                        self.record(n, description, result.clone());
+                        return result.map(|_| ());
+                    }
+                    (Some(topic), None) => topic,
+                    (None, None) => return Err("`topic` or `ready` is required".into()),
+                };
                 let start = self.network.observed_len();
                 let deadline = self.handle.now() + w.timeout.nanos();
-                let description = format!("wait_for {} within {}", w.topic, w.timeout);
+                let description = format!("wait_for {topic} within {}", w.timeout);
                 let mut checked = start;
                 loop {
                     let found = {
                         let seen = self.network.observed();
                         let found = seen[checked..].iter().find(|m| {
-                            twinrig_hal::mqtt::topic_matches(&w.topic, &m.topic)
+                            twinrig_hal::mqtt::topic_matches(topic, &m.topic)
                                 && payload_matches(&m.payload, &w.filter).is_ok()
                         });
                         checked = seen.len();
@@ -497,8 +605,19 @@ impl Timeline {
                     if let embassy_futures::select::Either::Second(()) =
                         embassy_futures::select::select(more, timeout).await
                     {
-                        let detail =
-                            format!("no matching message on {} within {}", w.topic, w.timeout);
+                        let hints = crate::explain::missed_message(
+                            &self.network,
+                            SCENARIO_CLIENT,
+                            topic,
+                            &w.filter,
+                            deadline.saturating_sub(w.timeout.nanos()),
+                            self.handle.now(),
+                        );
+                        let mut detail =
+                            format!("no matching message on {topic} within {}", w.timeout);
+                        if !hints.is_empty() {
+                            detail = format!("{detail}: {}", hints.join("; "));
+                        }
                         self.record(n, description, Err(detail.clone()));
                         return Err(detail);
                     }
@@ -607,9 +726,26 @@ impl Timeline {
                     at_least: Some(1.0),
                     ..Default::default()
                 });
+                drop(seen);
                 let result = compare(&json!(count), &cmp)
                     .map(|()| format!("{count} matching"))
-                    .map_err(|e| format!("messages on {}: {e}", m.topic));
+                    .map_err(|e| {
+                        let mut why = format!("messages on {}: {e}", m.topic);
+                        if count == 0 {
+                            let hints = crate::explain::missed_message(
+                                &self.network,
+                                SCENARIO_CLIENT,
+                                &m.topic,
+                                &m.filter,
+                                0,
+                                self.handle.now(),
+                            );
+                            if !hints.is_empty() {
+                                why = format!("{why}: {}", hints.join("; "));
+                            }
+                        }
+                        why
+                    });
                 (format!("message count on {}", m.topic), result)
             }
             Expect::Device(d) => {

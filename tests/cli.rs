@@ -276,3 +276,53 @@ fn records_are_written_and_listed_and_the_summary_has_the_motion_latency() {
     no_panic(&o);
     assert!(!o.status.success());
 }
+
+#[test]
+fn init_writes_a_folder_that_runs_green_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("mine");
+    let o = twinrig(&["init", target.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in [
+        "README.md",
+        "echo.yaml",
+        "rvr.yaml",
+        "hand.yaml",
+        "scenario.schema.json",
+    ] {
+        assert!(target.join(f).is_file(), "{f}: {}", text(&o));
+    }
+    let o = twinrig(&["run", target.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("3 passed, 0 failed"), "{}", text(&o));
+
+    let o = twinrig(&["init", target.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("already exists"), "{}", text(&o));
+    no_panic(&o);
+}
+
+#[test]
+fn version_lists_the_device_crates_and_completions_cover_the_commands() {
+    let o = twinrig(&["--version"]);
+    assert!(o.status.success());
+    let v = text(&o);
+    for name in [
+        "twinrig ",
+        "echo-firmware ",
+        "rvr-bridge ",
+        "hand-agent ",
+        "ota-client ",
+    ] {
+        assert!(v.contains(name), "{name}: {v}");
+    }
+    let o = twinrig(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let script = String::from_utf8_lossy(&o.stdout);
+    for sub in ["run", "validate", "serve", "init", "completions"] {
+        assert!(script.contains(sub), "{sub} in the bash completions");
+    }
+    let o = twinrig(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    no_panic(&o);
+}

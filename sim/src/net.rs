@@ -160,6 +160,34 @@ pub struct Observed {
     pub payload: Vec<u8>,
     /// QoS it was published with.
     pub qos: QoS,
+    /// Client ids the broker delivered it to (empty: nobody subscribed).
+    pub to: Vec<String>,
+}
+
+/// A subscription the broker took, as the scenario's observer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscribed {
+    /// When the broker took it: publishes arriving from then on reach the client.
+    pub time: Nanos,
+    /// Subscriber's client id.
+    pub client: String,
+    /// Topic filter.
+    pub filter: String,
+}
+
+/// A fault started on a client's link (`outage`, `loss`, `extra_latency`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkFault {
+    /// The client.
+    pub client: String,
+    /// Which fault.
+    pub kind: &'static str,
+    /// When it started.
+    pub from: Nanos,
+    /// When it ends.
+    pub until: Nanos,
+    /// Loss probability (`loss` only).
+    pub probability: Option<f64>,
 }
 
 /// Per-client link statistics.
@@ -295,6 +323,8 @@ struct NetInner {
     down: BinaryHeap<Reverse<Scheduled<DownEvent>>>,
     seq: u64,
     observed: Vec<Observed>,
+    subscribed: Vec<Subscribed>,
+    faults: Vec<LinkFault>,
     observer_wakers: Vec<Waker>,
 }
 
@@ -368,7 +398,7 @@ impl NetInner {
                     "topic": p.topic,
                     "payload": payload_for_trace(&p.payload),
                     "qos": qos.level(),
-                    "to": to,
+                    "to": &to,
                 }),
             );
             self.observed.push(Observed {
@@ -377,6 +407,7 @@ impl NetInner {
                 topic: p.topic,
                 payload: p.payload,
                 qos,
+                to,
             });
         }
         for w in self.observer_wakers.drain(..) {
@@ -422,6 +453,8 @@ impl Network {
                 down: BinaryHeap::new(),
                 seq: 0,
                 observed: Vec::new(),
+                subscribed: Vec::new(),
+                faults: Vec::new(),
                 observer_wakers: Vec::new(),
             })),
         }
@@ -474,9 +507,9 @@ impl Network {
     pub fn outage(&self, client_id: &str, duration: Nanos) -> bool {
         self.with_faults(
             client_id,
-            "outage",
+            ("outage", duration, None),
             json!({ "duration_ns": duration }),
-            |w, now| w.outage_until = w.outage_until.max(now + duration),
+            |w, now| w.outage_until = w.outage_until.max(now.saturating_add(duration)),
         )
     }
 
@@ -484,9 +517,9 @@ impl Network {
     pub fn loss(&self, client_id: &str, p: f64, duration: Nanos) -> bool {
         self.with_faults(
             client_id,
-            "loss",
+            ("loss", duration, Some(p)),
             json!({ "probability": p, "duration_ns": duration }),
-            |w, now| w.loss = Some((p, now + duration)),
+            |w, now| w.loss = Some((p, now.saturating_add(duration))),
         )
     }
 
@@ -494,16 +527,16 @@ impl Network {
     pub fn extra_latency(&self, client_id: &str, extra: Nanos, duration: Nanos) -> bool {
         self.with_faults(
             client_id,
-            "extra_latency",
+            ("extra_latency", duration, None),
             json!({ "latency_ns": extra, "duration_ns": duration }),
-            |w, now| w.extra_latency = Some((extra, now + duration)),
+            |w, now| w.extra_latency = Some((extra, now.saturating_add(duration))),
         )
     }
 
     fn with_faults(
         &self,
         client_id: &str,
-        kind: &str,
+        (kind, duration, probability): (&'static str, Nanos, Option<f64>),
         params: serde_json::Value,
         f: impl FnOnce(&mut Windows, Nanos),
     ) -> bool {
@@ -513,6 +546,13 @@ impl Network {
         let mut inner = self.inner.borrow_mut();
         let now = inner.handle.now();
         f(&mut inner.clients[i].faults, now);
+        inner.faults.push(LinkFault {
+            client: client_id.to_owned(),
+            kind,
+            from: now,
+            until: now.saturating_add(duration),
+            probability,
+        });
         inner.handle.trace(
             channels::FAULTS,
             json!({ "target": "link", "device": client_id, "fault": kind, "params": params }),
@@ -532,9 +572,36 @@ impl Network {
 
     /// Waits until the broker has received more than `seen` messages.
     pub async fn observe_after(&self, seen: usize) {
+        self.changed_after(seen, usize::MAX).await
+    }
+
+    /// Every link fault started so far, in order.
+    pub fn faults(&self) -> Vec<LinkFault> {
+        self.inner.borrow().faults.clone()
+    }
+
+    /// Clients whose link loses messages on its own (`loss` > 0), with the probability.
+    pub fn lossy_links(&self) -> Vec<(String, f64)> {
+        self.inner
+            .borrow()
+            .clients
+            .iter()
+            .filter(|c| c.params.loss > 0.0)
+            .map(|c| (c.name.clone(), c.params.loss))
+            .collect()
+    }
+
+    /// Every subscription the broker has taken so far, in order.
+    pub fn subscribed(&self) -> std::cell::Ref<'_, [Subscribed]> {
+        std::cell::Ref::map(self.inner.borrow(), |i| i.subscribed.as_slice())
+    }
+
+    /// Waits until the broker has received more than `messages` messages or
+    /// taken more than `subscriptions` subscriptions.
+    pub async fn changed_after(&self, messages: usize, subscriptions: usize) {
         poll_fn(|cx| {
             let mut inner = self.inner.borrow_mut();
-            if inner.observed.len() > seen {
+            if inner.observed.len() > messages || inner.subscribed.len() > subscriptions {
                 Poll::Ready(())
             } else {
                 inner.observer_wakers.push(cx.waker().clone());
@@ -594,7 +661,16 @@ impl Process for Network {
                         .subscribe(router_id, &filter)
                         .map_err(|_| MqttError::SubscribeRefused);
                     if result.is_ok() {
+                        let client = inner.clients[e.client].name.clone();
+                        inner.subscribed.push(Subscribed {
+                            time: now,
+                            client,
+                            filter: filter.clone(),
+                        });
                         inner.clients[e.client].subscriptions.insert(filter, qos);
+                        for w in inner.observer_wakers.drain(..) {
+                            w.wake();
+                        }
                     }
                     // SUBACK rides the link back; assume it is not lost (TCP retransmits).
                     let at = inner.clients[e.client]

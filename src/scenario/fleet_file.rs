@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::duration::Duration;
 use super::fleet::FleetConfig;
 use super::load::{self, ScenarioError};
-use super::model::{CloudConfig, LinkModel, Scenario, Step, World};
+use super::model::{CloudConfig, LinkModel, Scenario, Start, Step, World, default_ready_timeout};
 use super::validate::{PathSeg, SemanticError, validate};
 
 /// A fleet file.
@@ -51,6 +51,8 @@ impl FleetFile {
             devices: Vec::new(),
             cloud: CloudConfig::default(),
             fleet: Some(self.fleet.clone()),
+            start: Start::default(),
+            ready_timeout: default_ready_timeout(),
             steps,
         }
     }

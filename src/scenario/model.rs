@@ -57,9 +57,40 @@ pub struct Scenario {
     /// that run the OTA client (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetConfig>,
+    /// When the timeline starts: once every device is ready (`when_ready`,
+    /// the default: subscribed to what it listens on, booted, first status
+    /// sent), or at once (`immediately`, to test boot races on purpose).
+    #[serde(default, skip_serializing_if = "Start::is_default")]
+    pub start: Start,
+    /// How long the devices may take to become ready before the run fails,
+    /// naming the ones that are not (`start: when_ready` only).
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: Duration,
     /// The timeline, run in order.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
+}
+
+/// When the timeline starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Start {
+    /// Once every device is ready.
+    #[default]
+    WhenReady,
+    /// At virtual time 0, whether or not the devices are ready.
+    Immediately,
+}
+
+impl Start {
+    fn is_default(&self) -> bool {
+        *self == Start::WhenReady
+    }
+}
+
+/// The default `ready_timeout`.
+pub fn default_ready_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// The physical world.
@@ -572,12 +603,15 @@ pub struct Say {
     pub text: String,
 }
 
-/// Wait for a message.
+/// Wait for a message, or for a device to be ready. Exactly one of `topic`
+/// and `ready` is given (validation says so otherwise).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(from = "raw::WaitFor")]
 pub struct WaitFor {
     /// Topic filter (`+` and `#` allowed).
-    pub topic: String,
+    pub topic: Option<String>,
+    /// A device id: wait until it is ready (after a reboot, say).
+    pub ready: Option<String>,
     /// What the message must hold (YAML: `match` and `text` beside `topic`).
     #[serde(flatten)]
     pub filter: PayloadFilter,
@@ -1038,12 +1072,18 @@ mod raw {
     }
 
     /// Run until a message matching `topic` (and `match`/`text`, if given) is
-    /// seen; fail the scenario at `timeout`.
+    /// seen, or until the device named by `ready` is ready (subscribed to what
+    /// it listens on and announced itself since its last boot); fail the
+    /// scenario at `timeout`. Give `topic` or `ready`, not both.
     #[derive(Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     pub struct WaitFor {
         /// Topic filter (`+` and `#` allowed).
-        topic: String,
+        #[serde(default)]
+        topic: Option<String>,
+        /// A device id: wait until it is ready.
+        #[serde(default)]
+        ready: Option<String>,
         /// Fields of a JSON payload by dotted path (`pose.x`, `items.0.id`), each a value to equal or a comparison.
         #[serde(default, rename = "match")]
         fields: BTreeMap<String, FieldCheck>,
@@ -1058,6 +1098,7 @@ mod raw {
         fn from(r: WaitFor) -> Self {
             super::WaitFor {
                 topic: r.topic,
+                ready: r.ready,
                 filter: PayloadFilter {
                     fields: r.fields,
                     text: r.text,

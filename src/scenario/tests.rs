@@ -62,6 +62,8 @@ cloud:
     - rvr-telemetry
     - AmazingHandStateStreamingRule
     - { name: my_rule, sql: "SELECT * FROM 'a/+'", action: rvr-telemetry }
+start: immediately
+ready_timeout: 5s
 steps:
   - publish: { topic: twinrig/echo/echo-1/tx, payload: "hello" }
   - publish: { topic: twinrig/rover/rover-1/cmd, payload: { speed: 0.5, turn: [1, 2] }, qos: 1 }
@@ -100,6 +102,7 @@ steps:
         count: { at_least: 3 }
         latest: { imuYaw: { approx: 90, tolerance: 2 }, deviceName: rover-1 }
   - expect: { records: { kind: hand-state } }
+  - wait_for: { ready: echo-2, timeout: 1s }
 "##;
 
 fn ms(n: u64) -> Duration {
@@ -245,6 +248,8 @@ fn expected_everything() -> Scenario {
             ],
         },
         fleet: None,
+        start: Start::Immediately,
+        ready_timeout: Duration::from_secs(5),
         steps: vec![
             Step::Publish(Publish {
                 topic: "twinrig/echo/echo-1/tx".into(),
@@ -257,12 +262,14 @@ fn expected_everything() -> Scenario {
                 qos: 1,
             }),
             Step::WaitFor(WaitFor {
-                topic: "twinrig/echo/echo-1/rx".into(),
+                topic: Some("twinrig/echo/echo-1/rx".into()),
+                ready: None,
                 filter: filter(&[], Some("hello")),
                 timeout: Duration::from_secs(2),
             }),
             Step::WaitFor(WaitFor {
-                topic: "twinrig/rover/+/state".into(),
+                topic: Some("twinrig/rover/+/state".into()),
+                ready: None,
                 filter: filter(
                     &[
                         (
@@ -406,6 +413,12 @@ fn expected_everything() -> Scenario {
                 count: None,
                 latest: BTreeMap::new(),
             })),
+            Step::WaitFor(WaitFor {
+                topic: None,
+                ready: Some("echo-2".into()),
+                filter: PayloadFilter::default(),
+                timeout: Duration::from_secs(1),
+            }),
         ],
     }
 }

@@ -178,6 +178,7 @@ impl Checker<'_> {
         if let Some(fleet) = &s.fleet {
             self.fleet(fleet, &s.devices, &root.k("fleet"));
         }
+        self.nonzero(s.ready_timeout, &root.k("ready_timeout"), "`ready_timeout`");
         let steps = root.k("steps");
         if s.steps.is_empty() {
             self.err(
@@ -484,8 +485,32 @@ impl Checker<'_> {
                 }
             }
             Step::WaitFor(w) => {
-                self.topic_filter(&w.topic, &p.k("topic"), &what);
-                self.payload_filter(&w.filter, &p, &what);
+                match (&w.topic, &w.ready) {
+                    (Some(topic), None) => {
+                        self.topic_filter(topic, &p.k("topic"), &what);
+                        self.payload_filter(&w.filter, &p, &what);
+                    }
+                    (None, Some(device)) => {
+                        if !w.filter.fields.is_empty() || w.filter.text.is_some() {
+                            self.err(
+                                &p,
+                                format!("{what}: `match` and `text` apply to `topic`, not to `ready`"),
+                            );
+                        }
+                        let fleet_device = self.fleet_devices.contains_key(device.as_str());
+                        if !fleet_device {
+                            self.known_device(device, &p.k("ready"), &what);
+                        }
+                    }
+                    (Some(_), Some(_)) => self.err(
+                        &p,
+                        format!("{what}: give `topic` (wait for a message) or `ready` (wait for a device), not both"),
+                    ),
+                    (None, None) => self.err(
+                        &p,
+                        format!("{what}: give `topic` (wait for a message) or `ready` (wait for a device)"),
+                    ),
+                }
                 self.nonzero(w.timeout, &p.k("timeout"), &format!("{what}: `timeout`"));
             }
             Step::Expect(e) => self.expect(e, &p, &what),

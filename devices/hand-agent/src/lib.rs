@@ -69,3 +69,6 @@ pub use spell::{Hand, SpellOutcome};
 pub use state::{HandState, StateMessage, StateSink, action_topic, state_topic};
 pub use table::{AslTable, Finger, Pose};
 pub use worker::{HandAgent, MessageReport, Worker};
+
+/// This crate's version (what `twinrig --version` lists).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -39,3 +39,6 @@ pub use partitions::{
     BootDecision, ImageState, Layout, OtaSelectEntry, PartitionError, Partitions, Slot,
 };
 pub use updater::{Action, BootOutcome, DeviceConfig, SelfTest, Updater};
+
+/// This crate's version (what `twinrig --version` lists).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,77 @@
+//! `twinrig init [DIR]`: a small scenario folder that runs green at once,
+//! an example per robot kind, the JSON Schema for editors and a README.
+//! The files live beside this module as data.
+
+use std::path::{Path, PathBuf};
+
+/// The files `init` writes: name and contents (the schema is generated).
+fn files() -> Vec<(&'static str, String)> {
+    vec![
+        ("README.md", include_str!("README.md").to_owned()),
+        ("echo.yaml", include_str!("echo.yaml").to_owned()),
+        ("rvr.yaml", include_str!("rvr.yaml").to_owned()),
+        ("hand.yaml", include_str!("hand.yaml").to_owned()),
+        (
+            "scenario.schema.json",
+            crate::scenario::scenario_schema_json(),
+        ),
+    ]
+}
+
+/// Writes the example folder into `dir` (created if missing). Refuses, before
+/// writing anything, if one of its files already exists there.
+pub fn write(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let files = files();
+    if let Some(existing) = files
+        .iter()
+        .map(|(name, _)| dir.join(name))
+        .find(|p| p.exists())
+    {
+        return Err(format!(
+            "{} already exists; `twinrig init` never overwrites (choose another directory)",
+            existing.display()
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_names_a_kind_this_build_has_and_points_at_the_schema() {
+        let kinds = crate::devices::kind_names();
+        for (name, text) in files() {
+            if !name.ends_with(".yaml") {
+                continue;
+            }
+            assert!(
+                text.starts_with("# yaml-language-server: $schema=scenario.schema.json\n"),
+                "{name}"
+            );
+            let kind = name.trim_end_matches(".yaml");
+            assert!(kinds.contains(&kind), "{name}: kind {kind}");
+        }
+    }
+
+    #[test]
+    fn init_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rvr.yaml"), "mine").unwrap();
+        let e = write(dir.path()).unwrap_err();
+        assert!(e.contains("rvr.yaml already exists"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("rvr.yaml")).unwrap(),
+            "mine"
+        );
+        assert!(!dir.path().join("echo.yaml").exists(), "nothing written");
+    }
+}

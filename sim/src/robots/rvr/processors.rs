@@ -29,9 +29,11 @@
 //! thermal protection or with a motor fault the robot refuses drive commands
 //! (restricted); asleep it also refuses LED and infrared actions, and sleep
 //! stops streaming, colour notifications and the LEDs. `drive_to_position`
-//! answers "not yet implemented". There is no second robot, so the infrared
-//! readings are 0 and no infrared message ever arrives. The robot's
-//! inactivity auto-sleep is not modelled; the activity flag is read but
+//! and `get_magnetometer_reading` (newer-SDK commands) answer "not yet
+//! implemented". There is no second robot, so the infrared readings are 0,
+//! following and evading find nobody (the robot stays put) and no infrared
+//! message ever arrives. The robot's inactivity soft sleep (after 5 min idle,
+//! per Sphero's SDK site) is not modelled; the activity flag is read but
 //! changes nothing.
 
 mod color;

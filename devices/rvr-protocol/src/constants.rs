@@ -98,8 +98,8 @@ pub mod device {
 
     /// Default processor node per device when a packet carries no target id
     /// (fact sheet §4 table; `api_and_shell` is "either", listed as `None`).
-    /// Sensor commands on the Nordic side are listed in
-    /// [`super::sensor::NORDIC_COMMANDS`].
+    /// A command that only one processor serves goes there whatever its
+    /// device's default (the command table in `crate::command`).
     pub const DEFAULT_NODE: [(u8, Option<u8>); 7] = [
         (API_AND_SHELL, None),
         (SYSTEM_INFO, Some(super::address::NORDIC_NODE)),
@@ -109,6 +109,69 @@ pub mod device {
         (CONNECTION, Some(super::address::NORDIC_NODE)),
         (IO, Some(super::address::NORDIC_NODE)),
     ];
+}
+
+/// API and shell (DID 0x10) command ids; either processor (fact sheet §4.1).
+pub mod api_and_shell {
+    pub const ECHO: u8 = 0x00;
+    /// Most bytes `echo` carries (the Python SDK's parameter size).
+    pub const ECHO_MAX_LEN: usize = 16;
+}
+
+/// System info (DID 0x11) command ids (fact sheet §4.1; the Python SDK 0.3.4
+/// command table).
+pub mod system_info {
+    pub const GET_MAIN_APPLICATION_VERSION: u8 = 0x00;
+    pub const GET_BOOTLOADER_VERSION: u8 = 0x01;
+    pub const GET_BOARD_REVISION: u8 = 0x03;
+    pub const GET_MAC_ADDRESS: u8 = 0x06;
+    pub const GET_STATS_ID: u8 = 0x13;
+    pub const GET_PROCESSOR_NAME: u8 = 0x1F;
+    pub const GET_SKU: u8 = 0x38;
+    pub const GET_CORE_UP_TIME_IN_MILLISECONDS: u8 = 0x39;
+}
+
+/// Connection (DID 0x19) command ids; Nordic (fact sheet §4.1).
+pub mod connection {
+    pub const GET_BLUETOOTH_ADVERTISING_NAME: u8 = 0x05;
+}
+
+/// User IO (DID 0x1A) command ids and limits; Nordic (fact sheet §4.5).
+pub mod io {
+    pub const SET_ALL_LEDS: u8 = 0x1A;
+    pub const GET_ACTIVE_COLOR_PALETTE: u8 = 0x44;
+    pub const SET_ACTIVE_COLOR_PALETTE: u8 = 0x45;
+    pub const GET_COLOR_IDENTIFICATION_REPORT: u8 = 0x46;
+    pub const LOAD_COLOR_PALETTE: u8 = 0x47;
+    pub const SAVE_COLOR_PALETTE: u8 = 0x48;
+    pub const RELEASE_LED_REQUESTS: u8 = 0x4E;
+
+    /// Most brightness values `set_all_leds` carries (one per mask bit).
+    pub const MAX_LED_VALUES: usize = 32;
+    /// LED channels the RVR has: bits 0-29 are ten RGB groups, bit 30 the
+    /// undercarriage white LED (Python SDK `SpheroRvrLedBitmasks`).
+    pub const LED_CHANNELS: usize = 31;
+    /// Mask bits naming an RVR LED channel.
+    pub const LED_BITS_DEFINED: u32 = (1 << LED_CHANNELS) - 1;
+    /// Bytes of one palette entry: index, red, green, blue.
+    pub const PALETTE_ENTRY_LEN: usize = 4;
+    /// Most palette entries (the Python SDK's 48-byte parameter / 4).
+    pub const MAX_PALETTE_ENTRIES: usize = 12;
+    /// Bytes of one identification report entry: index, confidence.
+    pub const REPORT_ENTRY_LEN: usize = 2;
+    /// Colour classification id meaning "not identified" (Python SDK docstring
+    /// of `on_color_detection_notify`); never a palette index.
+    pub const UNIDENTIFIED_COLOR: u8 = 0xFF;
+}
+
+/// Text outputs (MAC address, names, SKU): UTF-8 bytes to the end of the
+/// payload, as the Python SDK unpacks `std::string`.
+pub mod text {
+    /// Longest text this crate carries. **Assumed**: the SDKs give no limit;
+    /// the longest documented value is a MAC address (17 characters).
+    pub const MAX_TEXT_LEN: usize = 64;
+    /// A host-sent or robot-sent string may end with this (C strings).
+    pub const TERMINATOR: u8 = 0;
 }
 
 /// Power (DID 0x13) command ids; Nordic (fact sheet §4.2).
@@ -135,6 +198,10 @@ pub mod power {
     pub const READING_CALIBRATED_FILTERED: u8 = 0;
     pub const READING_CALIBRATED_UNFILTERED: u8 = 1;
     pub const READING_UNCALIBRATED_UNFILTERED: u8 = 2;
+
+    /// Current sense amplifier ids (Python SDK `AmplifierIdsEnum`).
+    pub const AMPLIFIER_LEFT_MOTOR: u8 = 0;
+    pub const AMPLIFIER_RIGHT_MOTOR: u8 = 1;
 }
 
 /// Drive (DID 0x16) command ids and parameter values; ST (fact sheet §4.3).
@@ -204,6 +271,11 @@ pub mod drive {
     /// All defined XY-drive flag bits.
     pub const XY_FLAGS_DEFINED: u8 = 0x07;
 
+    /// Motor indexes (Python SDK `MotorIndexesEnum`), also used by the
+    /// sensor device's `get_motor_temperature`.
+    pub const MOTOR_INDEX_LEFT: u8 = 0;
+    pub const MOTOR_INDEX_RIGHT: u8 = 1;
+
     /// Default command timeout of the drive controllers, milliseconds.
     pub const DEFAULT_CONTROL_TIMEOUT_MS: u16 = 2000;
 }
@@ -217,7 +289,14 @@ pub mod sensor {
     pub const GET_BOT_TO_BOT_INFRARED_READINGS: u8 = 0x22;
     pub const GET_RGBC_SENSOR_VALUES: u8 = 0x23;
     pub const MAGNETOMETER_CALIBRATE_TO_NORTH: u8 = 0x25;
+    pub const START_ROBOT_TO_ROBOT_INFRARED_BROADCASTING: u8 = 0x27;
+    pub const START_ROBOT_TO_ROBOT_INFRARED_FOLLOWING: u8 = 0x28;
+    pub const STOP_ROBOT_TO_ROBOT_INFRARED_BROADCASTING: u8 = 0x29;
+    pub const ROBOT_TO_ROBOT_INFRARED_MESSAGE_RECEIVED_NOTIFY: u8 = 0x2C;
     pub const GET_AMBIENT_LIGHT_SENSOR_VALUE: u8 = 0x30;
+    pub const STOP_ROBOT_TO_ROBOT_INFRARED_FOLLOWING: u8 = 0x32;
+    pub const START_ROBOT_TO_ROBOT_INFRARED_EVADING: u8 = 0x33;
+    pub const STOP_ROBOT_TO_ROBOT_INFRARED_EVADING: u8 = 0x34;
     pub const ENABLE_COLOR_DETECTION_NOTIFY: u8 = 0x35;
     pub const COLOR_DETECTION_NOTIFY: u8 = 0x36;
     pub const GET_CURRENT_DETECTED_COLOR_READING: u8 = 0x37;
@@ -227,6 +306,9 @@ pub mod sensor {
     pub const STOP_STREAMING_SERVICE: u8 = 0x3B;
     pub const CLEAR_STREAMING_SERVICE: u8 = 0x3C;
     pub const STREAMING_SERVICE_DATA_NOTIFY: u8 = 0x3D;
+    pub const ENABLE_ROBOT_INFRARED_MESSAGE_NOTIFY: u8 = 0x3E;
+    pub const SEND_INFRARED_MESSAGE: u8 = 0x3F;
+    pub const GET_MOTOR_TEMPERATURE: u8 = 0x42;
     pub const GET_TEMPERATURE: u8 = 0x4A;
     pub const GET_MOTOR_THERMAL_PROTECTION_STATUS: u8 = 0x4B;
     pub const ENABLE_MOTOR_THERMAL_PROTECTION_STATUS_NOTIFY: u8 = 0x4C;
@@ -236,17 +318,27 @@ pub mod sensor {
     pub const GET_ENCODER_COUNTS: u8 = 0x53;
     pub const DISABLE_NOTIFICATIONS_AND_ACTIVE_COMMANDS: u8 = 0x54;
 
-    /// Sensor commands served by the Nordic processor (colour, ambient light,
-    /// RGBC). Every other sensor command defaults to ST; the streaming commands
-    /// go to whichever processor the caller picks.
-    pub const NORDIC_COMMANDS: [u8; 6] = [
-        GET_RGBC_SENSOR_VALUES,
-        GET_AMBIENT_LIGHT_SENSOR_VALUE,
-        ENABLE_COLOR_DETECTION_NOTIFY,
-        COLOR_DETECTION_NOTIFY,
-        GET_CURRENT_DETECTED_COLOR_READING,
-        ENABLE_COLOR_DETECTION,
-    ];
+    /// `gyro_max_notify` flag bits: the axis and direction beyond the gyro's range.
+    pub const GYRO_MAX_PLUS_X: u8 = 0x01;
+    pub const GYRO_MAX_MINUS_X: u8 = 0x02;
+    pub const GYRO_MAX_PLUS_Y: u8 = 0x04;
+    pub const GYRO_MAX_MINUS_Y: u8 = 0x08;
+    pub const GYRO_MAX_PLUS_Z: u8 = 0x10;
+    pub const GYRO_MAX_MINUS_Z: u8 = 0x20;
+    /// All defined gyro-max flag bits.
+    pub const GYRO_MAX_FLAGS_DEFINED: u8 = 0x3F;
+
+    /// `set_locator_flags` bit 0: keep the X-Y axes of start-up instead of
+    /// re-orienting them at every yaw reset (Python SDK docstring).
+    pub const LOCATOR_FLAG_AUTO_CALIBRATE: u8 = 0x01;
+    /// All defined locator flag bits.
+    pub const LOCATOR_FLAGS_DEFINED: u8 = 0x01;
+
+    /// Infrared message codes are 0..=7 and emitter strengths 0..=64 (Python
+    /// SDK docstring of `send_infrared_message`); checked by the robot, not
+    /// by this crate.
+    pub const MAX_INFRARED_CODE: u8 = 7;
+    pub const MAX_INFRARED_STRENGTH: u8 = 64;
 
     /// Motor thermal protection status values.
     pub const THERMAL_STATUS_OK: u8 = 0;

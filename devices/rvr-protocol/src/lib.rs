@@ -26,7 +26,8 @@
 //! * A response echoes DID, CID and SEQ, sets is-response, carries ERR
 //!   ([`ErrorCode`]) and swaps the ids: response TID = command SID, response
 //!   SID = command TID ([`Header::response_header`]).
-//! * Notifications are command packets from the robot, SID = the emitting processor.
+//! * Notifications are command packets from the robot, SID = the emitting
+//!   processor, requesting no response.
 //!
 //! # Addressing styles
 //!
@@ -45,7 +46,15 @@
 //! * [`AddressStyle::Untargeted`]: neither id; the robot routes by device id.
 //!
 //! What the real robot puts in the header of its *notifications* is not
-//! documented; [`AddressStyle::notification_header`] states what is assumed.
+//! documented; the Python SDK only routes notifications whose SID is the bare
+//! node (`0x01` / `0x02`), see [`AddressStyle::notification_header`].
+//!
+//! # Tables
+//!
+//! [`command::COMMANDS`] and [`notification::NOTIFICATIONS`] list every typed
+//! message once: ids, serving / emitting processor, payload lengths, and the
+//! name in Sphero's API. They cover the Python SDK 0.3.4's 65 commands and
+//! notifications and the newer SDK's drive commands the bridge uses.
 //!
 //! # Parser
 //!
@@ -69,9 +78,9 @@
 //!
 //! Where the reference marks a fact unverified, this crate assumes and names
 //! it (search the docs for "assumed"): the payload size limit, notification
-//! addressing, the error-only reply rule, strictness on bool bytes and
-//! undefined flag bits, tokens up to 15, and the signedness of encoder
-//! streams.
+//! addressing in the Node.js style, the error-only reply rule, strictness on
+//! bool bytes and undefined flag bits, tokens up to 15, the signedness of
+//! encoder streams, and the longest text.
 //!
 //! # Example
 //!
@@ -113,14 +122,15 @@ pub mod packet;
 pub mod parser;
 pub mod response;
 pub mod streaming;
+pub mod values;
 mod wire;
 
 pub use command::{
-    Command, CommandKind, HeadingFlags, MotorMode, RcFlags, VoltageReading, XyDirection,
-    XyDriveFlags,
+    COMMANDS, Command, CommandKind, CommandSpec, HeadingFlags, Len, MotorMode, RcFlags, ServedBy,
+    VoltageReading, XyDirection, XyDriveFlags,
 };
 pub use error::{DecodeError, EncodeError, ErrorCode};
-pub use notification::Notification;
+pub use notification::{NOTIFICATIONS, Notification, NotificationKind, NotificationSpec};
 pub use packet::{AddressStyle, Flags, Frame, Header, Packet, Processor};
 pub use parser::{Feed, ParseError, Parser, ParserStats, decode_frame};
 pub use response::{BatteryVoltageState, MotorThermal, Response, ThermalStatus};
@@ -128,4 +138,8 @@ pub use streaming::{
     Attitude, ColorReading, DataSize, EncoderTicks, Quaternion, SensorSample, SensorService,
     StreamEntry, StreamStatus, StreamingConfig, StreamingData, Vector2, Vector3, denormalize,
     normalize,
+};
+pub use values::{
+    Bytes, ColorDetection, ColorMatch, ColorMatches, ColorPalette, EchoData, GyroMaxFlags,
+    InfraredReadings, LedValues, LocatorFlags, Motor, PaletteEntry, Text, Version,
 };

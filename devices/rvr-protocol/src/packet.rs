@@ -2,7 +2,8 @@
 
 use core::fmt;
 
-use crate::constants::{address, device, flag_bits, framing, sensor};
+use crate::command::CommandKind;
+use crate::constants::{address, device, flag_bits, framing};
 use crate::error::{EncodeError, ErrorCode};
 
 /// The sender-chosen FLAGS bits: request response, error-only response,
@@ -107,13 +108,17 @@ impl Processor {
         }
     }
 
-    /// The processor that serves a command when the packet has no target id,
-    /// following the fact sheet's per-device table. `None` for devices that
-    /// either processor serves (`api_and_shell`) or that are unknown. The
-    /// streaming commands, which go to either processor, default to ST.
+    /// The processor that serves a command when the packet has no target id:
+    /// the only one that serves it (the command table), else the device's
+    /// default from the fact sheet's per-device table. `None` for devices
+    /// that either processor serves (`api_and_shell`) or that are unknown.
+    /// The streaming commands, which go to either processor, default to ST.
     pub fn default_for(device_id: u8, command_id: u8) -> Option<Processor> {
-        if device_id == device::SENSOR && sensor::NORDIC_COMMANDS.contains(&command_id) {
-            return Some(Processor::Nordic);
+        if let Some(only) = CommandKind::from_ids(device_id, command_id)
+            .ok()
+            .and_then(|kind| kind.spec().served_by.only())
+        {
+            return Some(only);
         }
         device::DEFAULT_NODE
             .iter()
@@ -177,12 +182,17 @@ impl AddressStyle {
     }
 
     /// The header of an unsolicited notification from `source` in this style.
+    /// No optional flags: a notification requests no response.
     ///
-    /// **Assumed** (the fact sheet does not document what the robot sends):
-    /// no optional flags; [`AddressStyle::TargetOnly`] sends SID = node and no
-    /// TID; [`AddressStyle::TargetAndSource`] sends SID = `0x11` / `0x12` and
-    /// TID = `0x01` (the host, as a response would); [`AddressStyle::Untargeted`]
-    /// sends neither.
+    /// [`AddressStyle::TargetOnly`] sends SID = node (`0x01` / `0x02`) and no
+    /// TID. This is what the Python SDK can receive: its handler
+    /// (`asyncio/server/handler/api_sphero_handler.py`, `_handle_command`)
+    /// looks up the callback registered by `on_*_notify` under
+    /// `(DID, CID, message source)` with source 1 or 2, so any other source
+    /// byte reaches no callback. [`AddressStyle::TargetAndSource`] sends
+    /// SID = `0x11` / `0x12` and TID = `0x01` (the host, as a response would;
+    /// **assumed**, the Node.js SDK's notification matching is not
+    /// documented); [`AddressStyle::Untargeted`] sends neither.
     pub const fn notification_header(
         self,
         source: Processor,

@@ -54,6 +54,26 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes(self.take()?))
     }
 
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+
+    /// How many bytes are left to read.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// Every byte not read yet; reading ends here.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let rest = &self.bytes[self.pos..];
+        self.pos = self.bytes.len();
+        rest
+    }
+
     pub(crate) fn f32(&mut self) -> Result<f32, DecodeError> {
         Ok(f32::from_be_bytes(self.take()?))
     }
@@ -117,6 +137,14 @@ impl Writer {
     }
 
     pub(crate) fn i32(&mut self, v: i32) -> Result<&mut Writer, EncodeError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    pub(crate) fn u32(&mut self, v: u32) -> Result<&mut Writer, EncodeError> {
+        self.bytes(&v.to_be_bytes())
+    }
+
+    pub(crate) fn u64(&mut self, v: u64) -> Result<&mut Writer, EncodeError> {
         self.bytes(&v.to_be_bytes())
     }
 

@@ -3,12 +3,15 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 use rvr_protocol::constants::{flag_bits, framing};
+use rvr_protocol::constants::{io, text};
 use rvr_protocol::{
-    AddressStyle, Attitude, BatteryVoltageState, ColorReading, Command, CommandKind, DataSize,
-    EncoderTicks, ErrorCode, Flags, Header, HeadingFlags, MotorMode, MotorThermal, Notification,
-    Packet, ParseError, Parser, Processor, Quaternion, RcFlags, Response, SensorSample,
-    SensorService, StreamStatus, StreamingConfig, StreamingData, ThermalStatus, Vector2, Vector3,
-    VoltageReading, XyDirection, XyDriveFlags, decode_frame,
+    AddressStyle, Attitude, BatteryVoltageState, ColorDetection, ColorMatch, ColorMatches,
+    ColorPalette, ColorReading, Command, CommandKind, DataSize, EchoData, EncoderTicks, ErrorCode,
+    Flags, GyroMaxFlags, Header, HeadingFlags, InfraredReadings, LedValues, LocatorFlags, Motor,
+    MotorMode, MotorThermal, Notification, NotificationKind, Packet, PaletteEntry, ParseError,
+    Parser, Processor, Quaternion, RcFlags, Response, SensorSample, SensorService, StreamStatus,
+    StreamingConfig, StreamingData, Text, ThermalStatus, Vector2, Vector3, Version, VoltageReading,
+    XyDirection, XyDriveFlags, decode_frame,
 };
 
 // ---------------------------------------------------------------- strategies
@@ -61,6 +64,59 @@ fn xy_flags() -> impl Strategy<Value = XyDriveFlags> {
         })
 }
 
+fn motor() -> impl Strategy<Value = Motor> {
+    select(Motor::BOTH.to_vec())
+}
+
+fn echo_data() -> impl Strategy<Value = EchoData> {
+    prop::collection::vec(any::<u8>(), 0..=16).prop_map(|d| EchoData::new(&d).unwrap())
+}
+
+fn led_values() -> impl Strategy<Value = LedValues> {
+    (any::<u32>(), prop::collection::vec(any::<u8>(), 32))
+        .prop_map(|(mask, v)| LedValues::new(mask, &v[..mask.count_ones() as usize]).unwrap())
+}
+
+fn palette() -> impl Strategy<Value = ColorPalette> {
+    prop::collection::vec(any::<[u8; 4]>(), 0..=io::MAX_PALETTE_ENTRIES).prop_map(|entries| {
+        let entries: Vec<PaletteEntry> = entries
+            .into_iter()
+            .map(|[index, red, green, blue]| PaletteEntry {
+                index,
+                red,
+                green,
+                blue,
+            })
+            .collect();
+        ColorPalette::new(&entries).unwrap()
+    })
+}
+
+fn color_matches() -> impl Strategy<Value = ColorMatches> {
+    prop::collection::vec(any::<[u8; 2]>(), 0..=io::MAX_PALETTE_ENTRIES).prop_map(|m| {
+        let m: Vec<ColorMatch> = m
+            .into_iter()
+            .map(|[index, confidence]| ColorMatch { index, confidence })
+            .collect();
+        ColorMatches::new(&m).unwrap()
+    })
+}
+
+/// Text as the robot sends it: any UTF-8 without NUL that fits.
+fn text_value() -> impl Strategy<Value = Text> {
+    // At most 4 bytes per char: 16 chars always fit.
+    const _: () = assert!(16 * 4 <= text::MAX_TEXT_LEN);
+    "[^\\x00]{0,16}".prop_map(|s| Text::new(&s).unwrap())
+}
+
+fn version() -> impl Strategy<Value = Version> {
+    any::<[u16; 3]>().prop_map(|[major, minor, revision]| Version {
+        major,
+        minor,
+        revision,
+    })
+}
+
 fn data_size() -> impl Strategy<Value = DataSize> {
     select(DataSize::ALL.to_vec())
 }
@@ -83,11 +139,29 @@ fn streaming_config() -> impl Strategy<Value = StreamingConfig> {
 /// kind cannot be added without a strategy.
 fn command_of(kind: CommandKind) -> BoxedStrategy<Command> {
     use CommandKind as K;
+    let flag = |f: fn(bool) -> Command| any::<bool>().prop_map(f).boxed();
+    let codes = |f: fn(u8, u8) -> Command| {
+        (any::<u8>(), any::<u8>())
+            .prop_map(move |(a, b)| f(a, b))
+            .boxed()
+    };
     match kind {
+        K::Echo => echo_data().prop_map(Command::Echo).boxed(),
+        K::GetMainApplicationVersion => Just(Command::GetMainApplicationVersion).boxed(),
+        K::GetBootloaderVersion => Just(Command::GetBootloaderVersion).boxed(),
+        K::GetBoardRevision => Just(Command::GetBoardRevision).boxed(),
+        K::GetMacAddress => Just(Command::GetMacAddress).boxed(),
+        K::GetStatsId => Just(Command::GetStatsId).boxed(),
+        K::GetProcessorName => Just(Command::GetProcessorName).boxed(),
+        K::GetSku => Just(Command::GetSku).boxed(),
+        K::GetCoreUpTimeInMilliseconds => Just(Command::GetCoreUpTimeInMilliseconds).boxed(),
         K::Sleep => Just(Command::Sleep).boxed(),
         K::Wake => Just(Command::Wake).boxed(),
         K::GetBatteryPercentage => Just(Command::GetBatteryPercentage).boxed(),
         K::GetBatteryVoltageState => Just(Command::GetBatteryVoltageState).boxed(),
+        K::EnableBatteryVoltageStateChangeNotify => {
+            flag(|enabled| Command::EnableBatteryVoltageStateChangeNotify { enabled })
+        }
         K::GetBatteryVoltageInVolts => select(vec![
             VoltageReading::CalibratedFiltered,
             VoltageReading::CalibratedUnfiltered,
@@ -95,6 +169,12 @@ fn command_of(kind: CommandKind) -> BoxedStrategy<Command> {
         ])
         .prop_map(|reading| Command::GetBatteryVoltageInVolts { reading })
         .boxed(),
+        K::GetBatteryVoltageStateThresholds => {
+            Just(Command::GetBatteryVoltageStateThresholds).boxed()
+        }
+        K::GetCurrentSenseAmplifierCurrent => motor()
+            .prop_map(|motor| Command::GetCurrentSenseAmplifierCurrent { motor })
+            .boxed(),
         K::RawMotors => (motor_mode(), any::<u8>(), motor_mode(), any::<u8>())
             .prop_map(
                 |(left_mode, left_duty, right_mode, right_duty)| Command::RawMotors {
@@ -116,6 +196,9 @@ fn command_of(kind: CommandKind) -> BoxedStrategy<Command> {
         K::SetCustomControlSystemTimeout => any::<u16>()
             .prop_map(|timeout_ms| Command::SetCustomControlSystemTimeout { timeout_ms })
             .boxed(),
+        K::EnableMotorStallNotify => flag(|enabled| Command::EnableMotorStallNotify { enabled }),
+        K::EnableMotorFaultNotify => flag(|enabled| Command::EnableMotorFaultNotify { enabled }),
+        K::GetMotorFaultState => Just(Command::GetMotorFaultState).boxed(),
         K::DriveTankSi => (real(), real())
             .prop_map(|(left_mps, right_mps)| Command::DriveTankSi {
                 left_mps,
@@ -164,11 +247,42 @@ fn command_of(kind: CommandKind) -> BoxedStrategy<Command> {
         K::RestoreDefaultControlSystemTimeout => {
             Just(Command::RestoreDefaultControlSystemTimeout).boxed()
         }
+        K::EnableGyroMaxNotify => flag(|enabled| Command::EnableGyroMaxNotify { enabled }),
         K::ResetLocatorXy => Just(Command::ResetLocatorXy).boxed(),
-        K::GetAmbientLightSensorValue => Just(Command::GetAmbientLightSensorValue).boxed(),
-        K::EnableColorDetection => any::<bool>()
-            .prop_map(|enabled| Command::EnableColorDetection { enabled })
+        K::SetLocatorFlags => any::<bool>()
+            .prop_map(|auto_calibrate| Command::SetLocatorFlags(LocatorFlags { auto_calibrate }))
             .boxed(),
+        K::GetBotToBotInfraredReadings => Just(Command::GetBotToBotInfraredReadings).boxed(),
+        K::GetRgbcSensorValues => Just(Command::GetRgbcSensorValues).boxed(),
+        K::StartInfraredBroadcasting => {
+            codes(|far_code, near_code| Command::StartInfraredBroadcasting {
+                far_code,
+                near_code,
+            })
+        }
+        K::StartInfraredFollowing => codes(|far_code, near_code| Command::StartInfraredFollowing {
+            far_code,
+            near_code,
+        }),
+        K::StopInfraredBroadcasting => Just(Command::StopInfraredBroadcasting).boxed(),
+        K::GetAmbientLightSensorValue => Just(Command::GetAmbientLightSensorValue).boxed(),
+        K::StopInfraredFollowing => Just(Command::StopInfraredFollowing).boxed(),
+        K::StartInfraredEvading => codes(|far_code, near_code| Command::StartInfraredEvading {
+            far_code,
+            near_code,
+        }),
+        K::StopInfraredEvading => Just(Command::StopInfraredEvading).boxed(),
+        K::EnableColorDetectionNotify => (any::<bool>(), any::<u16>(), any::<u8>())
+            .prop_map(|(enabled, interval_ms, min_confidence)| {
+                Command::EnableColorDetectionNotify {
+                    enabled,
+                    interval_ms,
+                    min_confidence,
+                }
+            })
+            .boxed(),
+        K::GetCurrentDetectedColorReading => Just(Command::GetCurrentDetectedColorReading).boxed(),
+        K::EnableColorDetection => flag(|enabled| Command::EnableColorDetection { enabled }),
         K::ConfigureStreaming => streaming_config()
             .prop_map(Command::ConfigureStreaming)
             .boxed(),
@@ -177,11 +291,50 @@ fn command_of(kind: CommandKind) -> BoxedStrategy<Command> {
             .boxed(),
         K::StopStreaming => Just(Command::StopStreaming).boxed(),
         K::ClearStreaming => Just(Command::ClearStreaming).boxed(),
+        K::EnableRobotInfraredMessageNotify => {
+            flag(|enabled| Command::EnableRobotInfraredMessageNotify { enabled })
+        }
+        K::SendInfraredMessage => any::<[u8; 5]>()
+            .prop_map(|[code, f, l, r, b]| Command::SendInfraredMessage {
+                code,
+                front_strength: f,
+                left_strength: l,
+                right_strength: r,
+                rear_strength: b,
+            })
+            .boxed(),
+        K::GetMotorTemperature => motor()
+            .prop_map(|motor| Command::GetMotorTemperature { motor })
+            .boxed(),
         K::GetMotorThermalProtectionStatus => {
             Just(Command::GetMotorThermalProtectionStatus).boxed()
         }
+        K::EnableMotorThermalProtectionStatusNotify => {
+            flag(|enabled| Command::EnableMotorThermalProtectionStatusNotify { enabled })
+        }
         K::GetMagnetometerReading => Just(Command::GetMagnetometerReading).boxed(),
         K::GetEncoderCounts => Just(Command::GetEncoderCounts).boxed(),
+        K::GetBluetoothAdvertisingName => Just(Command::GetBluetoothAdvertisingName).boxed(),
+        K::SetAllLeds => led_values().prop_map(Command::SetAllLeds).boxed(),
+        K::GetActiveColorPalette => Just(Command::GetActiveColorPalette).boxed(),
+        K::SetActiveColorPalette => palette().prop_map(Command::SetActiveColorPalette).boxed(),
+        K::GetColorIdentificationReport => any::<[u8; 4]>()
+            .prop_map(|[red, green, blue, confidence_threshold]| {
+                Command::GetColorIdentificationReport {
+                    red,
+                    green,
+                    blue,
+                    confidence_threshold,
+                }
+            })
+            .boxed(),
+        K::LoadColorPalette => any::<u8>()
+            .prop_map(|index| Command::LoadColorPalette { index })
+            .boxed(),
+        K::SaveColorPalette => any::<u8>()
+            .prop_map(|index| Command::SaveColorPalette { index })
+            .boxed(),
+        K::ReleaseLedRequests => Just(Command::ReleaseLedRequests).boxed(),
     }
 }
 
@@ -204,10 +357,24 @@ fn thermal() -> impl Strategy<Value = MotorThermal> {
         })
 }
 
-/// A strategy for every response to `kind` (exhaustive, like `command_of`).
+/// A strategy for every response to `kind` (exhaustive over the kinds with
+/// outputs, like `command_of`; the rest are acknowledgements).
 fn response_of(kind: CommandKind) -> BoxedStrategy<Response> {
     use CommandKind as K;
     match kind {
+        K::Echo => echo_data().prop_map(Response::Echo).boxed(),
+        K::GetMainApplicationVersion => {
+            version().prop_map(Response::MainApplicationVersion).boxed()
+        }
+        K::GetBootloaderVersion => version().prop_map(Response::BootloaderVersion).boxed(),
+        K::GetBoardRevision => any::<u8>().prop_map(Response::BoardRevision).boxed(),
+        K::GetMacAddress => text_value().prop_map(Response::MacAddress).boxed(),
+        K::GetStatsId => any::<u16>().prop_map(Response::StatsId).boxed(),
+        K::GetProcessorName => text_value().prop_map(Response::ProcessorName).boxed(),
+        K::GetSku => text_value().prop_map(Response::Sku).boxed(),
+        K::GetCoreUpTimeInMilliseconds => any::<u64>()
+            .prop_map(|ms| Response::CoreUpTime { ms })
+            .boxed(),
         K::GetBatteryPercentage => (0u8..=100).prop_map(Response::BatteryPercentage).boxed(),
         K::GetBatteryVoltageState => select(vec![
             BatteryVoltageState::Unknown,
@@ -218,11 +385,40 @@ fn response_of(kind: CommandKind) -> BoxedStrategy<Response> {
         .prop_map(Response::BatteryVoltageState)
         .boxed(),
         K::GetBatteryVoltageInVolts => real().prop_map(Response::BatteryVoltageInVolts).boxed(),
+        K::GetBatteryVoltageStateThresholds => (real(), real(), real())
+            .prop_map(
+                |(critical_v, low_v, hysteresis_v)| Response::BatteryVoltageStateThresholds {
+                    critical_v,
+                    low_v,
+                    hysteresis_v,
+                },
+            )
+            .boxed(),
+        K::GetCurrentSenseAmplifierCurrent => real()
+            .prop_map(|amps| Response::CurrentSenseAmplifierCurrent { amps })
+            .boxed(),
+        K::GetMotorFaultState => any::<bool>()
+            .prop_map(|is_fault| Response::MotorFaultState { is_fault })
+            .boxed(),
         K::GetStopControllerState => any::<bool>()
             .prop_map(|stopped| Response::StopControllerState { stopped })
             .boxed(),
+        K::GetBotToBotInfraredReadings => any::<u32>()
+            .prop_map(|bits| Response::BotToBotInfraredReadings(InfraredReadings::from_bits(bits)))
+            .boxed(),
+        K::GetRgbcSensorValues => any::<[u16; 4]>()
+            .prop_map(|[red, green, blue, clear]| Response::RgbcSensorValues {
+                red,
+                green,
+                blue,
+                clear,
+            })
+            .boxed(),
         K::GetAmbientLightSensorValue => real()
             .prop_map(|lux| Response::AmbientLight { lux })
+            .boxed(),
+        K::GetMotorTemperature => (real(), real())
+            .prop_map(|(winding_c, case_c)| Response::MotorTemperature { winding_c, case_c })
             .boxed(),
         K::GetMotorThermalProtectionStatus => (thermal(), thermal())
             .prop_map(|(left, right)| Response::MotorThermalProtectionStatus { left, right })
@@ -233,12 +429,22 @@ fn response_of(kind: CommandKind) -> BoxedStrategy<Response> {
         K::GetEncoderCounts => (any::<i32>(), any::<i32>())
             .prop_map(|(left, right)| Response::EncoderCounts { left, right })
             .boxed(),
+        K::GetBluetoothAdvertisingName => text_value()
+            .prop_map(Response::BluetoothAdvertisingName)
+            .boxed(),
+        K::GetActiveColorPalette => palette().prop_map(Response::ActiveColorPalette).boxed(),
+        K::GetColorIdentificationReport => color_matches()
+            .prop_map(Response::ColorIdentificationReport)
+            .boxed(),
         K::Sleep
         | K::Wake
+        | K::EnableBatteryVoltageStateChangeNotify
         | K::RawMotors
         | K::ResetYaw
         | K::DriveWithHeading
         | K::SetCustomControlSystemTimeout
+        | K::EnableMotorStallNotify
+        | K::EnableMotorFaultNotify
         | K::DriveTankSi
         | K::DriveTankNormalized
         | K::DriveRcSi
@@ -248,12 +454,30 @@ fn response_of(kind: CommandKind) -> BoxedStrategy<Response> {
         | K::DriveStopCustomDecel
         | K::DriveStop
         | K::RestoreDefaultControlSystemTimeout
+        | K::EnableGyroMaxNotify
         | K::ResetLocatorXy
+        | K::SetLocatorFlags
+        | K::StartInfraredBroadcasting
+        | K::StartInfraredFollowing
+        | K::StopInfraredBroadcasting
+        | K::StopInfraredFollowing
+        | K::StartInfraredEvading
+        | K::StopInfraredEvading
+        | K::EnableColorDetectionNotify
+        | K::GetCurrentDetectedColorReading
         | K::EnableColorDetection
         | K::ConfigureStreaming
         | K::StartStreaming
         | K::StopStreaming
-        | K::ClearStreaming => Just(Response::Ack(kind)).boxed(),
+        | K::ClearStreaming
+        | K::EnableRobotInfraredMessageNotify
+        | K::SendInfraredMessage
+        | K::EnableMotorThermalProtectionStatusNotify
+        | K::SetAllLeds
+        | K::SetActiveColorPalette
+        | K::LoadColorPalette
+        | K::SaveColorPalette
+        | K::ReleaseLedRequests => Just(Response::Ack(kind)).boxed(),
     }
 }
 
@@ -265,21 +489,78 @@ fn stream_status() -> impl Strategy<Value = StreamStatus> {
     (0u8..=15).prop_map(StreamStatus::from_nibble)
 }
 
-fn notification() -> impl Strategy<Value = Notification> {
-    prop_oneof![
-        Just(Notification::WillSleep),
-        Just(Notification::DidSleep),
-        Just(Notification::RobotHasStopped),
-        any::<bool>().prop_map(|success| Notification::XyPositionDriveResult { success }),
-        (
+/// A strategy for every notification of `kind` (exhaustive).
+fn notification_of(kind: NotificationKind) -> BoxedStrategy<Notification> {
+    use NotificationKind as K;
+    match kind {
+        K::WillSleep => Just(Notification::WillSleep).boxed(),
+        K::DidSleep => Just(Notification::DidSleep).boxed(),
+        K::BatteryVoltageStateChange => select(vec![
+            BatteryVoltageState::Unknown,
+            BatteryVoltageState::Ok,
+            BatteryVoltageState::Low,
+            BatteryVoltageState::Critical,
+        ])
+        .prop_map(Notification::BatteryVoltageStateChange)
+        .boxed(),
+        K::MotorStall => (motor(), any::<bool>())
+            .prop_map(|(motor, triggered)| Notification::MotorStall { motor, triggered })
+            .boxed(),
+        K::MotorFault => any::<bool>()
+            .prop_map(|is_fault| Notification::MotorFault { is_fault })
+            .boxed(),
+        K::XyPositionDriveResult => any::<bool>()
+            .prop_map(|success| Notification::XyPositionDriveResult { success })
+            .boxed(),
+        K::RobotHasStopped => Just(Notification::RobotHasStopped).boxed(),
+        K::GyroMax => (0u8..=0x3F)
+            .prop_map(|b| Notification::GyroMax(GyroMaxFlags::from_bits(b).unwrap()))
+            .boxed(),
+        K::InfraredMessageReceived => any::<u8>()
+            .prop_map(|code| Notification::InfraredMessageReceived { code })
+            .boxed(),
+        K::ColorDetection => any::<[u8; 5]>()
+            .prop_map(|[red, green, blue, confidence, classification]| {
+                Notification::ColorDetection(ColorDetection {
+                    red,
+                    green,
+                    blue,
+                    confidence,
+                    classification,
+                })
+            })
+            .boxed(),
+        K::StreamingData => (
             0u8..=15,
             stream_status(),
-            prop::collection::vec(any::<u8>(), 0..framing::MAX_PAYLOAD_LEN)
+            prop::collection::vec(any::<u8>(), 0..framing::MAX_PAYLOAD_LEN),
         )
-            .prop_map(|(token, status, data)| Notification::StreamingData(
-                StreamingData::new(token, status, &data).unwrap()
-            )),
-    ]
+            .prop_map(|(token, status, data)| {
+                Notification::StreamingData(StreamingData::new(token, status, &data).unwrap())
+            })
+            .boxed(),
+        K::MotorThermalProtectionStatus => (thermal(), thermal())
+            .prop_map(|(left, right)| Notification::MotorThermalProtectionStatus { left, right })
+            .boxed(),
+    }
+}
+
+fn notification() -> impl Strategy<Value = Notification> {
+    select(NotificationKind::ALL.to_vec()).prop_flat_map(notification_of)
+}
+
+/// The payload a decoded response re-encodes to: a text stops at the first
+/// NUL (the robot may terminate its strings; the twin does not).
+fn canonical_response_payload(response: &Response, payload: &[u8]) -> Vec<u8> {
+    match response {
+        Response::MacAddress(_)
+        | Response::ProcessorName(_)
+        | Response::Sku(_)
+        | Response::BluetoothAdvertisingName(_) => {
+            payload.iter().copied().take_while(|&b| b != 0).collect()
+        }
+        _ => payload.to_vec(),
+    }
 }
 
 /// A request header as any host might send it (any addressing, any flags
@@ -520,6 +801,8 @@ proptest! {
         if style != AddressStyle::Untargeted {
             prop_assert_eq!(parsed.header.origin(), Some(source));
         }
+        // A notification never asks for an answer.
+        prop_assert!(!parsed.header.wants_reply(true) && !parsed.header.wants_reply(false));
     }
 
     #[test]
@@ -587,7 +870,7 @@ proptest! {
         }
         if let Ok(response) = Response::from_packet(&packet) {
             let again = response.to_packet(&Header::new(0, 0, 0)).unwrap();
-            prop_assert_eq!(again.payload(), packet.payload());
+            prop_assert_eq!(again.payload(), &canonical_response_payload(&response, packet.payload())[..]);
         }
         if let Ok(notification) = Notification::from_packet(&packet) {
             let again = notification.to_packet(0, Processor::St, AddressStyle::TargetOnly).unwrap();
@@ -611,6 +894,20 @@ proptest! {
         }
         if let Ok(response) = Response::from_packet(&packet) {
             let again = response.to_packet(&header).unwrap();
+            prop_assert_eq!(again.payload(), &canonical_response_payload(&response, &payload)[..]);
+        }
+    }
+
+    #[test]
+    fn notification_decoders_on_known_ids(
+        kind in select(NotificationKind::ALL.to_vec()),
+        payload in prop::collection::vec(any::<u8>(), 0..24),
+    ) {
+        let (did, cid) = kind.ids();
+        let packet = Packet::new(Header::new(did, cid, 0), &payload).unwrap();
+        if let Ok(notification) = Notification::from_packet(&packet) {
+            prop_assert_eq!(notification.kind(), kind);
+            let again = notification.to_packet(0, Processor::Nordic, AddressStyle::TargetOnly).unwrap();
             prop_assert_eq!(again.payload(), &payload[..]);
         }
     }

@@ -1,11 +1,13 @@
 //! Typed layer: decode errors and the codes a twin answers with, routing,
 //! reply rules, limits.
 
-use rvr_protocol::constants::{device, drive, framing, power, sensor, streaming};
+use rvr_protocol::constants::{
+    api_and_shell, connection, device, drive, framing, io, power, sensor, streaming, system_info,
+};
 use rvr_protocol::{
-    AddressStyle, Command, CommandKind, DataSize, DecodeError, EncodeError, ErrorCode, Flags,
-    Header, Notification, Packet, Processor, Response, SensorService, StreamStatus,
-    StreamingConfig, StreamingData,
+    AddressStyle, COMMANDS, Command, CommandKind, DataSize, DecodeError, EncodeError, ErrorCode,
+    Flags, Header, Motor, NOTIFICATIONS, Notification, Packet, Processor, Response, SensorService,
+    ServedBy, StreamStatus, StreamingConfig, StreamingData, Text,
 };
 
 fn command_packet(did: u8, cid: u8, payload: &[u8]) -> Packet {
@@ -369,4 +371,154 @@ fn services_know_their_processor() {
     assert!(SensorService::AmbientLight.served_by(Processor::Nordic));
     assert!(SensorService::CoreTime.served_by(Processor::Nordic));
     assert!(SensorService::CoreTime.served_by(Processor::St));
+}
+
+#[test]
+fn new_commands_check_lengths_and_values() {
+    for (did, cid, payload) in [
+        // 17 echo bytes.
+        (device::API_AND_SHELL, api_and_shell::ECHO, &[0u8; 17][..]),
+        // Mask with two bits, one value.
+        (device::IO, io::SET_ALL_LEDS, &[0, 0, 0, 3, 9][..]),
+        // Mask with one bit, two values.
+        (device::IO, io::SET_ALL_LEDS, &[0, 0, 0, 1, 9, 9][..]),
+        // Palette: not whole entries, and 13 entries.
+        (device::IO, io::SET_ACTIVE_COLOR_PALETTE, &[1, 2, 3][..]),
+        (device::IO, io::SET_ACTIVE_COLOR_PALETTE, &[0; 52][..]),
+        (
+            device::SENSOR,
+            sensor::SEND_INFRARED_MESSAGE,
+            &[1, 2, 3, 4][..],
+        ),
+    ] {
+        let e = decode_error(did, cid, payload);
+        assert!(
+            matches!(e, DecodeError::BadLength { .. }),
+            "{did:#x}/{cid:#x}: {e:?}"
+        );
+    }
+    for (did, cid, payload) in [
+        // Motor index 2.
+        (
+            device::POWER,
+            power::GET_CURRENT_SENSE_AMPLIFIER_CURRENT,
+            &[2u8][..],
+        ),
+        (device::SENSOR, sensor::GET_MOTOR_TEMPERATURE, &[2][..]),
+        // Locator flags bit 1 (undefined).
+        (device::SENSOR, sensor::SET_LOCATOR_FLAGS, &[2][..]),
+        // Bool 2 in the colour notify enable.
+        (
+            device::SENSOR,
+            sensor::ENABLE_COLOR_DETECTION_NOTIFY,
+            &[2, 0, 100, 10][..],
+        ),
+    ] {
+        assert_eq!(
+            decode_error(did, cid, payload),
+            DecodeError::BadValue,
+            "{did:#x}/{cid:#x}"
+        );
+    }
+    // Range checks of numbers are the robot's, not the codec's.
+    assert_eq!(
+        Command::from_packet(&command_packet(
+            device::SENSOR,
+            sensor::SEND_INFRARED_MESSAGE,
+            &[9, 99, 0, 0, 0]
+        )),
+        Ok(Command::SendInfraredMessage {
+            code: 9,
+            front_strength: 99,
+            left_strength: 0,
+            right_strength: 0,
+            rear_strength: 0
+        })
+    );
+}
+
+#[test]
+fn text_answers_stop_at_a_terminator_and_must_be_utf8() {
+    let request = Command::GetBluetoothAdvertisingName
+        .to_packet(1, AddressStyle::TargetOnly)
+        .unwrap();
+    let mut answer = Response::BluetoothAdvertisingName(Text::new("RV-5256").unwrap())
+        .to_packet(&request.header)
+        .unwrap();
+    assert_eq!(answer.payload(), b"RV-5256", "no terminator sent");
+    answer.set_payload(b"RV-5256\0\0").unwrap();
+    assert_eq!(
+        Response::from_packet(&answer),
+        Ok(Response::BluetoothAdvertisingName(
+            Text::new("RV-5256").unwrap()
+        ))
+    );
+    answer.set_payload(&[0xFF, 0xFE]).unwrap();
+    assert_eq!(Response::from_packet(&answer), Err(DecodeError::BadValue));
+}
+
+#[test]
+fn commands_route_to_the_processor_the_python_sdk_targets() {
+    let target = |kind: CommandKind| kind.spec().served_by;
+    assert_eq!(target(CommandKind::GetMacAddress), ServedBy::Nordic);
+    assert_eq!(target(CommandKind::GetRgbcSensorValues), ServedBy::Nordic);
+    assert_eq!(
+        target(CommandKind::GetCurrentSenseAmplifierCurrent),
+        ServedBy::Nordic
+    );
+    assert_eq!(target(CommandKind::GetMotorTemperature), ServedBy::St);
+    assert_eq!(target(CommandKind::SendInfraredMessage), ServedBy::St);
+    assert_eq!(target(CommandKind::Echo), ServedBy::Either);
+    assert_eq!(
+        target(CommandKind::GetMainApplicationVersion),
+        ServedBy::Either
+    );
+    // Untargeted packets go to the only processor serving the command.
+    assert_eq!(
+        Header::new(device::SENSOR, sensor::GET_RGBC_SENSOR_VALUES, 0).destination(),
+        Some(Processor::Nordic)
+    );
+    assert_eq!(
+        Header::new(device::POWER, power::GET_CURRENT_SENSE_AMPLIFIER_CURRENT, 0).destination(),
+        Some(Processor::Nordic)
+    );
+    assert_eq!(
+        Header::new(
+            device::CONNECTION,
+            connection::GET_BLUETOOTH_ADVERTISING_NAME,
+            0
+        )
+        .destination(),
+        Some(Processor::Nordic)
+    );
+    // Either-processor system info defaults to the device's (Nordic).
+    assert_eq!(
+        Header::new(
+            device::SYSTEM_INFO,
+            system_info::GET_MAIN_APPLICATION_VERSION,
+            0
+        )
+        .destination(),
+        Some(Processor::Nordic)
+    );
+    // The Python SDK's 65 entries: 55 commands typed (a unit test checks the
+    // names) and 10 notifications.
+    assert_eq!(COMMANDS.len(), 68);
+    assert_eq!(NOTIFICATIONS.len(), 12);
+}
+
+#[test]
+fn python_sdk_notification_addressing() {
+    // SID = bare node, no TID, no flags but has-source: FLAGS 0x20.
+    for (source, sid) in [(Processor::Nordic, 0x01), (Processor::St, 0x02)] {
+        let p = Notification::MotorStall {
+            motor: Motor::Right,
+            triggered: true,
+        }
+        .to_packet(3, source, AddressStyle::TargetOnly)
+        .unwrap();
+        assert_eq!(p.header.wire_flags(), 0x20);
+        assert_eq!((p.header.target, p.header.source), (None, Some(sid)));
+        assert!(!p.header.wants_reply(true));
+    }
 }

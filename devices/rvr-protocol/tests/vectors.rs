@@ -10,9 +10,10 @@
 //! decodes to exactly the typed value.
 
 use rvr_protocol::{
-    AddressStyle, Command, DataSize, DecodeError, ErrorCode, Flags, Header, HeadingFlags,
-    MotorMode, Notification, Packet, Parser, Processor, Response, SensorService, StreamStatus,
-    StreamingConfig, XyDriveFlags, decode_frame,
+    AddressStyle, BatteryVoltageState, ColorDetection, Command, DataSize, DecodeError, EchoData,
+    ErrorCode, Flags, Header, HeadingFlags, LedValues, Motor, MotorMode, Notification, Packet,
+    Parser, Processor, Response, SensorService, StreamStatus, StreamingConfig, Version,
+    XyDriveFlags, decode_frame,
 };
 
 /// Encodes, parses (byte by byte) and compares with `wire`; returns the parsed packet.
@@ -39,6 +40,15 @@ fn check_wire(packet: &Packet, wire: &[u8]) -> Packet {
     let parsed = parsed.expect("a frame");
     assert_eq!(&parsed, packet, "parsed packet");
     assert_eq!(decode_frame(wire), Ok(parsed));
+    parsed
+}
+
+fn check_command_for(command: Command, sequence: u8, to: Processor, wire: &[u8]) -> Packet {
+    let packet = command
+        .to_packet_for(sequence, AddressStyle::TargetOnly, to)
+        .unwrap();
+    let parsed = check_wire(&packet, wire);
+    assert_eq!(Command::from_packet(&parsed), Ok(command));
     parsed
 }
 
@@ -389,7 +399,7 @@ fn start_streaming() {
 fn streaming_data_notify_decodes_to_si() {
     // Slot token 2 on ST: Speed at 16 bits, IMU at 8 bits.
     // Notify = sensor CID 3D from ST, Python-style addressing: SID 02, no TID,
-    // FLAGS = has-source 20 (assumed notification header); seq 00.
+    // FLAGS = has-source 20 (what the Python SDK's handler routes); seq 00.
     // Payload: token byte 02 (status 0, token 2);
     //   speed raw 33 33 = 13107 -> 0 + 13107 / 65535 * (5 - 0) = 1.0 m/s (65535 = 5 * 13107);
     //   pitch raw FF = 255 -> -180 + 255/255 * 360 = 180 deg;
@@ -444,5 +454,162 @@ fn hand_built_header_matches_typed() {
     assert_eq!(
         &packet.to_frame().unwrap()[..],
         &[0x8D, 0x18, 0x01, 0x13, 0x0D, 0x02, 0xC4, 0xD8]
+    );
+}
+
+fn check_notification(n: Notification, seq: u8, source: Processor, wire: &[u8]) {
+    let packet = n.to_packet(seq, source, AddressStyle::TargetOnly).unwrap();
+    let parsed = check_wire(&packet, wire);
+    assert_eq!(Notification::from_packet(&parsed), Ok(n));
+    assert_eq!(parsed.header.origin(), Some(source));
+    assert!(
+        !parsed.header.wants_reply(false),
+        "notifications request no response"
+    );
+}
+
+#[test]
+fn main_application_version_both_ways() {
+    // Request to ST, Python style, seq 01: outputs, so FLAGS 1A; TID 02;
+    // DID 11, CID 00.
+    // Body: 1A 02 11 00 01. Sum: 26 + 2 + 17 + 0 + 1 = 46 = 0x2E; CHK = 0xD1.
+    let request = check_command_for(
+        Command::GetMainApplicationVersion,
+        0x01,
+        Processor::St,
+        &[0x8D, 0x1A, 0x02, 0x11, 0x00, 0x01, 0xD1, 0xD8],
+    );
+    // Answer 8.6.448 (448 = 0x01C0): no TID (the request had no SID),
+    // SID 02; FLAGS = response 01 | source 20 = 21; ERR 00.
+    // Body: 21 02 11 00 01 00 00 08 00 06 01 C0
+    // Sum: 33 + 2 + 17 + 0 + 1 + 0 = 53; + 8 + 6 + 1 + 192 = 260; 260 - 256 = 4;
+    // CHK = 0x04 ^ 0xFF = 0xFB.
+    let version = Version {
+        major: 8,
+        minor: 6,
+        revision: 448,
+    };
+    let packet = Response::MainApplicationVersion(version)
+        .to_packet(&request.header)
+        .unwrap();
+    let parsed = check_wire(
+        &packet,
+        &[
+            0x8D, 0x21, 0x02, 0x11, 0x00, 0x01, 0x00, 0x00, 0x08, 0x00, 0x06, 0x01, 0xC0, 0xFB,
+            0xD8,
+        ],
+    );
+    assert_eq!(
+        Response::from_packet(&parsed),
+        Ok(Response::MainApplicationVersion(version))
+    );
+}
+
+#[test]
+fn echo_of_the_framing_bytes_is_escaped() {
+    // echo [8D D8 AB] to Nordic, Python style, seq 02: FLAGS 1A, TID 01,
+    // DID 10, CID 00.
+    // Body: 1A 01 10 00 02 8D D8 AB
+    // Sum: 26 + 1 + 16 + 0 + 2 = 45; + 141 = 186; + 216 = 402; + 171 = 573;
+    // 573 - 512 = 61 = 0x3D; CHK = 0xC2. The three data bytes are escaped.
+    let data = EchoData::new(&[0x8D, 0xD8, 0xAB]).unwrap();
+    check_command_for(
+        Command::Echo(data),
+        0x02,
+        Processor::Nordic,
+        &[
+            0x8D, 0x1A, 0x01, 0x10, 0x00, 0x02, 0xAB, 0x05, 0xAB, 0x50, 0xAB, 0x23, 0xC2, 0xD8,
+        ],
+    );
+}
+
+#[test]
+fn core_up_time_is_a_big_endian_u64() {
+    // Request to Nordic, Python style, seq 07: FLAGS 1A, TID 01, DID 11, CID 39.
+    // Sum: 26 + 1 + 17 + 57 + 7 = 108 = 0x6C; CHK = 0x93.
+    let request = check_command_for(
+        Command::GetCoreUpTimeInMilliseconds,
+        0x07,
+        Processor::Nordic,
+        &[0x8D, 0x1A, 0x01, 0x11, 0x39, 0x07, 0x93, 0xD8],
+    );
+    // Answer 2^32 + 5 ms: 00 00 00 01 00 00 00 05. FLAGS 21, SID 01, ERR 00.
+    // Sum: 33 + 1 + 17 + 57 + 7 + 0 = 115; + 1 + 5 = 121 = 0x79; CHK = 0x86.
+    let response = Response::CoreUpTime { ms: (1 << 32) + 5 };
+    let packet = response.to_packet(&request.header).unwrap();
+    let parsed = check_wire(
+        &packet,
+        &[
+            0x8D, 0x21, 0x01, 0x11, 0x39, 0x07, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+            0x05, 0x86, 0xD8,
+        ],
+    );
+    assert_eq!(Response::from_packet(&parsed), Ok(response));
+}
+
+#[test]
+fn set_all_leds_right_headlight() {
+    // Mask 00 00 00 07 (right headlight R, G, B) and values FF 00 80, to
+    // Nordic, Python style, seq 03; no outputs, so FLAGS 18; DID 1A, CID 1A.
+    // Body: 18 01 1A 1A 03 00 00 00 07 FF 00 80
+    // Sum: 24 + 1 + 26 + 26 + 3 = 80; + 7 + 255 + 0 + 128 = 470; 470 - 256 = 214
+    // = 0xD6; CHK = 0x29.
+    check_command(
+        Command::SetAllLeds(LedValues::new(0x07, &[0xFF, 0x00, 0x80]).unwrap()),
+        0x03,
+        AddressStyle::TargetOnly,
+        &[
+            0x8D, 0x18, 0x01, 0x1A, 0x1A, 0x03, 0x00, 0x00, 0x00, 0x07, 0xFF, 0x00, 0x80, 0x29,
+            0xD8,
+        ],
+    );
+}
+
+#[test]
+fn battery_voltage_state_change_notify() {
+    // From Nordic, seq 05, state low (2): FLAGS 20, SID 01, DID 13, CID 1C.
+    // Sum: 32 + 1 + 19 + 28 + 5 + 2 = 87 = 0x57; CHK = 0xA8.
+    check_notification(
+        Notification::BatteryVoltageStateChange(BatteryVoltageState::Low),
+        0x05,
+        Processor::Nordic,
+        &[0x8D, 0x20, 0x01, 0x13, 0x1C, 0x05, 0x02, 0xA8, 0xD8],
+    );
+}
+
+#[test]
+fn motor_stall_notify() {
+    // From ST, seq 10, right motor (1) triggered (1): FLAGS 20, SID 02,
+    // DID 16, CID 26. Sum: 32 + 2 + 22 + 38 + 16 + 1 + 1 = 112 = 0x70; CHK = 0x8F.
+    check_notification(
+        Notification::MotorStall {
+            motor: Motor::Right,
+            triggered: true,
+        },
+        0x10,
+        Processor::St,
+        &[0x8D, 0x20, 0x02, 0x16, 0x26, 0x10, 0x01, 0x01, 0x8F, 0xD8],
+    );
+}
+
+#[test]
+fn color_detection_notify() {
+    // From Nordic, seq 21: R G B = E6 E6 E6 (230), confidence A3 (163),
+    // classification 03. FLAGS 20, SID 01, DID 18, CID 36.
+    // Sum: 32 + 1 + 24 + 54 + 33 = 144; + 690 + 163 + 3 = 1000; 1000 - 768 = 232
+    // = 0xE8; CHK = 0x17.
+    check_notification(
+        Notification::ColorDetection(ColorDetection {
+            red: 230,
+            green: 230,
+            blue: 230,
+            confidence: 163,
+            classification: 3,
+        }),
+        0x21,
+        Processor::Nordic,
+        &[
+            0x8D, 0x20, 0x01, 0x18, 0x36, 0x21, 0xE6, 0xE6, 0xE6, 0xA3, 0x03, 0x17, 0xD8,
+        ],
     );
 }

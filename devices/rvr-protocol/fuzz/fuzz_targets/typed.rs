@@ -27,7 +27,22 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(response) = Response::from_packet(&packet) {
         let again = response.to_packet(&Header::new(0, 0, *seq)).unwrap();
-        assert_eq!(again.payload(), packet.payload());
+        // A text answer decodes up to its first NUL (a C-string terminator)
+        // and re-encodes without it.
+        let is_text = matches!(
+            response,
+            Response::MacAddress(_)
+                | Response::ProcessorName(_)
+                | Response::Sku(_)
+                | Response::BluetoothAdvertisingName(_)
+        );
+        let original = packet.payload();
+        let end = if is_text {
+            original.iter().position(|&b| b == 0).unwrap_or(original.len())
+        } else {
+            original.len()
+        };
+        assert_eq!(again.payload(), &original[..end]);
     }
     if let Ok(notification) = Notification::from_packet(&packet) {
         let again = notification

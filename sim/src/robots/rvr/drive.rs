@@ -118,6 +118,12 @@ pub struct TreadDrive {
     pub next_tick: Nanos,
     /// Tread travel integrated from the set-points, m (what the encoders see).
     pub travel_m: [f64; 2],
+    /// Tread travel regardless of direction, m (the integral of |set-point|):
+    /// with `force_impulse_ns`, what the motors draw current for.
+    pub abs_travel_m: [f64; 2],
+    /// Integral of each tread's ground force magnitude, N·s (what the motors
+    /// push against: acceleration, a wall, friction while turning).
+    pub force_impulse_ns: [f64; 2],
     /// Set when the command timeout handed over to the stop controller; cleared by a command.
     pub timed_out: bool,
     /// Set when the drive came to rest after moving (the RVR's "robot has stopped" notify).
@@ -137,6 +143,8 @@ impl TreadDrive {
             last_command: 0,
             next_tick: 0,
             travel_m: [0.0; 2],
+            abs_travel_m: [0.0; 2],
+            force_impulse_ns: [0.0; 2],
             timed_out: false,
             stopped_event: false,
             timeout_event: false,
@@ -460,6 +468,8 @@ fn drive_treads(
         }
         drive.travel_m[0] += f64::from(l * dt);
         drive.travel_m[1] += f64::from(r * dt);
+        drive.abs_travel_m[0] += f64::from(l.abs() * dt);
+        drive.abs_travel_m[1] += f64::from(r.abs() * dt);
         let Some(rb) = rapier.bodies.get_mut(body.handle) else {
             continue;
         };
@@ -494,6 +504,11 @@ fn drive_treads(
         let j_yaw =
             (inertia_z * (want_yaw - rb.angvel().z)).clamp(-max_torque_impulse, max_torque_impulse);
         rb.apply_torque_impulse(Vector::new(0.0, 0.0, j_yaw), true);
+        // Split into the treads: the forward impulse is their sum, the yaw
+        // impulse their difference times half the track.
+        let per_tread = j_yaw / p.track_m;
+        drive.force_impulse_ns[0] += f64::from((j_fwd / 2.0 - per_tread).abs());
+        drive.force_impulse_ns[1] += f64::from((j_fwd / 2.0 + per_tread).abs());
     }
 }
 
@@ -570,6 +585,17 @@ mod tests {
         let counts = rvr.drive().encoder_counts();
         let counted = counts[0] as f32 / 4338.0;
         assert!((counted - expected).abs() < 0.01, "encoders {counts:?}");
+        // The treads pushed only to accelerate: 1.5 kg to 0.5 m/s is 0.75 N·s,
+        // half per tread.
+        let pushed = rvr.drive().force_impulse_ns;
+        for f in pushed {
+            assert!((f - 0.375).abs() < 0.05, "tread impulse {pushed:?}");
+        }
+        let abs = rvr.drive().abs_travel_m;
+        assert!(
+            (abs[0] as f32 - expected).abs() < 0.01,
+            "abs travel {abs:?}"
+        );
     }
 
     #[test]
@@ -675,6 +701,12 @@ mod tests {
         assert!(p.x < 0.35 && p.x > 0.30, "x {}", p.x);
         let travelled = rvr.drive().travel_m[0];
         assert!(travelled > 1.3, "treads stopped turning: {travelled}");
+        // Against the wall each tread pushes at its traction limit,
+        // mu m g / 2 = 0.9 * 1.5 * 9.81 / 2 = 6.6 N, for about 2.4 s.
+        let pushed = rvr.drive().force_impulse_ns;
+        for f in pushed {
+            assert!(f > 12.0 && f < 20.0, "tread impulse {pushed:?}");
+        }
     }
 
     #[test]

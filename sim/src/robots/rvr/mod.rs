@@ -2,12 +2,17 @@
 //!
 //! - [`drive`]: the tank-tread body on the floor and its motor controller.
 //! - [`processors`]: the Nordic and ST processors answering the packet protocol on a UART.
+//! - [`config`]: the twin's parameters, each with its source or "assumed".
+//! - [`models`]: battery, motor heat, stall and colour models.
 //!
 //! Facts come from the reference sheets (SYSTEMS.md section 1, sphero-rvr.md);
 //! values the sheets do not give are marked "assumed" and are parameters.
 
+pub mod config;
 pub mod drive;
+pub mod models;
 pub mod processors;
 
+pub use config::{BatteryParams, ColorParams, Identity, MotorParams, RvrConfig};
 pub use drive::{DriveParams, DriveTarget, RvrBody, TreadDrive};
-pub use processors::{RvrConfig, RvrStats, RvrTwin};
+pub use processors::{RvrStats, RvrTwin};

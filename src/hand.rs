@@ -82,7 +82,7 @@ struct HandParams {
     /// The serial port's read timeout (rustypot waits this long for a reply).
     #[serde(default = "default_serial_timeout")]
     serial_timeout: Duration,
-    /// A servo's busy window after a packet (the twin's assumed 500 us).
+    /// How long a servo applies a write, missing further writes (the twin's assumed 500 us).
     #[serde(default)]
     processing_window: Option<Duration>,
     /// Timing report: a servo is at its goal within this many degrees.

@@ -6,18 +6,21 @@
 //! Live mode runs on the wall clock, so this test reads it too, but only to
 //! bound waits (generous deadlines); it asserts nothing about timing.
 
+mod common;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use common::PtyServer;
 use nix::fcntl::OFlag;
 use nix::sys::termios::{self, SetArg};
 use rvr_protocol::{AddressStyle, Command, Packet, Parser, Response};
-use twinrig::serve::{RobotReport, ServeOptions, ServeRobot, serve_robot_pty};
+use twinrig::serve::{RobotReport, ServeOptions, ServeRobot};
 
 /// The host side: a raw, non-blocking tty and a packet parser.
 struct Host {
@@ -27,7 +30,7 @@ struct Host {
 }
 
 impl Host {
-    fn open(path: &PathBuf) -> Host {
+    fn open(path: &Path) -> Host {
         let tty = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -89,7 +92,8 @@ impl Host {
 
 #[test]
 fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
-    let (server, stop, path) = serve_on_pty(ServeRobot::Rvr);
+    let server = PtyServer::start(ServeRobot::Rvr);
+    let path = server.path.clone();
     assert!(
         path.starts_with("/dev/"),
         "a device path: {}",
@@ -117,12 +121,8 @@ fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
     );
     host.response(3, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::SeqCst);
 
-    let summary = server
-        .join()
-        .expect("serve thread")
-        .expect("served without error");
+    let summary = server.finish();
     assert_eq!(summary.device, path);
     let RobotReport::Rvr { stats, .. } = &summary.robot else {
         panic!("an RVR report: {summary}");
@@ -137,58 +137,30 @@ fn a_host_answers_battery_and_drives_the_twin_over_a_pty() {
     assert_eq!(summary.bytes_dropped_to_host, 0);
 }
 
-type Server =
-    std::thread::JoinHandle<Result<twinrig::serve::ServeSummary, twinrig::serve::ServeError>>;
+/// Live mode runs on the wall clock of a shared machine, where the serve loop
+/// can be held up for a while: a generous timeout (a missed packet is never
+/// answered however long one waits).
+const SERIAL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Serves `robot` on a pty in a thread; returns the thread, its stop flag and
-/// the pty slave's path.
-fn serve_on_pty(robot: ServeRobot) -> (Server, Arc<AtomicBool>, PathBuf) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let flag = stop.clone();
-    let server = std::thread::spawn(move || {
-        let options = ServeOptions {
-            // A backstop so a failing test never leaves the thread running.
-            duration: Some(Duration::from_secs(120)),
-            ..ServeOptions::for_robot(robot)
-        };
-        serve_robot_pty(robot, options, &flag, |path| {
-            ready_tx.send(path.to_path_buf()).expect("test waits");
-        })
-    });
-    match ready_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(path) => (server, stop, path),
-        Err(e) => {
-            stop.store(true, Ordering::SeqCst);
-            panic!("not ready ({e}): {:?}", server.join());
-        }
-    }
-}
-
-/// Serves the hand's servo bus on a pty; the host's end is opened with the
-/// real `serialport` crate.
-fn serve_hand() -> (Server, Arc<AtomicBool>, Box<dyn serialport::SerialPort>) {
-    let (server, stop, path) = serve_on_pty(ServeRobot::Hand);
-    let port = serialport::new(path.to_string_lossy(), 1_000_000)
-        // Live mode: generous, the world runs on the wall clock of a shared machine.
-        .timeout(Duration::from_millis(500))
-        .open()
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    (server, stop, port)
-}
+/// A servo misses a write that arrives while it still applies its previous
+/// one (the twin's 500 us processing window, assumed); like Pollen's demo,
+/// pause after a write before the next write to the same servo. 5 ms leaves
+/// room for the serve loop's own 1 ms tick.
+const WRITE_PAUSE: Duration = Duration::from_millis(5);
 
 #[test]
 fn rustypot_drives_the_hand_servo_bus_over_a_pty() {
     use rustypot::servo::feetech::scs0009::Scs0009Controller;
 
-    let (server, stop, port) = serve_hand();
+    let server = PtyServer::start(ServeRobot::Hand);
     let mut hand = Scs0009Controller::new()
         .with_protocol_v1()
-        .with_serial_port(port);
+        .with_serial_port(server.open_serial(SERIAL_TIMEOUT));
     for id in 1..=8u8 {
         hand.write_torque_enable(id, 1).expect("torque on");
     }
     hand.write_goal_speed(3, 5.0).expect("speed");
+    std::thread::sleep(WRITE_PAUSE);
     hand.write_goal_position(3, 0.5).expect("goal");
     let deadline = Instant::now() + Duration::from_secs(20);
     let reached = loop {
@@ -202,11 +174,7 @@ fn rustypot_drives_the_hand_servo_bus_over_a_pty() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    stop.store(true, Ordering::SeqCst);
-    let summary = server
-        .join()
-        .expect("serve thread")
-        .expect("served without error");
+    let summary = server.finish();
     let RobotReport::Hand { stats, servos } = &summary.robot else {
         panic!("a hand report: {summary}");
     };
@@ -238,7 +206,8 @@ impl Write for Captured {
 fn the_hand_agent_stopped_by_its_signal_flag_leaves_the_servos_limp() {
     use hand_agent::console::{ConsoleConfig, run_console};
 
-    let (server, stop, port) = serve_hand();
+    let server = PtyServer::start(ServeRobot::Hand);
+    let port = server.open_serial(SERIAL_TIMEOUT);
     // The agent's stdin: a pipe kept open, so only the flag (what its
     // SIGINT/SIGTERM handler sets) can end it.
     let (input, mut feed) = std::io::pipe().expect("pipe");
@@ -275,11 +244,7 @@ fn the_hand_agent_stopped_by_its_signal_flag_leaves_the_servos_limp() {
     assert!(summary.torque_off, "{summary:?}");
     assert_eq!(summary.messages, 1);
     drop(feed);
-    stop.store(true, Ordering::SeqCst);
-    let served = server
-        .join()
-        .expect("serve thread")
-        .expect("served without error");
+    let served = server.finish();
     let RobotReport::Hand { servos, .. } = &served.robot else {
         panic!("a hand report: {served}");
     };

@@ -35,3 +35,62 @@ pub fn write_file(dir: &Path, name: &str, body: &str) -> PathBuf {
     std::fs::write(&p, body).unwrap();
     p
 }
+
+/// A robot served on a pseudo-terminal by `serve_robot_pty`, in a thread of
+/// the test process, as `twinrig serve ROBOT --pty` serves it.
+pub struct PtyServer {
+    thread:
+        std::thread::JoinHandle<Result<twinrig::serve::ServeSummary, twinrig::serve::ServeError>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The pty slave a host program opens.
+    pub path: PathBuf,
+}
+
+impl PtyServer {
+    /// Serves `robot` and returns once its pty is ready.
+    pub fn start(robot: twinrig::serve::ServeRobot) -> PtyServer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, mpsc};
+        use std::time::Duration;
+        use twinrig::serve::{ServeOptions, serve_robot_pty};
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let options = ServeOptions {
+                // A backstop so a failing test never leaves the thread running.
+                duration: Some(Duration::from_secs(300)),
+                ..ServeOptions::for_robot(robot)
+            };
+            serve_robot_pty(robot, options, &flag, |path| {
+                ready_tx.send(path.to_path_buf()).expect("test waits");
+            })
+        });
+        match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(path) => PtyServer { thread, stop, path },
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                panic!("not ready ({e}): {:?}", thread.join());
+            }
+        }
+    }
+
+    /// Opens the pty with the real `serialport` crate at 1 Mbaud, as a
+    /// rustypot user opens the hand's serial adapter.
+    pub fn open_serial(&self, timeout: std::time::Duration) -> Box<dyn serialport::SerialPort> {
+        serialport::new(self.path.to_string_lossy(), 1_000_000)
+            .timeout(timeout)
+            .open()
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.path.display()))
+    }
+
+    /// Stops serving; the run's summary.
+    pub fn finish(self) -> twinrig::serve::ServeSummary {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread
+            .join()
+            .expect("serve thread")
+            .expect("served without error")
+    }
+}

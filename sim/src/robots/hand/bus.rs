@@ -12,9 +12,18 @@
 //!   (SCServo's `Level` behaviour, assumed). Nothing is ever sent unsolicited.
 //! - No reply (and no effect) for: a bad checksum (counted on the bus and on
 //!   the servo the id byte names), params that do not fit the instruction
-//!   (`malformed`), an instruction the SCS0009 does not implement — SYNC_READ
-//!   (unsupported on SCSCL per FTS-rs), RESET, OFFSET_CALIBRATION, unknown
-//!   codes (`unsupported`, assumed silent), and ids nobody has (`unaddressed`).
+//!   (`malformed`), an instruction the SCS0009 does not implement — SYNC_READ,
+//!   RESET, OFFSET_CALIBRATION, rustypot's Dynamixel-only FACTORY_RESET (0x06)
+//!   and REBOOT (0x08), unknown codes (`unsupported`, assumed silent) — and
+//!   ids nobody has (`unaddressed`).
+//! - SYNC_READ (0x82) in particular stays silent, as the real servo does:
+//!   Feetech's FTS-rs README family table says the SCSCL family has no sync
+//!   read (amazing-hand.md section 2.2), and rustypot 1.13.1's own SCS0009
+//!   definition says `supports_sync_read: false` ("the Feetech SCS series"),
+//!   so its generic `sync_read_register` reads one id at a time instead. Its
+//!   generated `sync_read_<register>` methods still send SYNC_READ and wait
+//!   for one status per id, so they time out against a real SCS0009 as they
+//!   do against the twin.
 //! - A frame left incomplete for [`BusConfig::idle_give_up`] is abandoned and
 //!   the held bytes rescanned (assumed; servo-side timeout not published).
 //! - The UART break condition resets the parser.
@@ -24,14 +33,39 @@
 //!   (assumed 2 us, Dynamixel's unit) x register 7 (default 0, "Reserved" on
 //!   the SCS0009) after the request's last byte, then takes 10 us per byte at
 //!   1 Mbaud 8N1 on the wire. No documented SCS0009 turnaround exists.
-//! - Processing window: after a servo accepts a packet it is busy for
-//!   `processing_window` (assumed 500 us). A packet for that servo (unicast,
-//!   broadcast or a SYNC_WRITE entry) whose last byte arrives while it is
-//!   busy is MISSED: no effect, no reply, counted per servo (`missed`) and
-//!   traced. A missed packet does not extend the busy time. 500 us is chosen
-//!   so that the Pollen demo's per-finger sequence (speed, 0.2 ms, speed,
-//!   0.2 ms, position, position, 5 ms) with acknowledged writes clears the
-//!   window, while the same sequence without the 0.2 ms pauses does not.
+//! - Reads never miss. A PING or READ is answered after the return delay
+//!   whatever the servo is doing, a write in progress included, and starts
+//!   no window. The tools people run against real SCS servos poll this way
+//!   and work: rustypot's controller sends the next READ as soon as the
+//!   previous reply is in, with no pause, and Pollen's demos and LeRobot-style
+//!   tools read positions in tight loops, also straight after a write. No
+//!   source documents a missed read, so none is modelled (assumed).
+//! - Writes can miss. A servo that accepts a write (a WRITE, unicast or
+//!   broadcast, its entry of a SYNC_WRITE, or an ACTION that applies its
+//!   registered write) spends `processing_window` (assumed 500 us, from the
+//!   write's last byte) applying it. Another write for the same servo whose
+//!   last byte arrives in that time is MISSED: no effect, no reply (so a
+//!   driver waiting for the acknowledgement times out), counted per servo
+//!   (`missed`) and traced; a missed write does not extend the window.
+//!   REG_WRITE only stores its write until ACTION, so it neither misses nor
+//!   starts a window, and an ACTION with nothing registered does nothing
+//!   (both assumed). Writes to other servos are never affected.
+//! - Evidence for missed writes, and all of it: SYSTEMS.md section 2 says of
+//!   Pollen's per-finger sequence "commands sent faster than this are missed
+//!   or move erratically", and amazing-hand.md section 4 gives the sequence:
+//!   write_goal_speed(m1), 0.2 ms, write_goal_speed(m2), 0.2 ms,
+//!   write_goal_position(m1), write_goal_position(m2), 5 ms, every write
+//!   acknowledged. The evidence is about commands (writes) only; what a
+//!   servo does with them is not published, nor any SCS0009 processing time.
+//!   The window is sized from the sequence: at 1 Mbaud a 9-byte WRITE lasts
+//!   90 us and its 6-byte acknowledgement ends 110 us after it (50 us
+//!   latency), so one acknowledged write takes 200 us, last byte to last
+//!   byte. With the pauses, a servo's next write comes 800 us (m1: its speed,
+//!   m2's speed, its position) or 600 us (m2: its speed, m1's position, its
+//!   position) after the previous one; without them, 400 us for both. Any
+//!   window in (400, 600] us lets the demo through and makes the pause-less
+//!   sequence miss; 500 us is the middle. The next finger's writes go to
+//!   other servos, and a servo's next letter comes tens of ms later.
 //! - Motion is computed lazily from virtual time on every access (no per-us
 //!   timers); nothing reads the wall clock.
 //! - Not modelled: collisions when host and servo talk at once, the echo of
@@ -71,7 +105,8 @@ pub struct BusConfig {
     pub ids: Vec<u8>,
     /// Physical parameters every servo starts with.
     pub servo: ServoParams,
-    /// Busy time after an accepted packet (assumed 500 us).
+    /// Time a servo spends applying an accepted write, during which it
+    /// misses further writes (assumed 500 us; see the module docs).
     pub processing_window: Nanos,
     /// Fixed delay from a request's last byte to the reply (assumed 50 us).
     pub reply_latency: Nanos,
@@ -104,7 +139,7 @@ pub struct ServoCounters {
     pub packets: u64,
     /// Status packets sent.
     pub replies: u64,
-    /// Packets missed because the servo was busy.
+    /// Writes missed because the servo was still applying the previous one.
     pub missed: u64,
     /// Bad-checksum frames whose id byte named this servo.
     pub bad_checksum: u64,
@@ -150,7 +185,7 @@ pub struct BusStats {
     pub unaddressed: u64,
     /// Status packets sent.
     pub replies: u64,
-    /// Packets missed (all servos).
+    /// Writes missed (all servos).
     pub missed: u64,
 }
 
@@ -164,7 +199,7 @@ pub struct GoalEvent {
     pub id: u8,
     /// The goal asked for, degrees (clamped to the angle limits when accepted).
     pub goal_deg: f64,
-    /// False when the servo was busy and missed the packet.
+    /// False when the servo was still applying a previous write and missed this one.
     pub accepted: bool,
     /// When the servo will be at the goal (accepted writes with torque on).
     pub arrival: Option<Nanos>,
@@ -173,7 +208,37 @@ pub struct GoalEvent {
 struct Slot {
     servo: Servo,
     counters: ServoCounters,
-    busy_since: Option<Nanos>,
+    /// When the last write the servo accepted arrived.
+    last_write: Option<Nanos>,
+}
+
+impl Slot {
+    /// Whether the servo takes a write arriving at `now`; if it does, it
+    /// applies it for `window` from now. Counts a miss otherwise.
+    fn take_write(&mut self, now: Nanos, window: Nanos) -> bool {
+        if self
+            .last_write
+            .is_some_and(|t| now < t.saturating_add(window))
+        {
+            self.counters.missed += 1;
+            false
+        } else {
+            self.last_write = Some(now);
+            true
+        }
+    }
+}
+
+/// Whether `i` makes `servo` apply a write (and so can be missed).
+fn applies_write(i: &Instruction, servo: &Servo) -> bool {
+    match i {
+        Instruction::Write { .. } | Instruction::SyncWrite { .. } => true,
+        Instruction::Action => servo.has_registered_write(),
+        Instruction::Ping
+        | Instruction::Read { .. }
+        | Instruction::RegWrite { .. }
+        | Instruction::Other { .. } => false,
+    }
 }
 
 struct BusState {
@@ -223,7 +288,7 @@ impl ServoBus {
             .map(|&id| Slot {
                 servo: Servo::new(id, config.servo.clone(), now),
                 counters: ServoCounters::default(),
-                busy_since: None,
+                last_write: None,
             })
             .collect();
         let bus = ServoBus {
@@ -394,18 +459,13 @@ impl ServoBus {
                 s.write_times.push(now);
             }
             let window = s.config.processing_window;
-            // Marks the servo busy, or reports it missed the packet.
+            // Counts the packet for the servo; false if the servo misses it.
             let accept = |slot: &mut Slot, missed: &mut Vec<u8>| {
                 slot.counters.packets += 1;
-                if slot
-                    .busy_since
-                    .is_some_and(|t| now < t.saturating_add(window))
-                {
-                    slot.counters.missed += 1;
+                if applies_write(&instruction, &slot.servo) && !slot.take_write(now, window) {
                     missed.push(slot.servo.id());
                     false
                 } else {
-                    slot.busy_since = Some(now);
                     true
                 }
             };
@@ -583,7 +643,7 @@ fn snapshot_of(slot: &Slot) -> ServoSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::robots::hand::protocol::word_to_bytes;
+    use crate::robots::hand::protocol::{word_from_bytes, word_to_bytes};
     use crate::robots::hand::servo::addr;
     use crate::{SECONDS, Sim};
     use embassy_futures::select::{Either, select};
@@ -616,9 +676,15 @@ mod tests {
 
         /// Collects replies for `d` of virtual time.
         async fn listen(&mut self, d: Nanos) {
+            self.collect(usize::MAX, d).await;
+        }
+
+        /// Collects replies until `count` more have arrived or `d` has passed.
+        async fn collect(&mut self, count: usize, d: Nanos) {
             let deadline = self.h.now() + d;
+            let target = self.got.len().saturating_add(count);
             let mut buf = [0u8; 64];
-            loop {
+            while self.got.len() < target {
                 match select(self.rx.read(&mut buf), self.h.sleep_until(deadline)).await {
                     Either::First(Ok(n)) => {
                         for &b in &buf[..n] {
@@ -641,6 +707,16 @@ mod tests {
             let before = self.got.len();
             self.send(id, i).await;
             self.listen(2 * MILLIS).await;
+            self.got.get(before).map(|(_, p)| p.clone())
+        }
+
+        /// A request as a driver makes it (rustypot): send, then wait for the
+        /// reply and return the moment its last byte arrives, or `None` after
+        /// `timeout`.
+        async fn request(&mut self, id: u8, i: Instruction, timeout: Nanos) -> Option<Packet> {
+            let before = self.got.len();
+            self.send(id, i).await;
+            self.collect(1, timeout).await;
             self.got.get(before).map(|(_, p)| p.clone())
         }
 
@@ -854,7 +930,7 @@ mod tests {
     }
 
     #[test]
-    fn a_packet_inside_the_processing_window_is_missed_but_spaced_ones_both_apply() {
+    fn a_write_inside_the_processing_window_is_missed_but_spaced_ones_both_apply() {
         let speed = Instruction::Write {
             addr: addr::GOAL_SPEED,
             data: word_to_bytes(300).to_vec(),
@@ -1001,5 +1077,300 @@ mod tests {
             assert_eq!(b.servo(2).unwrap().present_raw, 600);
             assert_eq!(b.servo(3).unwrap().present_raw, 511);
         });
+    }
+
+    /// A WRITE of one register word.
+    fn write_word(addr: u8, v: u16) -> Instruction {
+        Instruction::Write {
+            addr,
+            data: word_to_bytes(v).to_vec(),
+        }
+    }
+
+    fn read_word(addr: u8) -> Instruction {
+        Instruction::Read { addr, len: 2 }
+    }
+
+    /// The agent's serial timeout (10 ms): how long a driver waits for a reply.
+    const DRIVER_TIMEOUT: Nanos = 10 * MILLIS;
+
+    #[test]
+    fn a_thousand_back_to_back_reads_of_one_servo_are_all_answered() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            host.write(1, addr::TORQUE_ENABLE, &[1]).await;
+            host.write(1, addr::GOAL_SPEED, &word_to_bytes(100)).await;
+            // Read straight after the goal write's acknowledgement, then
+            // each read straight after the previous reply, while it moves.
+            let ack = host
+                .request(1, write_word(addr::GOAL_POSITION, 811), DRIVER_TIMEOUT)
+                .await;
+            assert_eq!(ack, Some(Packet::status(1, 0, vec![])));
+            let start = host.h.now();
+            let mut last = 0;
+            for n in 0..1000 {
+                let before = host.h.now();
+                let r = host
+                    .request(1, read_word(addr::PRESENT_POSITION), DRIVER_TIMEOUT)
+                    .await
+                    .unwrap_or_else(|| panic!("read {n} not answered"));
+                // 8-byte request, 50 us latency, 8-byte reply.
+                assert_eq!(host.h.now() - before, 8 * BYTE + 50 * MICROS + 8 * BYTE);
+                let present = word_from_bytes(r.params[0], r.params[1]);
+                assert!(present >= last, "read {n}: {present} < {last}");
+                last = present;
+            }
+            assert_eq!(host.h.now() - start, 1000 * 210 * MICROS);
+            // 100 steps/s for 210 ms (+ the 110 us after the goal write).
+            assert_eq!(last, 511 + 21);
+            assert!(b.servo(1).unwrap().moving);
+        });
+        let c = bus.servo(1).unwrap().counters;
+        assert_eq!((c.packets, c.replies, c.missed), (1003, 1003, 0));
+        assert_eq!(bus.stats().missed, 0);
+    }
+
+    #[test]
+    fn a_read_straight_after_a_write_is_answered_and_does_not_make_the_servo_busy() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async move |host| {
+            // A ping, then a write straight after: reads start no window.
+            assert!(
+                host.request(4, Instruction::Ping, DRIVER_TIMEOUT)
+                    .await
+                    .is_some()
+            );
+            let ack = host
+                .request(4, write_word(addr::GOAL_SPEED, 300), DRIVER_TIMEOUT)
+                .await;
+            assert_eq!(ack, Some(Packet::status(4, 0, vec![])));
+            // A read straight after the write is answered...
+            let r = host
+                .request(4, read_word(addr::GOAL_SPEED), DRIVER_TIMEOUT)
+                .await;
+            assert_eq!(r, Some(Packet::status(4, 0, word_to_bytes(300).to_vec())));
+            // ...while the servo still applies the write: a write straight
+            // after the read is missed.
+            assert!(
+                host.request(4, write_word(addr::GOAL_SPEED, 400), DRIVER_TIMEOUT)
+                    .await
+                    .is_none()
+            );
+            let r = host
+                .request(4, read_word(addr::GOAL_SPEED), DRIVER_TIMEOUT)
+                .await;
+            assert_eq!(
+                r.unwrap().params,
+                word_to_bytes(300),
+                "the missed write has no effect"
+            );
+            // After the driver's timeout the window is over: the write applies,
+            // and a ping straight after it is answered.
+            let ack = host
+                .request(4, write_word(addr::GOAL_SPEED, 400), DRIVER_TIMEOUT)
+                .await;
+            assert!(ack.is_some());
+            assert!(
+                host.request(4, Instruction::Ping, DRIVER_TIMEOUT)
+                    .await
+                    .is_some()
+            );
+        });
+        let c = bus.servo(4).unwrap().counters;
+        assert_eq!((c.packets, c.replies, c.missed), (7, 6, 1));
+        assert_eq!(host.got.len(), 6);
+        // The missed write: 110 us ack, 80 us read, 130 us reply, 90 us write.
+        let times = bus.write_times();
+        assert_eq!(times[1] - times[0], 410 * MICROS);
+    }
+
+    /// Pollen's per-finger sequence for one pose (amazing-hand.md section 4):
+    /// for each finger (ids 1-2, 3-4, 5-6, 7-8) write_goal_speed(m1), 0.2 ms,
+    /// write_goal_speed(m2), 0.2 ms, write_goal_position(m1),
+    /// write_goal_position(m2), 5 ms; each write waits for its
+    /// acknowledgement, as rustypot does. Without `pauses` the same writes go
+    /// back to back. Returns the writes that got no reply, as (id, address).
+    async fn demo_pose(host: &mut Host, pose: [u16; 8], speed: u16, pauses: bool) -> Vec<(u8, u8)> {
+        let mut unanswered = Vec::new();
+        for finger in HAND_IDS.chunks(2) {
+            for &id in finger {
+                let i = write_word(addr::GOAL_SPEED, speed);
+                if host.request(id, i, DRIVER_TIMEOUT).await.is_none() {
+                    unanswered.push((id, addr::GOAL_SPEED));
+                }
+                if pauses {
+                    host.h.sleep(200 * MICROS).await;
+                }
+            }
+            for &id in finger {
+                let i = write_word(addr::GOAL_POSITION, pose[usize::from(id) - 1]);
+                if host.request(id, i, DRIVER_TIMEOUT).await.is_none() {
+                    unanswered.push((id, addr::GOAL_POSITION));
+                }
+            }
+            if pauses {
+                host.h.sleep(5 * MILLIS).await;
+            }
+        }
+        unanswered
+    }
+
+    /// Named poses of amazing-hand.md section 4 in raw steps: closed
+    /// (90/-90), open straight (-35/35) and victory.
+    const POSES: [[u16; 8]; 3] = [
+        [818, 204, 818, 204, 818, 204, 818, 204],
+        [391, 630, 391, 630, 391, 630, 391, 630],
+        [460, 733, 289, 562, 818, 204, 818, 204],
+    ];
+
+    /// Gaps between one servo's consecutive writes, per servo, from the bus's log.
+    fn write_gaps(times: &[Nanos]) -> Vec<Nanos> {
+        // Per finger: speed m1, speed m2, position m1, position m2.
+        times
+            .chunks(4)
+            .flat_map(|w| [w[2] - w[0], w[3] - w[1]])
+            .collect()
+    }
+
+    #[test]
+    fn the_demo_sequence_with_its_pauses_never_misses() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            let on = Instruction::SyncWrite {
+                addr: addr::TORQUE_ENABLE,
+                entries: HAND_IDS.iter().map(|&id| (id, vec![1])).collect(),
+            };
+            host.send(BROADCAST_ID, on).await;
+            host.h.sleep(MILLIS).await;
+            for pose in POSES {
+                // 7 rad/s in rustypot's unit, the demo's MaxSpeed.
+                assert_eq!(demo_pose(host, pose, 1368, true).await, []);
+                host.h.sleep(800 * MILLIS).await;
+                let at: Vec<u16> = b.snapshot().iter().map(|s| s.present_raw).collect();
+                assert_eq!(at, pose);
+            }
+        });
+        assert_eq!(bus.stats().missed, 0);
+        assert!(bus.goal_log().iter().all(|e| e.accepted));
+        // 3 poses x 16 acknowledged writes (the SYNC_WRITE is the first write time).
+        assert_eq!(bus.stats().replies, 48);
+        let times = bus.write_times();
+        let gaps = write_gaps(&times[1..]);
+        // m1: its speed, m2's speed, its position; m2: its speed, m1's position, its
+        // position; 200 us per acknowledged write plus the 0.2 ms pauses.
+        assert!(gaps.iter().all(|&g| g == 800 * MICROS || g == 600 * MICROS));
+        assert!(
+            gaps.iter()
+                .all(|&g| g > BusConfig::default().processing_window)
+        );
+    }
+
+    #[test]
+    fn the_same_writes_without_the_pauses_miss() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        run_host(&mut sim, host, async move |host| {
+            let on = Instruction::SyncWrite {
+                addr: addr::TORQUE_ENABLE,
+                entries: HAND_IDS.iter().map(|&id| (id, vec![1])).collect(),
+            };
+            host.send(BROADCAST_ID, on).await;
+            host.h.sleep(MILLIS).await;
+            // Each finger's m1 position write comes 400 us after its speed
+            // write and is missed; m2's comes after the driver's 10 ms
+            // timeout and is taken.
+            let unanswered = demo_pose(host, POSES[0], 1368, false).await;
+            let m1 = [1, 3, 5, 7].map(|id| (id, addr::GOAL_POSITION));
+            assert_eq!(unanswered, m1);
+        });
+        assert_eq!(bus.stats().missed, 4);
+        let missed: Vec<u8> = bus
+            .goal_log()
+            .iter()
+            .filter(|e| !e.accepted)
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(missed, [1, 3, 5, 7]);
+        let times = bus.write_times();
+        let gaps = write_gaps(&times[1..]);
+        // m1's position write follows its speed write by 400 us.
+        assert!(gaps.iter().step_by(2).all(|&g| g == 400 * MICROS));
+    }
+
+    #[test]
+    fn sync_read_gets_no_reply_and_one_read_per_id_does() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let host = run_host(&mut sim, host, async move |host| {
+            // rustypot's generated sync_read_present_position([1, 2, 3]).
+            let sync_read = Instruction::Other {
+                code: crate::robots::hand::protocol::instr::SYNC_READ,
+                params: vec![addr::PRESENT_POSITION, 2, 1, 2, 3],
+            };
+            host.send(BROADCAST_ID, sync_read).await;
+            host.listen(100 * MILLIS).await;
+            assert!(host.got.is_empty(), "SYNC_READ is not answered");
+            // rustypot's sync_read_register fallback: one READ per id, back to back.
+            for id in [1, 2, 3] {
+                let r = host
+                    .request(id, read_word(addr::PRESENT_POSITION), DRIVER_TIMEOUT)
+                    .await;
+                assert_eq!(r, Some(Packet::status(id, 0, word_to_bytes(511).to_vec())));
+            }
+        });
+        assert_eq!(host.got.len(), 3);
+        assert_eq!(bus.stats().unsupported, 1);
+        assert_eq!(bus.stats().missed, 0);
+    }
+
+    #[test]
+    fn reg_write_is_never_missed_but_an_action_applying_it_can_be() {
+        let (mut sim, bus, host) = rig(BusConfig::default());
+        let b = bus.clone();
+        run_host(&mut sim, host, async move |host| {
+            host.write(2, addr::TORQUE_ENABLE, &[1]).await;
+            // A goal speed write, then straight away a REG_WRITE (acknowledged,
+            // stored) and an ACTION, inside the speed write's window: missed.
+            host.request(2, write_word(addr::GOAL_SPEED, 200), DRIVER_TIMEOUT)
+                .await
+                .unwrap();
+            let rw = Instruction::RegWrite {
+                addr: addr::GOAL_POSITION,
+                data: word_to_bytes(611).to_vec(),
+            };
+            assert!(host.request(2, rw, DRIVER_TIMEOUT).await.is_some());
+            assert!(
+                host.request(2, Instruction::Action, DRIVER_TIMEOUT)
+                    .await
+                    .is_none()
+            );
+            let flag = host
+                .request(
+                    2,
+                    Instruction::Read {
+                        addr: addr::REGISTERED_WRITE,
+                        len: 1,
+                    },
+                    DRIVER_TIMEOUT,
+                )
+                .await;
+            assert_eq!(flag.unwrap().params, [1], "still registered");
+            assert_eq!(b.servo(2).unwrap().goal_raw, 511);
+            // Later, the ACTION applies it.
+            host.h.sleep(MILLIS).await;
+            assert!(
+                host.request(2, Instruction::Action, DRIVER_TIMEOUT)
+                    .await
+                    .is_some()
+            );
+            assert_eq!(b.servo(2).unwrap().goal_raw, 611);
+            // An ACTION with nothing registered straight after does nothing and misses nothing.
+            assert!(
+                host.request(2, Instruction::Action, DRIVER_TIMEOUT)
+                    .await
+                    .is_some()
+            );
+        });
+        assert_eq!(bus.servo(2).unwrap().counters.missed, 1);
     }
 }

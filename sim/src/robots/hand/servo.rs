@@ -3,21 +3,53 @@
 //!
 //! # Register table
 //! [`REGISTERS`] is the single source: addresses, sizes, access, EEPROM/RAM
-//! area and power-on values from amazing-hand.md section 3.1 (rustypot
-//! `scs0009.rs` cross-checked with SCServo `SCSCL.h`, the Feetech wiki memory
-//! table and the FT SCServo Debug screenshot of an SCS0009). Words are
-//! big-endian. Addresses not in the table read 0 and ignore writes.
+//! area and power-on values. Sources: amazing-hand.md section 3.1 (rustypot
+//! `scs0009.rs` cross-checked with SCServo `SCSCL.h` and the FT SCServo Debug
+//! screenshot of an SCS0009, "FD" below) and Feetech's SCSCL memory table
+//! (ftservo-wiki `docs/en/reference/parameter/memory-scscl.md`, "the Feetech
+//! table" below). Where the two disagree on a power-on value, the FD
+//! screenshot of a real SCS0009 wins. Words are big-endian. Addresses not in
+//! the table read 0 and ignore writes (assumed).
 //!
-//! # Semantics (assumed where the sheet is silent; each is documented here)
+//! Every register rustypot 1.13.1 declares for the SCS0009 is in the table:
+//! - 0/1 firmware main/sub version 0/5 and 3/4 servo main/sub version 5/4
+//!   (FD). rustypot's `read_register(id, "model_number")` reads 3..4
+//!   big-endian as 1284, the number its `ServoKind` table gives the SCS0009
+//!   (its typed `read_model` takes the bytes little-endian: 1029, on the real
+//!   servo too). 2 is the Feetech table's END byte, 1 = big-endian.
+//! - 41 (rustypot `acceleration`) is "undefined, R/W" in the Feetech table
+//!   (the SCS series has no acceleration; STS servos have it at 41): stored,
+//!   no effect (assumed).
+//! - 64 (rustypot `sync_write_flag`) is the Feetech table's "async write
+//!   flag": 1 while a REG_WRITE waits for its ACTION, else 0 (REG_WRITE is
+//!   Feetech's asynchronous write; the exact meaning is assumed).
+//! - 65 `status`: the Feetech table's alarm bits, bit 0 voltage and bit 2
+//!   temperature against the limits (the same bits the status error byte
+//!   carries); bit 5 (overload) is never set, no load is modelled.
+//! - 78..=83, the factory block (PWM maximum step 20, moving-velocity
+//!   threshold 1, DTs 20 ms, minimum velocity limit 1, maximum velocity limit,
+//!   acceleration 20; velocities in units of 50 steps/s): read only in the
+//!   Feetech table, so writes are ignored, although rustypot declares 78..=82
+//!   writable. 82 has no published value: the twin reports its own top speed,
+//!   [`ServoParams::max_speed_steps`] / 50 (assumed).
+//! - 69 present current (SCServo `SCSCL.h`; not in rustypot) reads 0.
+//!
+//! # Semantics (assumed where the sheets are silent; each is documented here)
 //! - Write to a read-only register: those bytes are ignored, the other bytes
-//!   of the same WRITE take effect, and the status error byte stays 0 (the
-//!   SCS error bits describe hardware conditions only; none fits). Assumed.
-//! - EEPROM writes take effect at once whatever `lock` says; power cycles are
-//!   not modelled, so `lock` (48, assumed power-on 0) is stored only.
+//!   of the same WRITE take effect, and the WRITE is acknowledged with the
+//!   usual status (error byte 0 unless an alarm condition holds). A Feetech
+//!   status error byte only reports alarms, never a refused instruction
+//!   (FTS-rs `error.rs`; rustypot 1.13.1 declares the SCS0009
+//!   `status_alarms_only`), so no error bit could say "refused". Assumed.
+//! - `lock` (48, power-on 1 per the Feetech table): 0 makes EEPROM writes
+//!   survive a power cycle, 1 makes them last until power-off only (the
+//!   Feetech table; SCServo `SCSCL.cpp` `unLockEprom` writes 0, `LockEprom`
+//!   1). Either way an EEPROM write takes effect at once. Power cycles are not
+//!   modelled, so `lock` is stored only.
 //! - Writing `id` (5) re-addresses the servo at once. `baudrate` (6) is stored
 //!   only: the twin keeps talking at the line's baud.
-//! - `torque_enable` (40): 1 = torque on; 0 (off) and 2/3 (Pollen's
-//!   "off"/"free", servo-side meaning UNVERIFIED) = limp. Limp model: the
+//! - `torque_enable` (40): 1 = torque on; 0 (Feetech: off, free) and 2
+//!   (Feetech: damping; Pollen's "off"/"free" 2/3) = limp. Limp model: the
 //!   joint stays where it is (no gravity or external load is modelled) but it
 //!   does not move toward its goal; present speed, load and moving read 0.
 //!   Going from limp to on sets the goal to the present position, so the
@@ -28,9 +60,10 @@
 //!   the goal register, and the WRITE's status reply carries the ANGLE error
 //!   bit. Clamping is UNVERIFIED for the SCS0009 (assumed). If the limits are
 //!   both 0 or min >= max (wheel/PWM mode, not modelled) goals clamp to 0..=1023.
-//! - Goal speed is in steps per second (rustypot's unit, assumed), the sign
-//!   bit 15 ignored, 0 meaning "as fast as possible" (UNVERIFIED), capped at
-//!   [`ServoParams::max_speed_steps`]. Goal time (44) is stored but ignored.
+//! - Goal speed is in steps per second (rustypot's unit and the Feetech
+//!   table's), the sign bit 15 ignored, 0 meaning "as fast as possible"
+//!   (UNVERIFIED), capped at [`ServoParams::max_speed_steps`]. Goal time (44)
+//!   is stored but ignored.
 //! - Present speed: signed by bit 15, steps/s. Present load: bit 10 sign,
 //!   magnitude [`ServoParams::load_while_moving`] while moving, 0 otherwise.
 //! - Units: one step = 300/1024 degrees; raw 511 = 0 degrees.
@@ -89,11 +122,13 @@ const fn reg(addr: u8, size: u8, name: &'static str, access: Access, default: u1
 
 use Access::{Read as R, ReadWrite as RW};
 
-/// The SCS0009 register table (amazing-hand.md 3.1). Defaults without a
-/// source are marked assumed in the comment.
+/// The SCS0009 register table (amazing-hand.md 3.1, the Feetech SCSCL
+/// table). Defaults without a source are marked assumed in the comment.
 pub const REGISTERS: &[Register] = &[
-    reg(0, 1, "firmware_main_version", R, 0),
-    reg(1, 1, "firmware_sub_version", R, 5),
+    reg(0, 1, "firmware_major_version", R, 0),
+    reg(1, 1, "firmware_minor_version", R, 5),
+    // Feetech table: 1 = words stored big-endian.
+    reg(2, 1, "end", R, 1),
     // Servo main/sub version 5/4 as two bytes (big-endian word 0x0504).
     reg(3, 2, "model", R, 0x0504),
     reg(5, 1, "id", RW, 1),
@@ -121,12 +156,14 @@ pub const REGISTERS: &[Register] = &[
     reg(38, 1, "protection_time", RW, 100),
     reg(39, 1, "overload_torque", RW, 80),
     reg(40, 1, "torque_enable", RW, 0),
+    // "Undefined, R/W" in the Feetech table; rustypot's name. Assumed power-on 0.
+    reg(41, 1, "acceleration", RW, 0),
     // Goal block: assumed power-on goal = centre (511), time 0, speed 0.
     reg(42, 2, "goal_position", RW, 511),
     reg(44, 2, "goal_time", RW, 0),
     reg(46, 2, "goal_speed", RW, 0),
-    // Assumed power-on 0 (unlocked).
-    reg(48, 1, "lock", RW, 0),
+    // Power-on 1 (Feetech table): EEPROM writes last until power-off.
+    reg(48, 1, "lock", RW, 1),
     // Present values are computed; defaults are what a fresh servo at the
     // centre reads (voltage/temperature come from ServoParams).
     reg(56, 2, "present_position", R, 511),
@@ -134,9 +171,19 @@ pub const REGISTERS: &[Register] = &[
     reg(60, 2, "present_load", R, 0),
     reg(62, 1, "present_voltage", R, 50),
     reg(63, 1, "present_temperature", R, 25),
+    // 1 while a REG_WRITE waits for ACTION (computed).
+    reg(64, 1, "sync_write_flag", R, 0),
+    // Alarm bits (computed).
     reg(65, 1, "status", R, 0),
     reg(66, 1, "moving", R, 0),
     reg(69, 2, "present_current", R, 0),
+    // Factory block (Feetech table, read only). 82 is computed from the top speed.
+    reg(78, 1, "pwm_maximum_step", R, 20),
+    reg(79, 1, "moving_velocity_threshold", R, 1),
+    reg(80, 1, "dts", R, 20),
+    reg(81, 1, "minimum_velocity_limit", R, 1),
+    reg(82, 1, "maximum_velocity_limit", R, 41),
+    reg(83, 1, "factory_acceleration", R, 20),
 ];
 
 /// Register addresses used by the model.
@@ -175,12 +222,21 @@ pub mod addr {
     pub const PRESENT_VOLTAGE: u8 = 62;
     /// Present temperature.
     pub const PRESENT_TEMPERATURE: u8 = 63;
+    /// Async (registered) write flag.
+    pub const REGISTERED_WRITE: u8 = 64;
+    /// Alarm status.
+    pub const STATUS: u8 = 65;
     /// Moving.
     pub const MOVING: u8 = 66;
+    /// Maximum velocity limit, 50 steps/s units (factory, read only).
+    pub const MAX_VELOCITY_LIMIT: u8 = 82;
 }
 
-/// Size of the modelled memory (last register ends at 70).
-pub const MEMORY_SIZE: usize = 71;
+/// Size of the modelled memory (last register ends at 83).
+pub const MEMORY_SIZE: usize = 84;
+
+/// Unit of the factory velocity registers (79, 81, 82), steps/s.
+pub const FACTORY_VELOCITY_UNIT: f64 = 50.0;
 
 /// Degrees per position step (300 / 1024).
 pub const DEG_PER_STEP: f64 = 300.0 / 1024.0;
@@ -410,6 +466,12 @@ impl Servo {
         self.mem[usize::from(addr::PRESENT_VOLTAGE)] = self.params.supply_decivolts;
         self.mem[usize::from(addr::PRESENT_TEMPERATURE)] = self.params.temperature_c;
         self.mem[usize::from(addr::MOVING)] = u8::from(moving);
+        self.mem[usize::from(addr::REGISTERED_WRITE)] = u8::from(self.pending.is_some());
+        self.mem[usize::from(addr::STATUS)] = self.condition_error();
+        self.mem[usize::from(addr::MAX_VELOCITY_LIMIT)] = (self.params.max_speed_steps
+            / FACTORY_VELOCITY_UNIT)
+            .round()
+            .clamp(0.0, 255.0) as u8;
     }
 
     /// Error bits every status carries (voltage and temperature against the limits).
@@ -483,6 +545,12 @@ impl Servo {
     /// REG_WRITE: keeps the write for ACTION (a new one replaces it).
     pub fn reg_write(&mut self, start: u8, data: &[u8]) {
         self.pending = Some((start, data.to_vec()));
+        self.refresh();
+    }
+
+    /// A REG_WRITE waits for ACTION.
+    pub fn has_registered_write(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// ACTION: applies the buffered write, if any.
@@ -546,9 +614,109 @@ mod tests {
         let out = s.write(addr::PRESENT_POSITION, &[0, 0], 0);
         assert_eq!(out.error, 0);
         assert_eq!(s.read(addr::PRESENT_POSITION, 2, 0), [0x01, 0xFF]);
-        // 48 lock (rw) .. 49 unmapped.
-        s.write(48, &[1, 9], 0);
-        assert_eq!(s.read(48, 2, 0), [1, 0]);
+        // 48 lock (rw, power-on 1) .. 49 unmapped.
+        assert_eq!(s.read(48, 1, 0), [1]);
+        s.write(48, &[0, 9], 0);
+        assert_eq!(s.read(48, 2, 0), [0, 0]);
+        // The factory block is read only, although rustypot declares 78..=82 writable.
+        let out = s.write(78, &[1, 2, 3, 4, 5, 6], 0);
+        assert_eq!(out.error, 0);
+        assert_eq!(s.read(78, 6, 0), [20, 1, 20, 1, 41, 20]);
+        // 41 is undefined but writable on the SCS series: stored, no effect.
+        s.write(41, &[7], 0);
+        assert_eq!(s.read(41, 1, 0), [7]);
+    }
+
+    /// Every register rustypot 1.13.1 declares for the SCS0009 (name,
+    /// address, size) with the value a fresh twin at the centre reads.
+    const RUSTYPOT_SCS0009: &[(&str, u8, u8, u16)] = &[
+        ("firmware_major_version", 0, 1, 0),
+        ("firmware_minor_version", 1, 1, 5),
+        ("model", 3, 2, 1284),
+        ("id", 5, 1, 1),
+        ("baudrate", 6, 1, 0),
+        ("return_delay_time", 7, 1, 0),
+        ("response_status_level", 8, 1, 1),
+        ("min_angle_limit", 9, 2, 20),
+        ("max_angle_limit", 11, 2, 1003),
+        ("max_temperature_limit", 13, 1, 70),
+        ("max_voltage_limit", 14, 1, 90),
+        ("min_voltage_limit", 15, 1, 45),
+        ("max_torque_limit", 16, 2, 1000),
+        ("phase", 18, 1, 0),
+        ("unloading_condition", 19, 1, 32),
+        ("led_alarm_condition", 20, 1, 37),
+        ("p_coefficient", 21, 1, 15),
+        ("d_coefficient", 22, 1, 15),
+        ("i_coefficient", 23, 1, 0),
+        ("minimum_startup_force", 24, 2, 45),
+        ("cw_dead_zone", 26, 1, 1),
+        ("ccw_dead_zone", 27, 1, 1),
+        ("protective_torque", 37, 1, 20),
+        ("protection_time", 38, 1, 100),
+        ("overload_torque", 39, 1, 80),
+        ("torque_enable", 40, 1, 0),
+        ("acceleration", 41, 1, 0),
+        ("goal_position", 42, 2, 511),
+        ("goal_time", 44, 2, 0),
+        ("goal_speed", 46, 2, 0),
+        ("lock", 48, 1, 1),
+        ("present_position", 56, 2, 511),
+        ("present_speed", 58, 2, 0),
+        ("present_load", 60, 2, 0),
+        ("present_voltage", 62, 1, 50),
+        ("present_temperature", 63, 1, 25),
+        ("sync_write_flag", 64, 1, 0),
+        ("status", 65, 1, 0),
+        ("moving", 66, 1, 0),
+        ("pwm_maximum_step", 78, 1, 20),
+        ("moving_velocity_threshold", 79, 1, 1),
+        ("dts", 80, 1, 20),
+        ("minimum_velocity_limit", 81, 1, 1),
+        ("maximum_velocity_limit", 82, 1, 41),
+    ];
+
+    #[test]
+    fn every_rustypot_register_is_in_the_table_with_its_power_on_value() {
+        let mut s = Servo::new(1, ServoParams::default(), 0);
+        for &(name, a, size, value) in RUSTYPOT_SCS0009 {
+            let r = REGISTERS
+                .iter()
+                .find(|r| r.addr == a)
+                .unwrap_or_else(|| panic!("{name} ({a}) not in the table"));
+            assert_eq!(r.size, size, "{name}");
+            assert_eq!(r.name, name);
+            let bytes = s.read(a, size, 0);
+            let got = if size == 2 {
+                word_from_bytes(bytes[0], bytes[1])
+            } else {
+                u16::from(bytes[0])
+            };
+            assert_eq!(got, value, "{name} at {a}");
+        }
+    }
+
+    #[test]
+    fn registered_write_flag_and_status_alarm_bits_follow_the_servo() {
+        let mut s = Servo::new(1, ServoParams::default(), 0);
+        s.reg_write(addr::GOAL_SPEED, &word_to_bytes(100));
+        assert_eq!(s.read(addr::REGISTERED_WRITE, 1, 0), [1]);
+        s.action(0);
+        assert_eq!(s.read(addr::REGISTERED_WRITE, 1, 0), [0]);
+        assert_eq!(s.read(addr::GOAL_SPEED, 2, 0), word_to_bytes(100));
+        // Supply under the minimum (45 = 4.5 V) and too hot: bits 0 and 2.
+        s.set_params(
+            ServoParams {
+                supply_decivolts: 40,
+                temperature_c: 80,
+                max_speed_steps: 1000.0,
+                ..ServoParams::default()
+            },
+            0,
+        );
+        assert_eq!(s.read(addr::STATUS, 1, 0), [err::VOLTAGE | err::OVERHEAT]);
+        // The maximum velocity limit follows the top speed: 1000 / 50.
+        assert_eq!(s.read(addr::MAX_VELOCITY_LIMIT, 1, 0), [20]);
     }
 
     #[test]

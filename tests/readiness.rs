@@ -127,3 +127,56 @@ steps:
         ready.at_ns
     );
 }
+
+#[test]
+fn a_wait_for_names_the_closest_message_that_did_not_match_and_a_link_that_was_down() {
+    let yaml = r#"
+name: near miss
+seed: 42
+duration_limit: 10s
+devices:
+  - { kind: echo, id: echo-1 }
+steps:
+  - publish: { topic: twinrig/echo/echo-1/tx, payload: "hello rig", qos: 1 }
+  - fault: { link: { device: echo-1, outage: 500ms } }
+  - wait_for: { topic: twinrig/echo/echo-1/rx, text: "hello rug", timeout: 1s }
+"#;
+    let outcome = run(yaml);
+    let d = &outcome
+        .assertions
+        .iter()
+        .find(|a| !a.passed)
+        .expect("the wait_for failed")
+        .detail;
+    assert!(
+        d.contains(
+            "1 message on twinrig/echo/echo-1/rx did not match; the closest, from echo-1 at "
+        ) && d.contains(": expected text \"hello rug\", got \"hello rig\""),
+        "{d}"
+    );
+    assert!(
+        d.contains("the link of echo-1 was down (outage) from "),
+        "{d}"
+    );
+    assert!(!d.contains("reached no subscriber"), "{d}");
+}
+
+#[test]
+fn an_expect_that_counted_no_message_explains_itself_too() {
+    let yaml = ECHO.replace(
+        "  - wait_for: { topic: twinrig/echo/echo-1/rx, text: \"hello rig\", timeout: 1s }\n",
+        "  - publish: { topic: twinrig/echo/echo-9/tx, payload: \"anyone?\" }\n  - delay: 1s\n  - expect: { message: { topic: twinrig/echo/echo-9/rx } }\n",
+    );
+    let outcome = run(&yaml);
+    let d = &outcome
+        .assertions
+        .iter()
+        .find(|a| !a.passed)
+        .expect("the expect failed")
+        .detail;
+    assert!(
+        d.contains("the publish on twinrig/echo/echo-9/tx at ")
+            && d.contains("reached no subscriber (nobody subscribed to it)"),
+        "{d}"
+    );
+}

@@ -12,6 +12,16 @@ fn run(yaml: &str) -> twinrig::runner::Outcome {
     suite::run(&loaded, |_| {})
 }
 
+/// The detail of the first assertion that failed.
+fn first_failure(outcome: &twinrig::runner::Outcome) -> &str {
+    &outcome
+        .assertions
+        .iter()
+        .find(|a| !a.passed)
+        .expect("an assertion failed")
+        .detail
+}
+
 const ECHO: &str = r#"
 name: echo at once
 seed: 42
@@ -49,12 +59,7 @@ fn a_publish_before_the_device_subscribed_is_explained() {
     let yaml = ECHO.replace("steps:\n", "start: immediately\nsteps:\n");
     let outcome = run(&yaml);
     assert!(!outcome.passed());
-    let failed = outcome
-        .assertions
-        .iter()
-        .find(|a| !a.passed)
-        .expect("the wait_for failed");
-    let d = &failed.detail;
+    let d = first_failure(&outcome);
     assert!(
         d.starts_with("no matching message on twinrig/echo/echo-1/rx within 1s: ")
             && d.contains("the publish on twinrig/echo/echo-1/tx at 0.000000000s reached no subscriber (echo-1 subscribed to twinrig/echo/echo-1/tx only at 0.0"),
@@ -142,12 +147,7 @@ steps:
   - wait_for: { topic: twinrig/echo/echo-1/rx, text: "hello rug", timeout: 1s }
 "#;
     let outcome = run(yaml);
-    let d = &outcome
-        .assertions
-        .iter()
-        .find(|a| !a.passed)
-        .expect("the wait_for failed")
-        .detail;
+    let d = first_failure(&outcome);
     assert!(
         d.contains(
             "1 message on twinrig/echo/echo-1/rx did not match; the closest, from echo-1 at "
@@ -168,12 +168,7 @@ fn an_expect_that_counted_no_message_explains_itself_too() {
         "  - publish: { topic: twinrig/echo/echo-9/tx, payload: \"anyone?\" }\n  - delay: 1s\n  - expect: { message: { topic: twinrig/echo/echo-9/rx } }\n",
     );
     let outcome = run(&yaml);
-    let d = &outcome
-        .assertions
-        .iter()
-        .find(|a| !a.passed)
-        .expect("the expect failed")
-        .detail;
+    let d = first_failure(&outcome);
     assert!(
         d.contains("the publish on twinrig/echo/echo-9/tx at ")
             && d.contains("reached no subscriber (nobody subscribed to it)"),

@@ -15,6 +15,7 @@ pub mod hand;
 pub mod hand_timing;
 pub mod init;
 pub mod ota_cli;
+pub mod output;
 pub mod readiness;
 pub mod report;
 pub mod runner;

@@ -347,8 +347,22 @@ fn run(
             "{bad} scenario file(s) failed to load; nothing was run"
         ));
     }
+    // Outputs are named after scenarios; two with the same name must not
+    // share (and overwrite) one file.
+    let stems = twinrig::output::distinct_stems(loaded.iter().map(|l| l.scenario.name.as_str()));
+    if trace_dir.is_some() || records_dir.is_some() {
+        for (l, stem) in loaded.iter().zip(&stems) {
+            if *stem != slug(&l.scenario.name) {
+                eprintln!(
+                    "note: another scenario is also named {:?}; the outputs of {} are named {stem}",
+                    l.scenario.name,
+                    l.path.display()
+                );
+            }
+        }
+    }
     let mut reports = Vec::new();
-    for l in loaded {
+    for (l, stem) in loaded.into_iter().zip(stems) {
         let bar = bars.add(ProgressBar::new(l.scenario.duration_limit.nanos() / MILLIS));
         bar.set_style(style.clone());
         bar.set_prefix(l.scenario.name.clone());
@@ -360,13 +374,13 @@ fn run(
         bar.finish_with_message(if outcome.passed() { "pass" } else { "FAIL" });
         let mut trace_path = None;
         if let Some(dir) = &trace_dir {
-            let p = dir.join(format!("{}.mcap", slug(&l.scenario.name)));
+            let p = dir.join(format!("{stem}.mcap"));
             let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
-            std::fs::write(&p, bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            twinrig::output::write_atomic(&p, &bytes)?;
             trace_path = Some(p);
         }
         if let Some(dir) = &records_dir {
-            let p = dir.join(format!("{}.sqlite", slug(&l.scenario.name)));
+            let p = dir.join(format!("{stem}.sqlite"));
             write_records(&p, &outcome.records)?;
         }
         reports.push(ScenarioReport::new(
@@ -380,12 +394,10 @@ fn run(
     let summary = Summary::new(reports);
     println!("{}", summary.table());
     if let Some(p) = json {
-        std::fs::write(&p, summary.to_json())
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        twinrig::output::write_atomic(&p, summary.to_json().as_bytes())?;
     }
     if let Some(p) = junit {
-        std::fs::write(&p, summary.to_junit())
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        twinrig::output::write_atomic(&p, summary.to_junit().as_bytes())?;
     }
     Ok(summary.failed == 0)
 }
@@ -395,7 +407,11 @@ fn validate(paths: &[PathBuf]) -> Result<bool, String> {
     for l in &loaded {
         println!("ok: {} ({})", l.path.display(), l.scenario.name);
     }
-    Ok(bad == 0)
+    if bad > 0 {
+        // Bad input, as for `run`: exit 2.
+        return Err(format!("{bad} scenario file(s) failed to load"));
+    }
+    Ok(true)
 }
 
 fn read_trace(path: &Path) -> Result<Trace, String> {
@@ -409,7 +425,10 @@ fn replay(path: &Path) -> Result<bool, String> {
         Ok(o) => o,
         Err(e) => {
             print_load_error(e);
-            return Ok(false);
+            return Err(format!(
+                "{}: the recorded scenario does not load in this build",
+                path.display()
+            ));
         }
     };
     if let (Some(then), Some(now)) = (
@@ -432,17 +451,15 @@ fn replay(path: &Path) -> Result<bool, String> {
 }
 
 fn record(update: bool, scenarios: &Path, replays: &Path) -> Result<bool, String> {
-    let files = find_scenario_files(&[scenarios.to_owned()]).map_err(|e| e.render_plain())?;
+    let (loaded, bad) = load_all(&[scenarios.to_owned()])?;
+    if bad > 0 {
+        return Err(format!(
+            "{bad} scenario file(s) failed to load; no golden trace was checked or written"
+        ));
+    }
     let mut ok = true;
-    for f in files {
-        let l = match suite::load(&f) {
-            Ok(l) => l,
-            Err(e) => {
-                print_load_error(e);
-                ok = false;
-                continue;
-            }
-        };
+    for l in loaded {
+        let f = l.path.clone();
         let outcome = suite::run(&l, |_| {});
         let golden = golden_path(scenarios, replays, &f);
         if update {
@@ -451,8 +468,7 @@ fn record(update: bool, scenarios: &Path, replays: &Path) -> Result<bool, String
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
             let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
-            std::fs::write(&golden, bytes)
-                .map_err(|e| format!("cannot write {}: {e}", golden.display()))?;
+            twinrig::output::write_atomic(&golden, &bytes)?;
             println!("wrote {}", golden.display());
         } else {
             match read_trace(&golden) {
@@ -476,17 +492,15 @@ fn record(update: bool, scenarios: &Path, replays: &Path) -> Result<bool, String
 /// Writes a run's records to a fresh SQLite store at `path`.
 fn write_records(path: &Path, records: &[twinrig_cloud::records::Record]) -> Result<(), String> {
     use twinrig_cloud::records::RecordStore;
-    if path.exists() {
-        std::fs::remove_file(path)
-            .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
-    }
-    let mut store = RecordStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    for r in records {
-        store
-            .insert(r)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(())
+    twinrig::output::write_with(path, |tmp| {
+        // A stale temporary file from a killed run must not be appended to.
+        let _ = std::fs::remove_file(tmp);
+        let mut store = RecordStore::open(tmp).map_err(std::io::Error::other)?;
+        for r in records {
+            store.insert(r).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    })
 }
 
 fn list_records(
@@ -499,7 +513,9 @@ fn list_records(
     if !path.is_file() {
         return Err(format!("{}: no such records store", path.display()));
     }
-    let store = RecordStore::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Read-only: listing never creates tables in, or otherwise changes, the file.
+    let store =
+        RecordStore::open_read_only(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let kinds: Vec<String> = match kind {
         Some(k) => vec![k.to_string()],
         None => store

@@ -326,3 +326,92 @@ fn version_lists_the_device_crates_and_completions_cover_the_commands() {
     assert_eq!(o.status.code(), Some(2));
     no_panic(&o);
 }
+
+#[test]
+fn validate_exits_two_for_a_bad_file_as_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_file(dir.path(), "bad.yaml", "name: bad\nseed: 1\n");
+    let path = bad.to_str().unwrap();
+    for args in [vec!["validate", path], vec!["run", path, "--quiet"]] {
+        let o = twinrig(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("bad.yaml"), "{args:?}: {}", text(&o));
+        no_panic(&o);
+    }
+}
+
+#[test]
+fn records_refuses_an_empty_file_or_a_foreign_database_and_never_writes_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_file(dir.path(), "empty.sqlite", "");
+    let o = twinrig(&["records", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a twinrig records store"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left empty");
+    let text_file = write_file(dir.path(), "notes.sqlite", "hello, not a database at all\n");
+    let o = twinrig(&["records", text_file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&text_file).unwrap(),
+        "hello, not a database at all\n"
+    );
+    no_panic(&o);
+}
+
+#[test]
+fn replay_and_trace_refuse_a_file_that_is_not_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = write_file(dir.path(), "junk.mcap", "not an mcap file");
+    for cmd in ["replay", "trace"] {
+        let o = twinrig(&[cmd, junk.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", text(&o));
+        assert!(text(&o).contains("junk.mcap"), "{cmd}: {}", text(&o));
+        no_panic(&o);
+    }
+}
+
+#[test]
+fn two_scenarios_with_one_name_get_distinct_output_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = "name: twin\nseed: 1\nduration_limit: 1s\nsteps:\n  - delay: 10ms\n";
+    let a = write_file(dir.path(), "a.yaml", body);
+    let b = write_file(dir.path(), "b.yaml", &body.replace("seed: 1", "seed: 2"));
+    let traces = dir.path().join("traces");
+    let records = dir.path().join("records");
+    let o = twinrig(&[
+        "run",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--quiet",
+        "--trace",
+        traces.to_str().unwrap(),
+        "--records",
+        records.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("another scenario is also named \"twin\""),
+        "{}",
+        text(&o)
+    );
+    for (dir, ext) in [(&traces, "mcap"), (&records, "sqlite")] {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [format!("twin-2.{ext}"), format!("twin.{ext}")],
+            "no temporary files left"
+        );
+    }
+    let first = Trace::from_mcap(&std::fs::read(traces.join("twin.mcap")).unwrap()).unwrap();
+    let second = Trace::from_mcap(&std::fs::read(traces.join("twin-2.mcap")).unwrap()).unwrap();
+    assert_eq!(first.metadata["scenario"]["seed"], "1");
+    assert_eq!(second.metadata["scenario"]["seed"], "2");
+}

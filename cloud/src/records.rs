@@ -96,6 +96,13 @@ pub enum RecordError {
         /// The row id.
         id: i64,
     },
+    /// Opened read-only, the file is not a records store (empty, another
+    /// SQLite database, or not SQLite at all).
+    #[error("not a twinrig records store ({why})")]
+    NotAStore {
+        /// What gave it away.
+        why: String,
+    },
 }
 
 /// The records store.
@@ -113,6 +120,39 @@ impl RecordStore {
     /// Opens (or creates) a store in a file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, RecordError> {
         Self::init(Connection::open(path)?)
+    }
+
+    /// Opens an existing store to read it, never writing to the file: an
+    /// empty file, another SQLite database or a file of another kind is
+    /// refused ([`RecordError::NotAStore`]) instead of being given tables.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, RecordError> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let not_a_store = |why: &str| RecordError::NotAStore {
+            why: why.to_owned(),
+        };
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| not_a_store(&e.to_string()))?;
+        match version {
+            SCHEMA_VERSION => {}
+            0 => return Err(not_a_store("no records schema")),
+            found => return Err(RecordError::UnsupportedSchema { found }),
+        }
+        let has_table: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'records'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if has_table.is_none() {
+            return Err(not_a_store("no records table"));
+        }
+        Ok(RecordStore { conn })
     }
 
     fn init(mut conn: Connection) -> Result<Self, RecordError> {
@@ -401,5 +441,42 @@ mod tests {
                 )
                 .is_err()
         );
+    }
+
+    #[test]
+    fn opening_read_only_never_writes_and_refuses_what_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        // An empty file would be an empty database to SQLite: refused, and left empty.
+        let empty = dir.path().join("empty.sqlite");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(matches!(
+            RecordStore::open_read_only(&empty),
+            Err(RecordError::NotAStore { .. })
+        ));
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "not written");
+        // Another application's database: refused, untouched.
+        let other = dir.path().join("other.sqlite");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
+            .unwrap();
+        let before = std::fs::read(&other).unwrap();
+        assert!(matches!(
+            RecordStore::open_read_only(&other),
+            Err(RecordError::NotAStore { .. })
+        ));
+        assert_eq!(std::fs::read(&other).unwrap(), before);
+        // Not SQLite at all.
+        let junk = dir.path().join("junk.sqlite");
+        std::fs::write(&junk, b"this is not a database, not even close........").unwrap();
+        assert!(RecordStore::open_read_only(&junk).is_err());
+        // A real store reads.
+        let real = dir.path().join("real.sqlite");
+        RecordStore::open(&real)
+            .unwrap()
+            .insert(&rec("K", "d", 1, "A"))
+            .unwrap();
+        let store = RecordStore::open_read_only(&real).unwrap();
+        assert_eq!(store.list_all("K").unwrap().len(), 1);
     }
 }

@@ -394,12 +394,13 @@ impl Servo {
 
     /// The limits goals are clamped to.
     pub fn limits(&self) -> (u16, u16) {
-        let (lo, hi) = (self.word(addr::MIN_ANGLE), self.word(addr::MAX_ANGLE));
-        if lo >= hi {
-            (0, 1023)
-        } else {
-            (lo, hi.min(1023))
-        }
+        // Limits past the 10-bit range are cut to it first, so a written
+        // minimum above 1023 is an empty range like any other.
+        let (lo, hi) = (
+            self.word(addr::MIN_ANGLE),
+            self.word(addr::MAX_ANGLE).min(1023),
+        );
+        if lo >= hi { (0, 1023) } else { (lo, hi) }
     }
 
     /// Speed the servo moves at now, steps/s.
@@ -597,6 +598,17 @@ mod tests {
         assert_eq!(s.read(0, 2, 0), [0, 5]);
         assert_eq!(s.read(69, 4, 0), [0, 0, 0, 0]); // past the table reads 0
         assert!(!s.torque_on());
+    }
+
+    #[test]
+    fn angle_limits_above_the_10_bit_range_never_panic_a_goal_write() {
+        // Found by tests/fuzz (servo_uart): a minimum of 1024 made the goal
+        // clamp with min > max.
+        let mut s = Servo::new(1, ServoParams::default(), 0);
+        s.write(addr::MIN_ANGLE, &[0x04, 0x00, 0x5E, 0xED], 0);
+        assert_eq!(s.limits(), (0, 1023), "an empty range means no limit");
+        s.write(addr::GOAL_POSITION, &[0x02, 0x76], 0);
+        assert_eq!(s.goal_raw(), 630);
     }
 
     #[test]

@@ -135,6 +135,12 @@ pub trait DeviceKind: Sync {
     fn firmware(&self) -> (&'static str, &'static str);
     /// Checks the device's `params` before anything runs.
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String>;
+    /// Whether its devices take `say` steps: true exactly when their
+    /// [`DeviceRuntime::command_topic`] is `Some`, so validation can refuse
+    /// a `say` the run would fail on.
+    fn takes_spoken_commands(&self) -> bool {
+        false
+    }
     /// Builds the device and spawns its tasks.
     fn spawn(
         &self,
@@ -385,6 +391,9 @@ impl DeviceKind for RvrKind {
     }
     fn firmware(&self) -> (&'static str, &'static str) {
         ("rvr-bridge", rvr_bridge::VERSION)
+    }
+    fn takes_spoken_commands(&self) -> bool {
+        true
     }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p: RvrParams = parse_params(params)?;

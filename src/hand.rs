@@ -305,6 +305,9 @@ impl DeviceKind for HandKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         ("hand-agent", hand_agent::VERSION)
     }
+    fn takes_spoken_commands(&self) -> bool {
+        true
+    }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p = parse_params(params)?;
         if !(1..=twinrig_sim::robots::hand::video::MAX_FPS).contains(&p.video_fps) {

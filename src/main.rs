@@ -288,8 +288,9 @@ fn main() -> ExitCode {
 }
 
 fn print_load_error(e: LoadError) {
-    let report = miette::Report::new(e);
-    eprintln!("{report:?}");
+    // Snippets where lines are short enough, else `file:line:col: message`;
+    // never a panic.
+    eprintln!("{}", e.render());
 }
 
 /// Loads every file, printing each error; returns what loaded and how many failed.

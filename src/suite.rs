@@ -26,7 +26,8 @@ pub enum LoadError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Scenario(#[from] ScenarioError),
-    /// A device's `params` are wrong for its kind.
+    /// A problem outside a scenario file's text (a trace that holds no
+    /// scenario). Wrong `params` are [`ScenarioError`]s, with their position.
     #[error("{path}: device {index} ({id}, kind {kind}): {message}")]
     Params {
         /// File.
@@ -50,23 +51,76 @@ impl LoadError {
             other => other.to_string(),
         }
     }
+
+    /// The error as a terminal shows it: miette's report with source
+    /// snippets where lines are short enough, else the plain form. Never
+    /// panics: should the renderer panic anyway (it has, on columns past
+    /// 65,535), the plain form is returned.
+    pub fn render(&self) -> String {
+        use miette::ReportHandler as _;
+        struct Shown<'a>(&'a miette::MietteHandler, &'a LoadError);
+        impl std::fmt::Debug for Shown<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.debug(self.1, f)
+            }
+        }
+        let handler = miette::MietteHandlerOpts::new().build();
+        // The default panic hook would print the panic before it is caught.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut out = String::new();
+            std::fmt::Write::write_fmt(&mut out, format_args!("{:?}", Shown(&handler, self)))
+                .map(|()| out)
+        }));
+        std::panic::set_hook(hook);
+        match shown {
+            Ok(Ok(text)) => text,
+            _ => self.render_plain(),
+        }
+    }
 }
 
-/// Parses `source` as the scenario at `path` and checks everything, device params included.
-pub fn parse(source: String, path: &Path) -> Result<Loaded, LoadError> {
-    let kinds = devices::kind_names();
-    let scenario = scenario::parse_scenario(&source, path, &kinds)?;
-    for (i, d) in scenario.devices.iter().enumerate() {
-        let kind = devices::kind(&d.kind).expect("validate checked the kind");
-        kind.check_params(&d.params)
-            .map_err(|message| LoadError::Params {
-                path: path.display().to_string(),
-                index: i + 1,
-                id: d.id.clone(),
-                kind: d.kind.clone(),
-                message,
-            })?;
+/// The device kinds of this build, as the scenario checks see them.
+struct BuildKinds;
+
+impl scenario::DeviceKinds for BuildKinds {
+    fn names(&self) -> Vec<&str> {
+        devices::kind_names()
     }
+
+    fn check_params(
+        &self,
+        kind: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), scenario::ParamsProblem> {
+        let Some(kind) = devices::kind(kind) else {
+            return Ok(());
+        };
+        let Err(message) = kind.check_params(params) else {
+            return Ok(());
+        };
+        // The kinds say what is wrong, not where: the first key that is
+        // wrong on its own, with the same message, is the one.
+        let key = params
+            .iter()
+            .find(|(k, v)| {
+                let alone = serde_json::Map::from_iter([((*k).clone(), (*v).clone())]);
+                kind.check_params(&alone).err().as_ref() == Some(&message)
+            })
+            .map(|(k, _)| k.clone());
+        Err(scenario::ParamsProblem { key, message })
+    }
+
+    fn takes_spoken_commands(&self, kind: &str) -> Option<bool> {
+        devices::kind(kind).map(|k| k.takes_spoken_commands())
+    }
+}
+
+/// Parses `source` as the scenario at `path` and checks everything, device
+/// `params` included (each at its line and column).
+pub fn parse(source: String, path: &Path) -> Result<Loaded, LoadError> {
+    let scenario = scenario::parse_scenario_with(&source, path, &BuildKinds)?;
     Ok(Loaded {
         path: path.to_owned(),
         source,
@@ -74,12 +128,10 @@ pub fn parse(source: String, path: &Path) -> Result<Loaded, LoadError> {
     })
 }
 
-/// Reads and checks the scenario file at `path`.
+/// Reads and checks the scenario file at `path` (at most
+/// [`scenario::MAX_FILE_BYTES`], a regular file).
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let source = scenario::read_scenario_text(path)?;
     parse(source, path)
 }
 
@@ -129,4 +181,90 @@ pub fn slug(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(yaml: &str) -> String {
+        match parse(yaml.to_owned(), Path::new("test.yaml")) {
+            Ok(_) => panic!("parsed:\n{yaml}"),
+            Err(e) => e.render_plain(),
+        }
+    }
+
+    #[test]
+    fn errors_in_device_params_carry_the_position_of_the_offending_key() {
+        // They used to carry no line:col at all.
+        let text = "name: x\nseed: 1\nduration_limit: 1s\ndevices:\n  - { kind: echo, id: e1, params: { baud: 9600, baudrate: 9600 } }\n  - kind: rvr\n    id: r1\n    params:\n      x: 1\n      stream_period_ms: 10\n  - { kind: hand, id: h1, params: { video_fps: fast } }\nsteps:\n  - delay: 1ms\n";
+        let out = plain(text);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(
+            lines[0].starts_with(
+                "test.yaml:5:59: device 1 (`e1`): `params` of kind `echo`: unknown field `baudrate`"
+            ),
+            "{out}"
+        );
+        assert_eq!(
+            lines[1],
+            "test.yaml:10:25: device 2 (`r1`): `params` of kind `rvr`: stream_period_ms must be at least 33 (the RVR refuses faster streaming)"
+        );
+        assert!(
+            lines[2].starts_with("test.yaml:11:48: device 3 (`h1`): `params` of kind `hand`: invalid type: string \"fast\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn say_to_a_kind_that_takes_no_spoken_commands_is_refused() {
+        // It used to pass validation and fail the run when the step came.
+        let text = "name: x\nseed: 1\nduration_limit: 1s\ndevices:\n  - { kind: echo, id: e1 }\n  - { kind: rvr, id: r1 }\nsteps:\n  - say: { device: r1, text: \"drive forward one metre\" }\n  - say: { device: e1, text: \"drive forward one metre\" }\n";
+        assert_eq!(
+            plain(text),
+            "test.yaml:9:20: step 2 (say): device `e1` (kind `echo`) takes no spoken commands; kinds that do: rvr, hand"
+        );
+    }
+
+    #[test]
+    fn a_kind_takes_spoken_commands_exactly_when_its_devices_have_a_command_topic() {
+        // Each kind's `say` runs (checked by name only, so the run itself
+        // judges): it fails for exactly the kinds that say they take none.
+        for kind in devices::kinds() {
+            let text = format!(
+                "name: say\nseed: 1\nduration_limit: 30s\ndevices: [ {{ kind: {}, id: d1 }} ]\nsteps:\n  - say: {{ device: d1, text: \"drive forward one metre\" }}\n  - delay: 10ms\n",
+                kind.name()
+            );
+            let path = Path::new("say.yaml");
+            let scenario = scenario::parse_scenario(&text, path, &devices::kind_names())
+                .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+            let loaded = Loaded {
+                path: path.to_owned(),
+                source: text,
+                scenario,
+            };
+            let outcome = run(&loaded, |_| {});
+            let refused = outcome
+                .failure
+                .as_deref()
+                .is_some_and(|f| f.contains("takes no spoken commands"));
+            if kind.takes_spoken_commands() {
+                assert_eq!(outcome.failure, None, "{}", kind.name());
+            } else {
+                assert!(refused, "{}: {:?}", kind.name(), outcome.failure);
+            }
+        }
+    }
+
+    #[test]
+    fn load_errors_render_without_panicking_on_long_lines() {
+        let steps = vec!["{ delay: 1ms }"; 7_000].join(", ");
+        let text =
+            format!("name: x\nseed: 1\nduration_limit: 1s\nsteps: [ {steps}, {{ dlay: 1ms }} ]\n");
+        let err = parse(text, Path::new("long.yaml")).unwrap_err();
+        let shown = err.render();
+        assert!(shown.contains("long.yaml:4:"), "{shown}");
+        assert!(shown.contains("unknown variant `dlay`"), "{shown}");
+    }
 }

@@ -327,6 +327,152 @@ fn version_lists_the_device_crates_and_completions_cover_the_commands() {
     no_panic(&o);
 }
 
+// ---- hardening: bad input is refused up front, precisely, never a crash ----
+
+/// Runs `twinrig run FILE --quiet` and `twinrig validate FILE`; both must end
+/// without a panic, with exit 2 (bad input), and print every `needle`.
+fn refused(file: &Path, needles: &[&str]) {
+    let path = file.to_str().unwrap();
+    for args in [&["run", path, "--quiet"][..], &["validate", path][..]] {
+        let o = twinrig(args);
+        no_panic(&o);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}:\n{out}");
+        // miette wraps long messages, continuing them on `  │ ` lines.
+        let joined = out.replace("\n  │ ", " ");
+        for needle in needles {
+            assert!(joined.contains(needle), "{args:?}: no {needle:?} in\n{out}");
+        }
+    }
+}
+
+#[test]
+fn error_with_a_column_past_65535_renders() {
+    // miette's renderer used to panic ("Formatting argument out of range",
+    // exit 101) on an error past column 65,535 of a long flow sequence.
+    let dir = tempfile::tempdir().unwrap();
+    let steps = vec!["{ delay: 1ms }"; 7_000].join(", ");
+    let body =
+        format!("name: x\nseed: 1\nduration_limit: 1s\nsteps: [ {steps}, {{ dlay: 1ms }} ]\n");
+    let column = body.lines().nth(3).unwrap().find("dlay").unwrap() + 1;
+    assert!(column > 65_535);
+    let p = write_file(dir.path(), "long-line.yaml", &body);
+    refused(&p, &["long-line.yaml:4:", "unknown variant `dlay`"]);
+    let o = twinrig(&["validate", p.to_str().unwrap()]);
+    assert!(text(&o).len() < 2_000, "{}", text(&o));
+}
+
+#[test]
+fn validate_dev_zero_is_refused_without_reading_it() {
+    let o = twinrig(&["validate", "/dev/zero"]);
+    no_panic(&o);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("/dev/zero: not a regular file (a character device)"),
+        "{}",
+        text(&o)
+    );
+    let o = twinrig(&["run", "/dev/zero", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[test]
+fn a_cloud_rule_with_200000_or_terms_is_refused_not_a_stack_overflow() {
+    // Used to abort with a stack overflow (SIGABRT, no message) in
+    // `validate`; 50,000 terms passed it and overflowed when the rule ran.
+    let dir = tempfile::tempdir().unwrap();
+    for n in [50_000, 200_000] {
+        let terms: Vec<String> = (0..n).map(|i| format!("x = {i}")).collect();
+        let body = format!(
+            "name: x\nseed: 1\nduration_limit: 1s\ncloud:\n  rules:\n    - name: wide\n      action: rvr-telemetry\n      sql: \"SELECT a FROM 'a' WHERE {}\"\nsteps:\n  - delay: 1ms\n",
+            terms.join(" OR ")
+        );
+        let p = write_file(dir.path(), "wide-rule.yaml", &body);
+        refused(
+            &p,
+            &[
+                "wide-rule.yaml:8:12: cloud rule 1 (`wide`)",
+                "more than 1000 terms",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_fleet_that_would_need_terabytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(
+        dir.path(),
+        "huge-fleet.yaml",
+        "name: x\nseed: 1\nduration_limit: 1s\nfleet:\n  firmware: [ { type: big, versions: [1.0.0], size: 16MiB } ]\n  groups:\n    - { type: big, count: 10000, id: \"a-{n}\", version: 1.0.0 }\nsteps:\n  - delay: 1ms\n",
+    );
+    refused(
+        &p,
+        &[
+            "huge-fleet.yaml:7:5: the run would need about",
+            "more than the budget of 4 GiB",
+        ],
+    );
+}
+
+#[test]
+fn params_say_and_physics_errors_have_their_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(
+        dir.path(),
+        "positions.yaml",
+        "name: x\nseed: 1\nduration_limit: 1s\nworld: { gravity: 1e39 }\ndevices:\n  - { kind: echo, id: e1, params: { max_line: 0 } }\nsteps:\n  - say: { device: e1, text: hello }\n  - expect: { device: { device: e1, field: uart.dropped, approx: 0, tolerance: .inf } }\n  - wait_for: { topic: a, timeout: 18446744073709551615ns }\n",
+    );
+    refused(
+        &p,
+        &["positions.yaml:10:36: `18446744073709551615ns` is too long"],
+    );
+    let p = write_file(
+        dir.path(),
+        "positions.yaml",
+        "name: x\nseed: 1\nduration_limit: 1s\nworld: { gravity: 1e39 }\ndevices:\n  - { kind: echo, id: e1, params: { max_line: 0 } }\nsteps:\n  - say: { device: e1, text: hello }\n  - expect: { device: { device: e1, field: uart.dropped, approx: 0, tolerance: .inf } }\n",
+    );
+    refused(
+        &p,
+        &[
+            "positions.yaml:4:19: `world.gravity` must be from -100 to 100",
+            "positions.yaml:6:47: device 1 (`e1`): `params` of kind `echo`: max_line must be at least 1",
+            "positions.yaml:8:20: step 1 (say): device `e1` (kind `echo`) takes no spoken commands",
+            "positions.yaml:9:80: step 2 (expect): `tolerance` must be a finite number, got inf",
+        ],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn directory_scans_report_broken_and_looping_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("scenarios");
+    std::fs::create_dir(&root).unwrap();
+    write_file(
+        &root,
+        "ok.yaml",
+        "name: ok\nseed: 1\nduration_limit: 1s\nsteps:\n  - delay: 1ms\n",
+    );
+    std::os::unix::fs::symlink("missing.yaml", root.join("broken.yaml")).unwrap();
+    for cmd in ["run", "validate"] {
+        let o = twinrig(&[cmd, root.to_str().unwrap()]);
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {}", text(&o));
+        assert!(
+            text(&o)
+                .contains("broken.yaml: a symbolic link to `missing.yaml` that cannot be followed"),
+            "{cmd}: {}",
+            text(&o)
+        );
+    }
+    std::fs::remove_file(root.join("broken.yaml")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("again")).unwrap();
+    let o = twinrig(&["validate", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("a symbolic link loop"), "{}", text(&o));
+}
+
 #[test]
 fn validate_exits_two_for_a_bad_file_as_run_does() {
     let dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The regular expression a duration string must match (used in the JSON Schema).
 pub const DURATION_PATTERN: &str = r"^[0-9]+(\.[0-9]+)? ?(ns|us|µs|ms|s|min|h)$";
 
+/// The longest duration a scenario file may write: 365 days (`8760h`).
+///
+/// Longer than any test a scenario stands for (job timeouts are at most 7
+/// days), and far enough below the 584 years that u64 nanoseconds hold that
+/// the run's time arithmetic (start + timeout, retries, the cloud clock)
+/// cannot overflow. Checked when a file is read, so the error has its line
+/// and column; [`Duration`] values built in code may be longer.
+pub const MAX_DURATION: Duration = Duration(365 * 24 * NS_PER_H);
+
 /// Shown when a duration has no unit.
 pub const NEEDS_UNIT: &str = "a duration needs a unit, e.g. 800ms or 2s";
 
@@ -278,7 +287,13 @@ impl<'de> Visitor<'de> for DurationVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        v.parse().map_err(E::custom)
+        let d: Duration = v.parse().map_err(E::custom)?;
+        if d > MAX_DURATION {
+            return Err(E::custom(format!(
+                "`{v}` is too long: a scenario's durations are at most {MAX_DURATION} (365 days)"
+            )));
+        }
+        Ok(d)
     }
 
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Duration, E> {
@@ -315,7 +330,7 @@ impl JsonSchema for Duration {
             "pattern": DURATION_PATTERN,
             "description": "A duration: a decimal number and a unit (ns, us or µs, ms, s, min, h), \
                 e.g. `800ms`, `2s`, `1.5s`, `0.1ms`. A bare number is not accepted. \
-                Resolution is one nanosecond.",
+                Resolution is one nanosecond; at most 8760h (365 days).",
             "examples": ["800ms", "2s", "1.5s"]
         })
     }
@@ -381,6 +396,23 @@ mod tests {
     }
 
     #[test]
+    fn a_delay_near_the_top_of_u64_nanoseconds_is_refused_when_read() {
+        // `999999h` used to pass and overflow the run's time arithmetic.
+        let read = |text: &str| serde_saphyr::from_str::<Duration>(text);
+        assert_eq!(read("8760h").unwrap(), MAX_DURATION);
+        assert_eq!(MAX_DURATION.to_string(), "8760h");
+        for long in ["8760.000000001h", "999999h", "18446744073709551615ns"] {
+            let err = read(long).unwrap_err().to_string();
+            assert!(
+                err.contains("is too long") && err.contains("at most 8760h (365 days)"),
+                "{long}: {err}"
+            );
+        }
+        // Values built in code and the plain parser are not limited.
+        assert_eq!(p("999999h"), Ok(999_999 * NS_PER_H));
+    }
+
+    #[test]
     fn formats_shortest_exact_form() {
         let f = |n: u64| Duration::from_nanos(n).to_string();
         assert_eq!(f(0), "0s");
@@ -413,7 +445,7 @@ mod tests {
         }
 
         #[test]
-        fn serde_round_trips(nanos in any::<u64>()) {
+        fn serde_round_trips(nanos in 0..=MAX_DURATION.nanos()) {
             let d = Duration::from_nanos(nanos);
             let json = serde_json::to_string(&d).unwrap();
             let back: Duration = serde_json::from_str(&json).unwrap();

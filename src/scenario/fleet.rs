@@ -51,6 +51,125 @@ pub const DEFAULT_DOWNLOAD_LATENCY: Duration = Duration::from_millis(50);
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
+/// The most memory a run may be expected to need: 4 GiB. A scenario whose
+/// [`MemoryEstimate`] is larger is refused before it runs, so a file cannot
+/// ask for more than a laptop or a CI runner has (GitHub's smallest Linux
+/// runners have 7 GB) and take the machine down with it.
+pub const MEMORY_BUDGET_BYTES: u64 = 4 * GIB;
+
+/// Memory a fleet device needs besides its simulated flash: its tasks, MQTT
+/// session, shadow, job executions and trace records. Measured as peak RSS
+/// (`/usr/bin/time -v twinrig run`): a rollout to 1,000 devices with 4 KiB
+/// images peaked 316 MiB above the same rollout to one device, 324 KiB a
+/// device of which 192 KiB is flash; the 1,000-device benchmark with 1 MiB
+/// images (docs/BENCHMARKS.md) leaves about 210 KiB a device beside flash
+/// and images. Rounded up.
+pub const FLEET_DEVICE_OVERHEAD_BYTES: u64 = 256 * KIB;
+
+/// Memory a scenario device (`devices`, any kind) needs: measured the same
+/// way, the shipped scenarios peak at most 4.5 MiB above a run without
+/// devices (`rvr/square-1m`, its trace included); rounded up.
+pub const SCENARIO_DEVICE_BYTES: u64 = 8 * MIB;
+
+/// Memory of a run with no devices (the world, the broker, the cloud twin):
+/// measured 22 MiB peak RSS, rounded up.
+pub const BASE_RUN_BYTES: u64 = 32 * MIB;
+
+/// What a scenario's run is expected to need at its peak, in bytes, by part.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Fleet devices (created and members' OTA clients).
+    pub fleet_devices: u64,
+    /// Their simulated flash: per device, two app slots sized for the
+    /// type's largest image, and the otadata block.
+    pub fleet_flash: u64,
+    /// Every published image, held by the firmware registry.
+    pub registry: u64,
+    /// Scenario devices.
+    pub scenario_devices: u64,
+    /// Everything: the parts above, their constants, and [`BASE_RUN_BYTES`].
+    pub total: u64,
+}
+
+impl MemoryEstimate {
+    /// The estimate for `fleet` (if any) with `scenario_devices` devices in
+    /// `devices`. Saturates instead of overflowing: a count that large is
+    /// over the budget either way.
+    pub fn new(fleet: Option<&FleetConfig>, scenario_devices: usize) -> MemoryEstimate {
+        let mut e = MemoryEstimate {
+            scenario_devices: scenario_devices as u64,
+            ..MemoryEstimate::default()
+        };
+        let mut total =
+            BASE_RUN_BYTES.saturating_add(e.scenario_devices.saturating_mul(SCENARIO_DEVICE_BYTES));
+        if let Some(fleet) = fleet {
+            for set in &fleet.firmware {
+                let image = image_bytes(set.size.bytes());
+                e.registry = e
+                    .registry
+                    .saturating_add(image.saturating_mul(set.versions.len() as u64));
+            }
+            for g in &fleet.groups {
+                let devices = match (&g.members, g.count) {
+                    (Some(members), _) => members.len() as u64,
+                    (None, Some(count)) => u64::from(count),
+                    (None, None) => 0,
+                };
+                let largest = fleet
+                    .firmware_for(&g.device_type)
+                    .map_or(0, |f| image_bytes(f.size.bytes()));
+                e.fleet_devices = e.fleet_devices.saturating_add(devices);
+                e.fleet_flash = e
+                    .fleet_flash
+                    .saturating_add(devices.saturating_mul(flash_bytes(largest)));
+            }
+            total = total
+                .saturating_add(e.registry)
+                .saturating_add(e.fleet_flash)
+                .saturating_add(e.fleet_devices.saturating_mul(FLEET_DEVICE_OVERHEAD_BYTES));
+        }
+        e.total = total;
+        e
+    }
+}
+
+/// An image as published: the body and the OTA header.
+fn image_bytes(body: u64) -> u64 {
+    body.saturating_add(ota_client::image::HEADER_LEN as u64)
+}
+
+/// A fleet device's simulated flash for images of up to `image` bytes: two
+/// app slots on 64 KiB boundaries and the otadata block before them (as
+/// `src/fleet.rs` lays it out).
+fn flash_bytes(image: u64) -> u64 {
+    let block = crate::fleet::BLOCK as u64;
+    let slot = image.div_ceil(block).saturating_mul(block);
+    block.saturating_add(slot.saturating_mul(2))
+}
+
+/// A size in bytes for messages: `2.4 GiB`, `512 MiB`, `300 KiB`, rounded
+/// to a tenth of its unit.
+pub fn human_bytes(bytes: u64) -> String {
+    let (unit, name) = if bytes >= 1024 * GIB {
+        (1024 * GIB, "TiB")
+    } else if bytes >= GIB {
+        (GIB, "GiB")
+    } else if bytes >= MIB {
+        (MIB, "MiB")
+    } else if bytes >= KIB {
+        (KIB, "KiB")
+    } else {
+        return format!("{bytes} B");
+    };
+    let tenths = (u128::from(bytes) * 10 + u128::from(unit) / 2) / u128::from(unit);
+    if tenths % 10 == 0 {
+        format!("{} {name}", tenths / 10)
+    } else {
+        format!("{}.{} {name}", tenths / 10, tenths % 10)
+    }
+}
 
 /// The fleet: firmware published before the run, per-type settings, and the
 /// devices (groups of one type) that run the OTA client.
@@ -577,6 +696,10 @@ impl Version {
     }
 }
 
+/// The largest number in a version: 65535 (an OTA image header holds each in
+/// 16 bits).
+pub const MAX_VERSION_PART: u64 = u16::MAX as u64;
+
 /// The regular expression of a version (used in the JSON Schema).
 pub const VERSION_PATTERN: &str = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$";
 
@@ -605,8 +728,13 @@ impl FromStr for Version {
                 return bad("a number has no leading zeros");
             }
             *slot = match part.parse() {
-                Ok(n) => n,
-                Err(_) => return bad("a number is too large"),
+                // The OTA image header holds each number in 16 bits.
+                Ok(n) if n <= MAX_VERSION_PART => n,
+                _ => {
+                    return bad(
+                        "each number is at most 65535 (firmware image headers hold 16 bits)",
+                    );
+                }
             };
         }
         Ok(Version::new(nums[0], nums[1], nums[2]))

@@ -84,10 +84,7 @@ pub fn parse_fleet_file(text: &str, path: &Path) -> Result<FleetFile, ScenarioEr
 
 /// Reads and checks the fleet file at `path`.
 pub fn load_fleet_file(path: &Path) -> Result<FleetFile, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = load::read_scenario_text(path)?;
     parse_fleet_file(&text, path)
 }
 

@@ -17,6 +17,101 @@ use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned, User
 
 use super::validate::{PathSeg, SemanticError};
 
+/// The largest scenario (or fleet) file read: 4 MiB. The shipped scenarios
+/// are a few KiB; a generated one with thousands of steps fits easily. A file
+/// is read at most this far (plus one byte, to tell that it is longer), so
+/// `/dev/zero` or a runaway generator cannot fill the memory.
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The deepest nesting of mappings and lists in a file, counted from the top
+/// level: 64. It bounds the recursion of everything that reads or walks the
+/// document (the YAML reader, JSON payloads and `match` values, the
+/// position lookup); a payload under `steps[0].publish.payload` has about 60
+/// levels of its own.
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// The most nodes (mappings, lists and scalars, aliases expanded) in a file:
+/// 250,000, about 50 times the largest shipped scenario.
+pub const MAX_YAML_NODES: usize = 250_000;
+
+/// The reader options every scenario-family file is read with: the limits
+/// above, spelled out here so they do not depend on the YAML crate's
+/// defaults.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_YAML_DEPTH,
+            flow_nesting_limit: MAX_YAML_DEPTH,
+            max_nodes: MAX_YAML_NODES,
+            max_total_scalar_bytes: MAX_FILE_BYTES,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_YAML_NODES,
+        },
+    }
+}
+
+/// Reads a scenario-family file as text: a regular file (after symbolic
+/// links) of at most [`MAX_FILE_BYTES`], in UTF-8. Devices, pipes and
+/// directories are refused before anything is read from them.
+pub fn read_scenario_text(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read as _;
+    let io = |source| ScenarioError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let refuse = |why: String| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(refuse(format!(
+            "not a regular file ({}); a scenario is read from a file",
+            file_kind(&meta.file_type())
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(refuse(format!(
+            "the file is larger than {} MiB, the largest scenario file twinrig reads",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        refuse(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// What a file that is not a regular file is, for messages.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a named pipe";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// A place in a scenario file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
@@ -39,6 +134,88 @@ pub struct Problem {
     pub position: Option<Position>,
     /// What is wrong.
     pub message: String,
+    /// Whether a source snippet can show it (see [`SNIPPET_MAX_LINE_BYTES`]).
+    snippet: bool,
+}
+
+/// The longest line shown in a source snippet, in bytes. A problem on a
+/// longer line (or next to one: a snippet shows the lines around) is printed
+/// without a snippet, as `file:line:col: message`: a line of thousands of
+/// characters helps nobody in a terminal, and past 65,535 columns miette's
+/// renderer panics.
+pub const SNIPPET_MAX_LINE_BYTES: usize = 500;
+
+/// Lines of context a snippet shows on each side (miette's default).
+const SNIPPET_CONTEXT_LINES: usize = 1;
+
+impl Problem {
+    /// A problem in `text` (the file's contents): the marked span is cut at
+    /// the end of its first line, and the snippet is left out where lines are
+    /// too long to show.
+    fn new(path: &Path, position: Option<Position>, message: String, text: &str) -> Problem {
+        let bytes = text.as_bytes();
+        let position = position.map(|p| {
+            // Only as far as a snippet could show: a point on a long line.
+            let rest = &bytes[p.offset..];
+            let line_len = newline_within(rest, SNIPPET_MAX_LINE_BYTES).unwrap_or(0);
+            Position {
+                len: p.len.min(line_len),
+                ..p
+            }
+        });
+        let snippet = position.is_some_and(|p| lines_fit(bytes, p.offset));
+        Problem {
+            file: path.to_owned(),
+            position,
+            message,
+            snippet,
+        }
+    }
+}
+
+/// Where the first `\n` of `bytes` is, if within `limit` bytes (or the end
+/// of `bytes` is).
+fn newline_within(bytes: &[u8], limit: usize) -> Option<usize> {
+    bytes
+        .iter()
+        .take(limit + 1)
+        .position(|&b| b == b'\n')
+        .or((bytes.len() <= limit).then_some(bytes.len()))
+}
+
+/// Whether the line holding byte `offset` of `text`, and its context lines,
+/// are at most [`SNIPPET_MAX_LINE_BYTES`] long. Looks only at the bytes
+/// such lines can span, so it costs the same whatever the file.
+fn lines_fit(text: &[u8], offset: usize) -> bool {
+    let limit = SNIPPET_MAX_LINE_BYTES;
+    // Lines that fit, with their line breaks, lie within this reach.
+    let reach = (SNIPPET_CONTEXT_LINES + 1) * (limit + 1);
+    let lo = offset.saturating_sub(reach);
+    let hi = offset.saturating_add(reach).min(text.len());
+    // The window's lines as byte ranges; the first and last may be cut off
+    // by the window, and a cut line cannot fit (it is longer than `reach`
+    // minus the lines between it and `offset`, all of which would fit).
+    let mut lines = Vec::new();
+    let mut start = lo;
+    for (i, &b) in text[lo..hi].iter().enumerate() {
+        if b == b'\n' {
+            lines.push((start, lo + i));
+            start = lo + i + 1;
+        }
+    }
+    lines.push((start, hi));
+    let first_cut = lo > 0 && text[lo - 1] != b'\n';
+    let last_cut = hi < text.len() && text[hi] != b'\n';
+    let Some(here) = lines.iter().position(|&(s, e)| s <= offset && offset <= e) else {
+        return false;
+    };
+    let last = lines.len() - 1;
+    let shown =
+        here.saturating_sub(SNIPPET_CONTEXT_LINES)..=(here + SNIPPET_CONTEXT_LINES).min(last);
+    shown.into_iter().all(|j| {
+        let (s, e) = lines[j];
+        e - s <= limit && !(j == 0 && first_cut) && !(j == last && last_cut)
+    })
 }
 
 impl fmt::Display for Problem {
@@ -61,6 +238,9 @@ impl std::error::Error for Problem {}
 
 impl Diagnostic for Problem {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if !self.snippet {
+            return None;
+        }
         let p = self.position?;
         Some(Box::new(std::iter::once(LabeledSpan::new(
             Some("here".to_owned()),
@@ -136,6 +316,11 @@ impl Diagnostic for ScenarioError {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
+        // Without a problem to show in a snippet, no snippet at all: the
+        // messages carry `file:line:col`.
+        if !self.problems().iter().any(|p| p.snippet) {
+            return None;
+        }
         match self {
             ScenarioError::Io { .. } => None,
             ScenarioError::Parse { source_code, .. }
@@ -171,12 +356,29 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     text: &str,
     path: &Path,
 ) -> Result<T, ScenarioError> {
-    serde_saphyr::from_str(text).map_err(|err| ScenarioError::Parse {
-        problem: Problem {
-            file: path.to_owned(),
-            position: err.location().and_then(|l| position(text, l)),
-            message: message(&err),
-        },
+    if text.len() > MAX_FILE_BYTES {
+        // Text that did not come from `read_scenario_text` (a trace's copy).
+        return Err(ScenarioError::Parse {
+            problem: Problem::new(
+                path,
+                None,
+                format!(
+                    "the text is {} bytes; a scenario file is at most {} MiB",
+                    text.len(),
+                    MAX_FILE_BYTES / (1024 * 1024)
+                ),
+                text,
+            ),
+            source_code: named_source("", path),
+        });
+    }
+    serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|err| ScenarioError::Parse {
+        problem: Problem::new(
+            path,
+            err.location().and_then(|l| position(text, l)),
+            message(&err),
+            text,
+        ),
         source_code: named_source(text, path),
     })
 }
@@ -187,19 +389,17 @@ pub(crate) fn invalid(text: &str, path: &Path, errors: Vec<SemanticError>) -> Sc
     // a tree the problems are reported without positions. Non-finite floats
     // (`.nan`) must pass: by default they are rejected where the target type
     // (here: any node) does not say it is a float.
-    let options = serde_saphyr::options! {
-        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
-    };
+    let mut options = yaml_options();
+    options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::PassThrough;
     let tree: Option<SpanTree> = serde_saphyr::from_str_with_options(text, options).ok();
     let problems = errors
         .into_iter()
-        .map(|e| Problem {
-            file: path.to_owned(),
-            position: tree
+        .map(|e| {
+            let at = tree
                 .as_ref()
                 .map(|t| t.locate(&e.path))
-                .and_then(|l| position(text, l)),
-            message: e.message,
+                .and_then(|l| position(text, l));
+            Problem::new(path, at, e.message, text)
         })
         .collect();
     ScenarioError::Invalid {
@@ -224,6 +424,12 @@ fn message(err: &YamlError) -> String {
             "floating point" => "expected a number".to_owned(),
             other => format!("expected a value of type {other}"),
         },
+        YamlError::Budget { breach, .. } => budget_message(breach),
+        // The YAML scanner's own nesting limit (`flow_nesting_limit`), hit
+        // while it looks ahead through a flow collection.
+        YamlError::ExternalMessage { msg, .. } if msg == "recursion limit exceeded" => {
+            depth_message()
+        }
         YamlError::NonFiniteFloat { value, .. } => {
             format!("`{value}` is not allowed here: expected a finite number or a string")
         }
@@ -246,6 +452,28 @@ fn message(err: &YamlError) -> String {
             }
         })
         .collect()
+}
+
+fn depth_message() -> String {
+    format!(
+        "nested deeper than {MAX_YAML_DEPTH} levels (mappings and lists, counted from the top of the file)"
+    )
+}
+
+/// Which of the reader's limits a file breaks, in a scenario author's words.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+    match breach {
+        BudgetBreach::Depth { .. } => depth_message(),
+        BudgetBreach::Nodes { .. } => {
+            format!("more than {MAX_YAML_NODES} nodes (mappings, lists and values) in one file")
+        }
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "more than {} MiB of values in one file",
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+        other => format!("the file is too large or too complex for a scenario ({other:?})"),
+    }
 }
 
 /// A saphyr location as a [`Position`] with a byte offset into `text`.
@@ -468,5 +696,54 @@ impl<'de> Deserialize<'de> for KeyText {
         }
 
         deserializer.deserialize_any(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str, offset: usize, len: usize) -> Problem {
+        let position = Position {
+            line: 1,
+            column: 1,
+            offset,
+            len,
+        };
+        Problem::new(Path::new("f.yaml"), Some(position), "m".into(), text)
+    }
+
+    #[test]
+    fn a_huge_span_is_cut_at_the_end_of_its_first_line() {
+        let text = format!("a: 1\nb: [\n{}]\nc: 3\n", "  x,\n".repeat(10_000));
+        let p = at(&text, 5, text.len() - 5);
+        assert_eq!(p.position.unwrap().len, "b: [".len());
+        assert!(p.snippet);
+        // A span on a line too long to show is a point, without a snippet.
+        let long = format!("a: [{}]\n", "1, ".repeat(100_000));
+        let p = at(&long, 10, 200_000);
+        assert_eq!(p.position.unwrap().len, 0);
+        assert!(!p.snippet);
+    }
+
+    #[test]
+    fn snippets_need_the_line_and_its_neighbours_to_be_short() {
+        let max = "x".repeat(SNIPPET_MAX_LINE_BYTES);
+        let over = "x".repeat(SNIPPET_MAX_LINE_BYTES + 1);
+        // Lines: 0 `a`, 1 the long or short one, 2 `b`, 3 `c`, 4 `d`.
+        for (middle, fits) in [(&max, true), (&over, false)] {
+            let text = format!("a\n{middle}\nb\nc\nd\n");
+            let line = |n: usize| text.split('\n').take(n).map(|l| l.len() + 1).sum::<usize>();
+            // On the line itself and next to it: decided by its length.
+            assert_eq!(lines_fit(text.as_bytes(), line(1) + 3), fits);
+            assert_eq!(lines_fit(text.as_bytes(), line(0)), fits);
+            assert_eq!(lines_fit(text.as_bytes(), line(2)), fits);
+            // Two lines away: not shown, so no matter.
+            assert!(lines_fit(text.as_bytes(), line(3)));
+            assert!(lines_fit(text.as_bytes(), line(4)));
+        }
+        // The very start and end of a text.
+        assert!(lines_fit(b"", 0));
+        assert!(lines_fit(b"a: 1", 4));
     }
 }

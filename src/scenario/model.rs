@@ -101,8 +101,9 @@ pub struct World {
     #[serde(default = "default_physics_rate")]
     #[schemars(range(min = 1, max = 100_000))]
     pub physics_rate_hz: u32,
-    /// Gravity along z in m/s^2 (z is up).
+    /// Gravity along z in m/s^2 (z is up), -100 to 100.
     #[serde(default = "default_gravity")]
+    #[schemars(range(min = -100.0, max = 100.0))]
     pub gravity: f64,
     /// The floor (a plane at z = 0). Omitted: a default floor; `null`: no floor.
     #[serde(default = "default_floor")]
@@ -144,9 +145,9 @@ fn default_sample_period() -> Duration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Floor {
-    /// Coulomb friction coefficient.
+    /// Coulomb friction coefficient, 0 to 10.
     #[serde(default = "default_friction")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 10.0))]
     pub friction: f64,
     /// Restitution (bounciness), 0..1.
     #[serde(default)]
@@ -175,20 +176,22 @@ pub struct Obstacle {
     pub name: String,
     /// Its shape.
     pub shape: ShapeSpec,
-    /// Centre position [x, y, z] in metres.
+    /// Centre position [x, y, z] in metres, each -1000 to 1000.
     pub position: [f64; 3],
-    /// Rotation about z in degrees.
+    /// Rotation about z in degrees, -360 to 360.
     #[serde(default)]
+    #[schemars(range(min = -360.0, max = 360.0))]
     pub yaw_deg: f64,
     /// Moves under physics (true) or is fixed in place (false).
     #[serde(default)]
     pub dynamic: bool,
-    /// Mass in kg (dynamic bodies; default from density 1000 kg/m^3).
+    /// Mass in kg, at most 10000 (dynamic bodies; default from density 1000 kg/m^3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 10_000.0))]
     pub mass: Option<f64>,
-    /// Friction coefficient.
+    /// Friction coefficient, 0 to 10.
     #[serde(default = "default_friction")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 10.0))]
     pub friction: f64,
     /// Restitution, 0..1.
     #[serde(default)]

@@ -1296,3 +1296,415 @@ steps:
         "{plain}"
     );
 }
+
+// ---- hardening: limits, positions, and an error printer that never panics -
+
+/// A scenario whose `steps` is one flow sequence on one line of about 100 KB,
+/// with `last` as its final step.
+fn one_long_line(last: &str) -> String {
+    let steps = vec!["{ delay: 1ms }"; 7_000].join(", ");
+    format!("name: x\nseed: 1\nduration_limit: 1s\nsteps: [ {steps}, {last} ]\n")
+}
+
+/// How a terminal shows the error (miette's graphical handler, as the CLI).
+fn render(err: &ScenarioError) -> String {
+    let mut out = String::new();
+    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+        .with_width(200)
+        .render_report(&mut out, err)
+        .unwrap();
+    out
+}
+
+#[test]
+fn error_with_a_column_past_65535_renders() {
+    // A parse error (a misspelt key) and a semantic one (a wildcard topic)
+    // at the end of a 100 KB line: miette's renderer used to panic
+    // ("Formatting argument out of range") on such columns.
+    for (last, message) in [
+        ("{ dlay: 1ms }", "unknown variant `dlay`"),
+        (
+            "{ publish: { topic: a/+, payload: 1 } }",
+            "a topic to publish to cannot contain the wildcards",
+        ),
+    ] {
+        let text = one_long_line(last);
+        assert!(text.len() > 100_000);
+        let err = parse(&text).unwrap_err();
+        let plain = err.render_plain();
+        let column = text.lines().nth(3).unwrap().find(last).unwrap() + 1;
+        assert!(column > 65_535, "{column}");
+        assert!(plain.contains("test.yaml:4:"), "{plain}");
+        assert!(plain.contains(message), "{plain}");
+        let shown = render(&err);
+        assert!(shown.contains(message), "{shown}");
+        // No snippet of the long line: the message carries the position.
+        assert!(!shown.contains("{ delay: 1ms }, { delay"), "{shown}");
+        assert!(shown.len() < 2_000, "{shown}");
+    }
+}
+
+#[test]
+fn a_problem_next_to_a_long_line_renders_without_a_snippet_and_short_ones_keep_theirs() {
+    let long = format!("description: \"{}\"\n", "x".repeat(2_000));
+    // On the line after the long one: its context line is the long one.
+    let text = format!("name: x\nseed: 1\n{long}duration_limit: 0s\nsteps:\n  - delay: 1s\n");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(
+        err.render_plain(),
+        "test.yaml:4:17: `duration_limit` must be greater than 0"
+    );
+    let shown = render(&err);
+    assert!(!shown.contains("xxxxxxxxxx"), "{shown}");
+    // Two lines further down, the snippet is back.
+    let text = format!("name: x\nseed: 1\n{long}steps:\n  - delay: 1s\nduration_limit: 0s\n");
+    let shown = render(&parse(&text).unwrap_err());
+    assert!(shown.contains("duration_limit: 0s"), "{shown}");
+    assert!(!shown.contains("xxxxxxxxxx"), "{shown}");
+}
+
+#[test]
+fn nesting_deeper_than_64_is_refused_with_its_position_not_a_stack_overflow() {
+    // 100,000 levels of `[` in a payload: refused by the reader's budget.
+    let deep = format!(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: {{ topic: a, payload: {}1{} }}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let plain = parse(&deep).unwrap_err().render_plain();
+    assert!(plain.starts_with("test.yaml:5:"), "{plain}");
+    assert!(plain.contains("nested deeper than 64"), "{plain}");
+    // The same in block style, in a `match` value.
+    let mut block = String::from(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - wait_for:\n      topic: a\n      timeout: 1s\n      match:\n        k:\n",
+    );
+    for level in 0..70 {
+        block.push_str(&format!("{}- \n", "  ".repeat(level + 5)));
+    }
+    let plain = parse(&block).unwrap_err().render_plain();
+    assert!(plain.contains("nested deeper than 64"), "{plain}");
+    // 60 levels of payload fit.
+    let fits = format!(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: {{ topic: a, payload: {}1{} }}\n",
+        "[".repeat(60),
+        "]".repeat(60)
+    );
+    parse(&fits).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+}
+
+#[test]
+fn a_publish_payload_over_128_kib_is_refused() {
+    let text = format!(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: {{ topic: a, payload: {{ blob: \"{}\" }} }}\n  - publish: {{ topic: a, payload: \"{}\" }}\n",
+        "b".repeat(128 * 1024),
+        "t".repeat(128 * 1024 + 1)
+    );
+    let plain = parse(&text).unwrap_err().render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 2, "{plain}");
+    assert!(
+        lines[0].starts_with("test.yaml:5:35: step 1 (publish): the payload is 131083 bytes; an MQTT payload is at most 131072 bytes"),
+        "{plain}"
+    );
+    assert!(
+        lines[1].starts_with("test.yaml:6:35: step 2 (publish): the payload is 131073 bytes"),
+        "{plain}"
+    );
+    // Exactly the limit is fine.
+    let ok = format!(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - publish: {{ topic: a, payload: \"{}\" }}\n",
+        "t".repeat(128 * 1024)
+    );
+    parse(&ok).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+}
+
+#[test]
+fn a_match_with_more_than_256_fields_or_a_value_larger_than_any_payload_is_refused() {
+    let fields: Vec<String> = (0..257).map(|i| format!("f{i}: {i}")).collect();
+    let text = format!(
+        "name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - wait_for: {{ topic: a, timeout: 1s, match: {{ {} }} }}\n  - expect: {{ message: {{ topic: a, match: {{ big: {{ equals: \"{}\" }} }} }} }}\n",
+        fields.join(", "),
+        "v".repeat(128 * 1024)
+    );
+    let plain = parse(&text).unwrap_err().render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(lines.len(), 2, "{plain}");
+    assert!(
+        lines[0].starts_with(
+            "test.yaml:5:47: step 1 (wait_for): `match` checks 257 fields; at most 256"
+        ),
+        "{plain}"
+    );
+    assert!(
+        lines[1].starts_with("test.yaml:6:60: step 2 (expect): `match.big`: `equals` is 131074 bytes as JSON; no payload can equal it"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn a_cloud_rule_with_200000_or_terms_is_refused_at_its_sql() {
+    // Used to pass here at 50,000 terms and overflow the stack when the
+    // rule ran, and to overflow the stack here at 200,000.
+    let terms: Vec<String> = (0..200_000).map(|i| format!("x = {i}")).collect();
+    let text = format!(
+        "name: x\nseed: 1\nduration_limit: 1s\ncloud:\n  rules:\n    - name: wide\n      action: rvr-telemetry\n      sql: \"SELECT a FROM 'a' WHERE {}\"\nsteps:\n  - delay: 1ms\n",
+        terms.join(" OR ")
+    );
+    let plain = parse(&text).unwrap_err().render_plain();
+    assert_eq!(
+        plain,
+        "test.yaml:8:12: cloud rule 1 (`wide`): `sql` does not parse: more than 1000 terms (select items and operands) in one statement (at column 5408 of the SQL)"
+    );
+}
+
+#[test]
+fn physical_values_out_of_range_are_refused_with_their_positions() {
+    // `gravity: 1e39` used to pass here and fail the run (it does not fit
+    // an f32) without a position.
+    let text = r#"name: x
+seed: 1
+duration_limit: 1s
+world:
+  gravity: 1e39
+  floor: { friction: 11 }
+  obstacles:
+    - { name: far, shape: { ball: { radius: 0.0001 } }, position: [2000, 0, 0], yaw_deg: 720, mass: 1e9 }
+    - { name: huge, shape: { box: { size: [1, 1, 5000] } }, position: [0, 0, 1] }
+steps:
+  - delay: 1ms
+"#;
+    let plain = parse(text).unwrap_err().render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:5:12: `world.gravity` must be from -100 to 100 m/s², got 1e39",
+            "test.yaml:6:22: `world.floor`: `friction` must be from 0 to 10, got 11",
+            "test.yaml:8:45: obstacle 1 (`far`): `radius` must be from 0.001 to 1000 m, got 0.0001",
+            "test.yaml:8:67: obstacle 1 (`far`): every `position` coordinate must be from -1000 to 1000 m, got [2000.0, 0.0, 0.0]",
+            "test.yaml:8:90: obstacle 1 (`far`): `yaw_deg` must be from -360 to 360, got 720",
+            "test.yaml:8:101: obstacle 1 (`far`): `mass` must be at most 10000 kg, got 1e9",
+            "test.yaml:9:43: obstacle 2 (`huge`): every box size must be from 0.001 to 1000 m, got [1.0, 1.0, 5000.0]",
+        ],
+        "{plain}"
+    );
+}
+
+#[test]
+fn infinite_tolerances_and_bounds_are_refused() {
+    // `tolerance: .inf` made a check that can never fail.
+    let text = r#"name: x
+seed: 1
+duration_limit: 1s
+steps:
+  - expect: { message: { topic: a, count: { approx: 1, tolerance: .inf } } }
+  - expect: { message: { topic: a, count: { at_least: -.inf, at_most: .inf } } }
+  - wait_for: { topic: a, timeout: 1s, match: { x: { approx: .inf, tolerance: 1 } } }
+"#;
+    let plain = parse(text).unwrap_err().render_plain();
+    let lines: Vec<&str> = plain.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "test.yaml:5:67: step 1 (expect): `count`: `tolerance` must be a finite number, got inf",
+            "test.yaml:6:55: step 2 (expect): `count`: `at_least` must be a finite number, got -inf",
+            "test.yaml:6:71: step 2 (expect): `count`: `at_most` must be a finite number, got inf",
+            "test.yaml:7:62: step 3 (wait_for): `match.x`: `approx` must be a finite number, got inf",
+        ],
+        "{plain}"
+    );
+}
+
+#[test]
+fn waits_near_the_top_of_u64_nanoseconds_are_refused_with_their_positions() {
+    // These used to overflow the run's time arithmetic and report a wait
+    // that never happened.
+    for (step, col) in [
+        (
+            "  - wait_for: { topic: a, timeout: 18446744073709551615ns }",
+            36,
+        ),
+        ("  - delay: 999999h", 12),
+        ("  - wait_for: { ready: d, timeout: 100000h }", 36),
+    ] {
+        let text = format!("name: x\nseed: 1\nduration_limit: 1s\nsteps:\n{step}\n");
+        let plain = parse(&text).unwrap_err().render_plain();
+        assert!(
+            plain.starts_with(&format!("test.yaml:5:{col}: ")),
+            "{step}: {plain}"
+        );
+        assert!(
+            plain.contains("is too long: a scenario's durations are at most 8760h (365 days)"),
+            "{plain}"
+        );
+    }
+}
+
+#[test]
+fn an_epoch_whose_run_passes_the_year_9999_is_refused() {
+    let text = "name: x\nseed: 1\nduration_limit: 2h\ncloud: { epoch: 9999-12-31T23:00:00Z }\nsteps:\n  - delay: 1ms\n";
+    assert_eq!(
+        parse(text).unwrap_err().render_plain(),
+        "test.yaml:4:17: `cloud.epoch` 9999-12-31T23:00:00Z plus `duration_limit` 2h passes 9999-12-31T23:59:59Z, the latest time the cloud's clock can show"
+    );
+    parse(&text.replace("2h", "59min")).unwrap();
+}
+
+#[test]
+fn a_fleet_that_would_need_terabytes_is_refused_naming_the_figure() {
+    // Every group within the per-group limits, the whole far beyond memory.
+    let text = r#"name: x
+seed: 1
+duration_limit: 1s
+fleet:
+  firmware:
+    - { type: big, versions: [1.0.0, 2.0.0], size: 16MiB }
+  groups:
+    - { type: big, count: 10000, id: "a-{n}", version: 1.0.0 }
+    - { type: big, count: 10000, id: "b-{n}", version: 1.0.0 }
+    - { type: big, count: 10000, id: "c-{n}", version: 1.0.0 }
+    - { type: big, count: 10000, id: "d-{n}", version: 1.0.0 }
+steps:
+  - delay: 1ms
+"#;
+    let plain = parse(text).unwrap_err().render_plain();
+    assert_eq!(
+        plain,
+        "test.yaml:8:5: the run would need about 1.2 TiB of memory, more than the budget of 4 GiB: 40000 fleet devices: 1.2 TiB of simulated flash (two app slots for their type's largest image each) and 256 KiB each besides, 32 MiB of published firmware, 32 MiB for the rest of the run; use fewer devices or smaller images"
+    );
+}
+
+#[test]
+fn the_memory_estimate_follows_the_measured_runs() {
+    // The shipped fleet-1000 benchmark: 1,000 devices with 1 MiB images,
+    // measured at a peak RSS of 2,417 MiB (docs/BENCHMARKS.md).
+    let text = "name: x\nseed: 1\nduration_limit: 1s\nfleet:\n  firmware: [ { type: t, versions: [1.0.0, 2.0.0] } ]\n  groups: [ { type: t, count: 1000, id: \"d-{n}\", version: 1.0.0 } ]\nsteps:\n  - delay: 1ms\n";
+    let s = parse(text).unwrap();
+    let e = MemoryEstimate::new(s.fleet.as_ref(), 0);
+    let mib = e.total / (1024 * 1024);
+    assert!((2_400..=2_700).contains(&mib), "{e:?}");
+    assert!(e.total < MEMORY_BUDGET_BYTES);
+}
+
+#[test]
+fn a_version_part_above_65535_is_refused_when_read() {
+    // Image headers hold 16 bits per number: 70000.0.0 used to pass here
+    // and fail the run when the image was built.
+    let text = "name: x\nseed: 1\nduration_limit: 1s\nfleet:\n  firmware: [ { type: t, versions: [70000.0.0] } ]\nsteps:\n  - delay: 1ms\n";
+    let plain = parse(text).unwrap_err().render_plain();
+    assert!(plain.starts_with("test.yaml:5:37: "), "{plain}");
+    assert!(plain.contains("each number is at most 65535"), "{plain}");
+}
+
+#[test]
+fn validate_of_dev_zero_is_refused_before_it_is_read() {
+    // `twinrig validate /dev/zero` used to read for ever.
+    let err = load_scenario(Path::new("/dev/zero"), KNOWN).unwrap_err();
+    assert_eq!(
+        err.render_plain(),
+        "/dev/zero: not a regular file (a character device); a scenario is read from a file"
+    );
+}
+
+#[test]
+fn a_file_over_4_mib_is_refused_after_reading_4_mib_and_one_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    let mut text = String::from("name: x\nseed: 1\nduration_limit: 1s\nsteps:\n  - delay: 1ms\n");
+    text.push_str(&"#".repeat(MAX_FILE_BYTES + 1 - text.len()));
+    std::fs::write(&big, &text).unwrap();
+    let plain = load_scenario(&big, KNOWN).unwrap_err().render_plain();
+    assert!(
+        plain.ends_with(
+            "big.yaml: the file is larger than 4 MiB, the largest scenario file twinrig reads"
+        ),
+        "{plain}"
+    );
+    // One byte less reads (and is a valid scenario full of comment).
+    text.pop();
+    std::fs::write(&big, &text).unwrap();
+    load_scenario(&big, KNOWN).unwrap_or_else(|e| panic!("{}", e.render_plain()));
+    // Text handed over directly is held to the same limit.
+    text.push('#');
+    let plain = parse(&text).unwrap_err().render_plain();
+    assert!(
+        plain.contains("a scenario file is at most 4 MiB"),
+        "{plain}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn dangling_and_looping_symlinks_are_reported_not_skipped() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(root.join("good.yaml"), "x").unwrap();
+
+    let broken = root.join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    symlink("nowhere.yaml", broken.join("gone.yaml")).unwrap();
+    let plain = find_scenario_files(std::slice::from_ref(&broken))
+        .unwrap_err()
+        .render_plain();
+    assert!(
+        plain.starts_with(&format!(
+            "{}: a symbolic link to `nowhere.yaml` that cannot be followed: ",
+            broken.join("gone.yaml").display()
+        )),
+        "{plain}"
+    );
+
+    let looping = root.join("looping");
+    std::fs::create_dir(&looping).unwrap();
+    symlink("self.yaml", looping.join("self.yaml")).unwrap();
+    let plain = find_scenario_files(std::slice::from_ref(&looping))
+        .unwrap_err()
+        .render_plain();
+    assert!(
+        plain.starts_with(&format!(
+            "{}: a symbolic link to `self.yaml` that cannot be followed: ",
+            looping.join("self.yaml").display()
+        )),
+        "{plain}"
+    );
+
+    // A link to a directory that holds it would be walked for ever.
+    let cycle = root.join("cycle");
+    std::fs::create_dir_all(cycle.join("sub")).unwrap();
+    std::fs::write(cycle.join("sub/a.yaml"), "x").unwrap();
+    symlink("..", cycle.join("sub/up")).unwrap();
+    let plain = find_scenario_files(std::slice::from_ref(&cycle))
+        .unwrap_err()
+        .render_plain();
+    assert!(
+        plain.starts_with(&format!(
+            "{}: a symbolic link loop: this directory is `{}`, which holds it",
+            cycle.join("sub/up").display(),
+            std::fs::canonicalize(&cycle).unwrap().display()
+        )),
+        "{plain}"
+    );
+
+    // Links that resolve are followed, to files and to directories.
+    let linked = root.join("linked");
+    let other = root.join("other");
+    std::fs::create_dir(&linked).unwrap();
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("a.yaml"), "x").unwrap();
+    symlink(root.join("good.yaml"), linked.join("alias.yaml")).unwrap();
+    symlink(&other, linked.join("more")).unwrap();
+    let found = find_scenario_files(std::slice::from_ref(&linked)).unwrap();
+    assert_eq!(
+        found,
+        [linked.join("alias.yaml"), linked.join("more/a.yaml")]
+    );
+    // A broken link named on the command line says so too.
+    let plain = find_scenario_files(&[broken.join("gone.yaml")])
+        .unwrap_err()
+        .render_plain();
+    assert!(
+        plain.contains("a symbolic link to `nowhere.yaml`"),
+        "{plain}"
+    );
+}

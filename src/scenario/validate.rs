@@ -13,18 +13,55 @@ use twinrig_cloud::shadow::{MAX_THING_NAME, valid_thing_name};
 
 use super::duration::Duration;
 use super::fleet::{
-    CreateJobStep, FleetConfig, Group, JobTarget, MAX_GROUP_COUNT, MAX_IMAGE_BYTES, Version,
-    VersionRef, member_ota_client_id,
+    CreateJobStep, FleetConfig, Group, JobTarget, MAX_GROUP_COUNT, MAX_IMAGE_BYTES,
+    MEMORY_BUDGET_BYTES, MemoryEstimate, Version, VersionRef, human_bytes, member_ota_client_id,
 };
 use super::model::Latency;
 use super::model::{
     CloudConfig, Comparison, Device, DurationComparison, Expect, ExpectRecords, Fault, FieldCheck,
-    LatencyDistribution, LinkFaultKind, LinkModel, Obstacle, PayloadFilter, RuleRef, Scenario,
-    ShapeSpec, Step, UartFaultKind, World, preset_rule,
+    LatencyDistribution, LinkFaultKind, LinkModel, MAX_EPOCH_UNIX_S, Obstacle, PayloadFilter,
+    RuleRef, Scenario, ShapeSpec, Step, UartFaultKind, World, format_epoch, preset_rule,
 };
 
 /// The most physics steps per second of virtual time.
 pub const MAX_PHYSICS_RATE_HZ: u32 = 100_000;
+
+/// The strongest gravity, in m/s² either way: 100 (about 10 g; Jupiter's is
+/// 24.8). Beyond it a 1 kHz physics step no longer resolves a falling body,
+/// and far beyond it the value does not fit the physics engine's `f32`.
+pub const MAX_GRAVITY: f64 = 100.0;
+
+/// The farthest a body may be placed from the origin along any axis, in
+/// metres: 1 km. Positions are `f32` in the physics engine, which still
+/// resolves a tenth of a millimetre there.
+pub const MAX_COORDINATE_M: f64 = 1_000.0;
+
+/// The smallest and largest size of an obstacle (box edge, radius,
+/// height), in metres: 1 mm to 1 km.
+pub const MIN_SIZE_M: f64 = 0.001;
+/// See [`MIN_SIZE_M`].
+pub const MAX_SIZE_M: f64 = 1_000.0;
+
+/// The heaviest obstacle, in kg: 10 t (the robots weigh a few kg; a much
+/// larger mass ratio makes the contact solver unstable).
+pub const MAX_MASS_KG: f64 = 10_000.0;
+
+/// The largest friction coefficient: 10 (rubber on dry concrete is about 1).
+pub const MAX_FRICTION: f64 = 10.0;
+
+/// The largest `yaw_deg` either way: one full turn.
+pub const MAX_YAW_DEG: f64 = 360.0;
+
+/// The largest MQTT payload a step may publish, and the largest value a
+/// check may compare a payload field with, as JSON: 128 KiB, AWS IoT Core's
+/// limit for one PUBLISH.
+pub const MAX_PAYLOAD_BYTES: usize = 128 * 1024;
+
+/// The most fields one `match` (or records `latest`) may check: 256.
+pub const MAX_MATCH_FIELDS: usize = 256;
+
+/// The fastest download bandwidth: 10 Gbit/s.
+pub const MAX_BANDWIDTH_BPS: u64 = 10_000_000_000;
 
 /// MQTT's limit on topic length, in bytes.
 const MAX_TOPIC_BYTES: usize = 65_535;
@@ -76,13 +113,68 @@ impl fmt::Display for SemanticError {
 
 impl std::error::Error for SemanticError {}
 
+/// What the checks know of the device kinds a build can run.
+pub trait DeviceKinds {
+    /// The names of the kinds.
+    fn names(&self) -> Vec<&str>;
+    /// Checks a device's `params` (`kind` is one of [`Self::names`]).
+    fn check_params(
+        &self,
+        kind: &str,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ParamsProblem>;
+    /// Whether devices of `kind` take `say` steps; `None`: not known, so
+    /// not checked.
+    fn takes_spoken_commands(&self, kind: &str) -> Option<bool>;
+}
+
+/// What is wrong with a device's `params`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamsProblem {
+    /// The offending key, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Kinds known by name only: any `params` and every `say` pass.
+#[derive(Debug, Clone, Copy)]
+pub struct KindNames<'a>(pub &'a [&'a str]);
+
+impl DeviceKinds for KindNames<'_> {
+    fn names(&self) -> Vec<&str> {
+        self.0.to_vec()
+    }
+
+    fn check_params(
+        &self,
+        _: &str,
+        _: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ParamsProblem> {
+        Ok(())
+    }
+
+    fn takes_spoken_commands(&self, _: &str) -> Option<bool> {
+        None
+    }
+}
+
 /// Checks what the types cannot: references between parts, ranges, topic
-/// syntax. `known_kinds` are the device kinds this build can run.
+/// syntax. `known_kinds` are the device kinds this build can run (by name
+/// only: see [`validate_with`] for their `params` and `say`).
 pub fn validate(s: &Scenario, known_kinds: &[&str]) -> Result<(), Vec<SemanticError>> {
+    validate_with(s, &KindNames(known_kinds))
+}
+
+/// [`validate`], with every check `kinds` can make: device `params` and
+/// `say` steps to kinds that take no spoken commands.
+pub fn validate_with(s: &Scenario, kinds: &dyn DeviceKinds) -> Result<(), Vec<SemanticError>> {
     let mut c = Checker {
         errors: Vec::new(),
-        known_kinds,
+        known_kinds: kinds.names(),
+        kinds,
         device_ids: s.devices.iter().map(|d| d.id.as_str()).collect(),
+        devices: &s.devices,
         obstacle_names: s.world.obstacles.iter().map(|o| o.name.as_str()).collect(),
         transforms: transforms(),
         fleet: s.fleet.as_ref(),
@@ -117,8 +209,10 @@ impl P {
 
 struct Checker<'a> {
     errors: Vec<SemanticError>,
-    known_kinds: &'a [&'a str],
+    known_kinds: Vec<&'a str>,
+    kinds: &'a dyn DeviceKinds,
     device_ids: Vec<&'a str>,
+    devices: &'a [Device],
     obstacle_names: Vec<&'a str>,
     transforms: Vec<Transform>,
     fleet: Option<&'a FleetConfig>,
@@ -175,9 +269,11 @@ impl Checker<'_> {
         self.link(&s.link, &root.k("link"), "`link`");
         self.devices(&s.devices, &root.k("devices"));
         self.cloud(&s.cloud, &root.k("cloud"));
+        self.clock_range(s.cloud.epoch_unix_s, s.duration_limit, &root);
         if let Some(fleet) = &s.fleet {
             self.fleet(fleet, &s.devices, &root.k("fleet"));
         }
+        self.memory(s, &root);
         self.nonzero(s.ready_timeout, &root.k("ready_timeout"), "`ready_timeout`");
         let steps = root.k("steps");
         if s.steps.is_empty() {
@@ -191,6 +287,68 @@ impl Checker<'_> {
         }
     }
 
+    /// The cloud's clock (epoch + virtual time) must stay within the years
+    /// an epoch can be written in, through the whole run.
+    fn clock_range(&mut self, epoch_unix_s: u64, limit: Duration, root: &P) {
+        let end = epoch_unix_s.saturating_add(limit.nanos().div_ceil(1_000_000_000));
+        if end > MAX_EPOCH_UNIX_S {
+            let latest = format_epoch(MAX_EPOCH_UNIX_S).unwrap_or_default();
+            let epoch = format_epoch(epoch_unix_s).unwrap_or_else(|| epoch_unix_s.to_string());
+            self.err(
+                &root.k("cloud").k("epoch"),
+                format!(
+                    "`cloud.epoch` {epoch} plus `duration_limit` {limit} passes {latest}, the latest time the cloud's clock can show"
+                ),
+            );
+        }
+    }
+
+    /// The run's expected peak memory against the budget.
+    fn memory(&mut self, s: &Scenario, root: &P) {
+        let e = MemoryEstimate::new(s.fleet.as_ref(), s.devices.len());
+        if e.total <= MEMORY_BUDGET_BYTES {
+            return;
+        }
+        use super::fleet::{BASE_RUN_BYTES, FLEET_DEVICE_OVERHEAD_BYTES, SCENARIO_DEVICE_BYTES};
+        let mut parts = Vec::new();
+        if e.fleet_devices > 0 {
+            parts.push(format!(
+                "{} fleet devices: {} of simulated flash (two app slots for their type's largest image each) and {} each besides",
+                e.fleet_devices,
+                human_bytes(e.fleet_flash),
+                human_bytes(FLEET_DEVICE_OVERHEAD_BYTES)
+            ));
+        }
+        if e.registry > 0 {
+            parts.push(format!("{} of published firmware", human_bytes(e.registry)));
+        }
+        if e.scenario_devices > 0 {
+            parts.push(format!(
+                "{} scenario devices at {} each",
+                e.scenario_devices,
+                human_bytes(SCENARIO_DEVICE_BYTES)
+            ));
+        }
+        parts.push(format!(
+            "{} for the rest of the run",
+            human_bytes(BASE_RUN_BYTES)
+        ));
+        let at = if e.fleet_devices > 0 {
+            root.k("fleet").k("groups")
+        } else {
+            root.k("devices")
+        };
+        self.err(
+            &at,
+            format!(
+                "the run would need about {} of memory, more than the budget of {}: {}; use fewer devices or smaller images",
+                human_bytes(e.total),
+                human_bytes(MEMORY_BUDGET_BYTES),
+                parts.join(", ")
+            ),
+        );
+    }
+
     fn world(&mut self, w: &World, p: &P) {
         if w.physics_rate_hz == 0 || w.physics_rate_hz > MAX_PHYSICS_RATE_HZ {
             self.err(
@@ -201,10 +359,13 @@ impl Checker<'_> {
                 ),
             );
         }
-        if !w.gravity.is_finite() {
+        if !(-MAX_GRAVITY..=MAX_GRAVITY).contains(&w.gravity) {
             self.err(
                 &p.k("gravity"),
-                "`world.gravity` must be a finite number".to_owned(),
+                format!(
+                    "`world.gravity` must be from -{MAX_GRAVITY} to {MAX_GRAVITY} m/s², got {}",
+                    num(w.gravity)
+                ),
             );
         }
         if w.sample_period.is_zero() {
@@ -247,36 +408,64 @@ impl Checker<'_> {
         let sp = p.k("shape");
         match &o.shape {
             ShapeSpec::Box { size } => {
+                let bp = sp.k("box").k("size");
                 if size.iter().any(|v| !positive(*v)) {
                     self.err(
-                        &sp.k("box").k("size"),
+                        &bp,
                         format!("{what}: every box size must be greater than 0, got {size:?}"),
+                    );
+                } else if size.iter().any(|v| !(MIN_SIZE_M..=MAX_SIZE_M).contains(v)) {
+                    self.err(
+                        &bp,
+                        format!(
+                            "{what}: every box size must be from {MIN_SIZE_M} to {MAX_SIZE_M} m, got {size:?}"
+                        ),
                     );
                 }
             }
             ShapeSpec::Ball { radius } => {
-                self.positive(*radius, &sp.k("ball").k("radius"), what, "radius");
+                self.size(*radius, &sp.k("ball").k("radius"), what, "radius");
             }
             ShapeSpec::Cylinder { radius, height } => {
                 let cp = sp.k("cylinder");
-                self.positive(*radius, &cp.k("radius"), what, "radius");
-                self.positive(*height, &cp.k("height"), what, "height");
+                self.size(*radius, &cp.k("radius"), what, "radius");
+                self.size(*height, &cp.k("height"), what, "height");
             }
         }
-        if o.position.iter().any(|v| !v.is_finite()) {
+        if o.position
+            .iter()
+            .any(|v| !(-MAX_COORDINATE_M..=MAX_COORDINATE_M).contains(v))
+        {
             self.err(
                 &p.k("position"),
-                format!("{what}: `position` must be finite numbers"),
+                format!(
+                    "{what}: every `position` coordinate must be from -{MAX_COORDINATE_M} to {MAX_COORDINATE_M} m, got {:?}",
+                    o.position
+                ),
             );
         }
-        if !o.yaw_deg.is_finite() {
+        if !(-MAX_YAW_DEG..=MAX_YAW_DEG).contains(&o.yaw_deg) {
             self.err(
                 &p.k("yaw_deg"),
-                format!("{what}: `yaw_deg` must be a finite number"),
+                format!(
+                    "{what}: `yaw_deg` must be from -{MAX_YAW_DEG} to {MAX_YAW_DEG}, got {}",
+                    num(o.yaw_deg)
+                ),
             );
         }
         if let Some(mass) = o.mass {
-            self.positive(mass, &p.k("mass"), what, "mass");
+            let mp = p.k("mass");
+            if !positive(mass) {
+                self.positive(mass, &mp, what, "mass");
+            } else if mass > MAX_MASS_KG {
+                self.err(
+                    &mp,
+                    format!(
+                        "{what}: `mass` must be at most {MAX_MASS_KG} kg, got {}",
+                        num(mass)
+                    ),
+                );
+            }
         }
         self.friction(o.friction, &p.k("friction"), what);
         self.unit_interval(
@@ -295,9 +484,30 @@ impl Checker<'_> {
         }
     }
 
+    /// An obstacle size: more than 0, then within [`MIN_SIZE_M`]..=[`MAX_SIZE_M`].
+    fn size(&mut self, v: f64, p: &P, what: &str, name: &str) {
+        if !positive(v) {
+            self.positive(v, p, what, name);
+        } else if !(MIN_SIZE_M..=MAX_SIZE_M).contains(&v) {
+            self.err(
+                p,
+                format!(
+                    "{what}: `{name}` must be from {MIN_SIZE_M} to {MAX_SIZE_M} m, got {}",
+                    num(v)
+                ),
+            );
+        }
+    }
+
     fn friction(&mut self, v: f64, p: &P, what: &str) {
-        if !(v.is_finite() && v >= 0.0) {
-            self.err(p, format!("{what}: `friction` must be 0 or more, got {v}"));
+        if !(0.0..=MAX_FRICTION).contains(&v) {
+            self.err(
+                p,
+                format!(
+                    "{what}: `friction` must be from 0 to {MAX_FRICTION}, got {}",
+                    num(v)
+                ),
+            );
         }
     }
 
@@ -365,6 +575,19 @@ impl Checker<'_> {
             }
             if let Some(link) = &d.link {
                 self.link(link, &dp.k("link"), &format!("{what}: `link`"));
+            }
+            if self.known_kinds.contains(&d.kind.as_str())
+                && let Err(problem) = self.kinds.check_params(&d.kind, &d.params)
+            {
+                let pp = dp.k("params");
+                let at = match &problem.key {
+                    Some(key) => pp.k(key),
+                    None => pp,
+                };
+                self.err(
+                    &at,
+                    format!("{what}: `params` of kind `{}`: {}", d.kind, problem.message),
+                );
             }
         }
     }
@@ -454,6 +677,33 @@ impl Checker<'_> {
         names.join(", ")
     }
 
+    /// A `say` to a device whose kind takes no spoken commands would fail
+    /// the run when it is reached.
+    fn takes_spoken_commands(&mut self, id: &str, p: &P, what: &str) {
+        let devices = self.devices;
+        let Some(kind) = devices.iter().find(|d| d.id == id).map(|d| d.kind.as_str()) else {
+            return;
+        };
+        if self.kinds.takes_spoken_commands(kind) != Some(false) {
+            return;
+        }
+        let listening: Vec<&str> = self
+            .known_kinds
+            .iter()
+            .copied()
+            .filter(|k| self.kinds.takes_spoken_commands(k) == Some(true))
+            .collect();
+        let hint = if listening.is_empty() {
+            "no kind in this build does".to_owned()
+        } else {
+            format!("kinds that do: {}", listening.join(", "))
+        };
+        self.err(
+            p,
+            format!("{what}: device `{id}` (kind `{kind}`) takes no spoken commands; {hint}"),
+        );
+    }
+
     fn known_device(&mut self, id: &str, p: &P, what: &str) {
         if !self.device_ids.contains(&id) {
             let known = if self.device_ids.is_empty() {
@@ -475,6 +725,18 @@ impl Checker<'_> {
                     self.err(
                         &p.k("topic"),
                         format!("{what}: invalid topic `{}`: {why}", publish.topic),
+                    );
+                }
+                let size = match &publish.payload {
+                    serde_json::Value::String(text) => text.len(),
+                    json => json_len(json),
+                };
+                if size > MAX_PAYLOAD_BYTES {
+                    self.err(
+                        &p.k("payload"),
+                        format!(
+                            "{what}: the payload is {size} bytes; an MQTT payload is at most {MAX_PAYLOAD_BYTES} bytes (128 KiB, AWS IoT Core's limit)"
+                        ),
                     );
                 }
                 if publish.qos > 1 {
@@ -518,6 +780,7 @@ impl Checker<'_> {
             Step::Fault(f) => self.fault(f, &p, &what),
             Step::Say(say) => {
                 self.known_device(&say.device, &p.k("device"), &what);
+                self.takes_spoken_commands(&say.device, &p.k("device"), &what);
                 if say.text.trim().is_empty() {
                     self.err(&p.k("text"), format!("{what}: `text` must not be empty"));
                 }
@@ -781,6 +1044,15 @@ impl Checker<'_> {
         what: &str,
         key: &str,
     ) {
+        if fields.len() > MAX_MATCH_FIELDS {
+            self.err(
+                p,
+                format!(
+                    "{what}: `{key}` checks {} fields; at most {MAX_MATCH_FIELDS}",
+                    fields.len()
+                ),
+            );
+        }
         for (field, check) in fields {
             let fp = p.k(field);
             if field.is_empty() || field.split('.').any(str::is_empty) {
@@ -789,9 +1061,27 @@ impl Checker<'_> {
                     format!("{what}: `{key}` path `{field}` has an empty segment"),
                 );
             }
-            if let FieldCheck::Compare(c) = check {
-                self.comparison(c, &fp, &format!("{what}: `{key}.{field}`"));
+            match check {
+                FieldCheck::Compare(c) => {
+                    self.comparison(c, &fp, &format!("{what}: `{key}.{field}`"));
+                }
+                FieldCheck::Equals(v) => {
+                    self.json_size(v, &fp, &format!("{what}: `{key}.{field}`"));
+                }
             }
+        }
+    }
+
+    /// A value to compare payloads with can be no larger than a payload.
+    fn json_size(&mut self, v: &serde_json::Value, p: &P, what: &str) {
+        let n = json_len(v);
+        if n > MAX_PAYLOAD_BYTES {
+            self.err(
+                p,
+                format!(
+                    "{what} is {n} bytes as JSON; no payload can equal it (MQTT payloads are at most {MAX_PAYLOAD_BYTES} bytes, 128 KiB)"
+                ),
+            );
         }
     }
 
@@ -812,12 +1102,22 @@ impl Checker<'_> {
             ("at_least", c.at_least),
             ("at_most", c.at_most),
         ] {
-            if v.is_some_and(f64::is_nan) {
-                self.err(
+            match v {
+                Some(v) if v.is_nan() => self.err(
                     &p.k(name),
                     format!("{what}: `{name}` must be a number, not NaN"),
-                );
+                ),
+                // An infinite tolerance or bound makes a check that can
+                // never fail (or never pass).
+                Some(v) if v.is_infinite() => self.err(
+                    &p.k(name),
+                    format!("{what}: `{name}` must be a finite number, got {v}"),
+                ),
+                _ => {}
             }
+        }
+        if let Some(equals) = &c.equals {
+            self.json_size(equals, &p.k("equals"), &format!("{what}: `equals`"));
         }
         match (c.approx, c.tolerance) {
             (Some(_), None) => self.err(
@@ -1088,10 +1388,19 @@ impl Checker<'_> {
         if let Some(link) = &f.link {
             self.link(link, &p.k("link"), "`fleet.link`");
         }
-        if f.download.bandwidth.bits_per_second() == 0 {
+        let bps = f.download.bandwidth.bits_per_second();
+        if bps == 0 {
             self.err(
                 &p.k("download").k("bandwidth"),
                 "`fleet.download.bandwidth` must be greater than 0".to_owned(),
+            );
+        } else if bps > MAX_BANDWIDTH_BPS {
+            self.err(
+                &p.k("download").k("bandwidth"),
+                format!(
+                    "`fleet.download.bandwidth` must be at most 10000Mbit/s (10 Gbit/s), got {}",
+                    f.download.bandwidth
+                ),
             );
         }
     }
@@ -1474,6 +1783,34 @@ fn firmware_types(f: &FleetConfig) -> String {
         .map(|fw| fw.device_type.as_str())
         .collect();
     format!("firmware types: {}", names.join(", "))
+}
+
+/// The length of `v` written as compact JSON, without writing it out.
+fn json_len(v: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
+
+/// A number for messages: `1e39` rather than forty digits.
+fn num(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && a.is_finite() && !(1e-6..1e9).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 fn positive(v: f64) -> bool {

@@ -158,8 +158,8 @@ pub fn check_text(text: &str) -> Result<(), String> {
             if plain.trim().is_empty() {
                 return Err("an error with no message".into());
             }
-            // What `twinrig` prints in a terminal.
-            let fancy = format!("{:?}", miette::Report::new(e));
+            // What `twinrig` prints.
+            let fancy = e.render();
             if fancy.trim().is_empty() {
                 return Err("an empty rendered report".into());
             }

@@ -1,7 +1,7 @@
 //! The parsed form of a rule's SQL statement.
 //!
-//! [`Query`] prints back as canonical SQL (upper-case keywords, every `AND`,
-//! `OR` and `NOT` parenthesised) that parses to the same tree.
+//! [`Query`] prints back as canonical SQL (upper-case keywords, parentheses
+//! only where the tree needs them) that parses to the same tree.
 
 use std::fmt;
 
@@ -113,10 +113,11 @@ pub enum Expr {
     },
     /// `NOT e`.
     Not(Box<Expr>),
-    /// `a AND b`.
-    And(Box<Expr>, Box<Expr>),
-    /// `a OR b`.
-    Or(Box<Expr>, Box<Expr>),
+    /// `a AND b AND ...`: a chain of two or more terms, held side by side
+    /// (not nested pair by pair) so a long chain costs no stack depth.
+    And(Vec<Expr>),
+    /// `a OR b OR ...`: a chain of two or more terms, as `And`.
+    Or(Vec<Expr>),
 }
 
 /// Comparison operators.
@@ -152,14 +153,6 @@ impl CmpOp {
 
 fn write_quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     write!(f, "'{}'", s.replace('\'', "''"))
-}
-
-/// A comparison nested directly in a comparison needs its parentheses back.
-fn write_side(f: &mut fmt::Formatter<'_>, e: &Expr) -> fmt::Result {
-    match e {
-        Expr::Compare { .. } => write!(f, "({e})"),
-        _ => write!(f, "{e}"),
-    }
 }
 
 impl fmt::Display for FieldPath {
@@ -206,19 +199,71 @@ impl fmt::Display for SelectItem {
     }
 }
 
+/// Where an expression is printed, which decides whether it needs
+/// parentheses to parse back to the same tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The whole condition.
+    Top,
+    /// A term of an `OR` chain.
+    InOr,
+    /// A term of an `AND` chain.
+    InAnd,
+    /// After `NOT`.
+    InNot,
+    /// A side of a comparison (a primary: an operand or a parenthesis).
+    Side,
+}
+
+impl Expr {
+    fn write(&self, f: &mut fmt::Formatter<'_>, place: Place) -> fmt::Result {
+        // Parentheses only where the grammar needs them (precedence, a chain
+        // kept apart from its neighbour, a comparison side): the printed
+        // statement then nests no deeper than any text that parses to this
+        // tree, so it parses back within `MAX_NESTING` too.
+        let parens = match self {
+            Expr::Operand(_) => false,
+            Expr::Compare { .. } | Expr::Not(_) => place == Place::Side,
+            Expr::Or(_) => place != Place::Top,
+            Expr::And(_) => !matches!(place, Place::Top | Place::InOr),
+        };
+        if parens {
+            f.write_str("(")?;
+        }
+        match self {
+            Expr::Operand(o) => write!(f, "{o}")?,
+            Expr::Compare { op, left, right } => {
+                left.write(f, Place::Side)?;
+                write!(f, " {} ", op.as_str())?;
+                right.write(f, Place::Side)?;
+            }
+            Expr::Not(e) => {
+                f.write_str("NOT ")?;
+                e.write(f, Place::InNot)?;
+            }
+            Expr::And(terms) => write_chain(f, terms, "AND", Place::InAnd)?,
+            Expr::Or(terms) => write_chain(f, terms, "OR", Place::InOr)?,
+        }
+        if parens {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_chain(f: &mut fmt::Formatter<'_>, terms: &[Expr], op: &str, place: Place) -> fmt::Result {
+    for (i, term) in terms.iter().enumerate() {
+        if i > 0 {
+            write!(f, " {op} ")?;
+        }
+        term.write(f, place)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Expr::Operand(o) => write!(f, "{o}"),
-            Expr::Compare { op, left, right } => {
-                write_side(f, left)?;
-                write!(f, " {} ", op.as_str())?;
-                write_side(f, right)
-            }
-            Expr::Not(e) => write!(f, "(NOT {e})"),
-            Expr::And(a, b) => write!(f, "({a} AND {b})"),
-            Expr::Or(a, b) => write!(f, "({a} OR {b})"),
-        }
+        self.write(f, Place::Top)
     }
 }
 

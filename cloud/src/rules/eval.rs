@@ -92,23 +92,20 @@ fn eval_expr(e: &Expr, msg: &Message<'_>) -> Option<Value> {
             compare(*op, &l, &r).map(Value::Bool)
         }
         Expr::Not(inner) => truth(eval_expr(inner, msg).as_ref()).map(|b| Value::Bool(!b)),
-        // Both sides are evaluated and both must be Boolean: AWS gives
+        // Every term is evaluated and every one must be Boolean: AWS gives
         // Undefined for `false AND <not a Boolean>`, no short circuit.
-        Expr::And(a, b) => {
-            let (a, b) = (
-                truth(eval_expr(a, msg).as_ref()),
-                truth(eval_expr(b, msg).as_ref()),
-            );
-            Some(Value::Bool(a? & b?))
-        }
-        Expr::Or(a, b) => {
-            let (a, b) = (
-                truth(eval_expr(a, msg).as_ref()),
-                truth(eval_expr(b, msg).as_ref()),
-            );
-            Some(Value::Bool(a? | b?))
-        }
+        Expr::And(terms) => all_boolean(terms, msg).map(|bs| Value::Bool(bs.iter().all(|b| *b))),
+        Expr::Or(terms) => all_boolean(terms, msg).map(|bs| Value::Bool(bs.iter().any(|b| *b))),
     }
+}
+
+/// The terms of a chain as Booleans; `None` (Undefined) if any is not one.
+fn all_boolean(terms: &[Expr], msg: &Message<'_>) -> Option<Vec<bool>> {
+    let values: Vec<Option<bool>> = terms
+        .iter()
+        .map(|t| truth(eval_expr(t, msg).as_ref()))
+        .collect();
+    values.into_iter().collect()
 }
 
 /// AWS's conversion to Boolean: a Boolean, or the string "true"/"false"

@@ -32,7 +32,10 @@
 //! string must be a valid MQTT topic filter; `topic(n)` needs a whole
 //! number, at least 1. Errors are [`ParseError`]s with line, column (in
 //! characters) and byte offset, and say what was expected. Parentheses and
-//! `NOT` nest at most [`MAX_NESTING`] deep.
+//! `NOT` nest at most [`MAX_NESTING`] deep, and a statement has at most
+//! [`MAX_TERMS`] terms (select items plus operands of the condition); chains
+//! of `AND` or `OR` are one node each, so no statement the parser accepts can
+//! exhaust the stack when it is evaluated, printed or dropped.
 //!
 //! # Evaluation (AWS semantics)
 //!
@@ -96,7 +99,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use ast::{CmpOp, Expr, FieldPath, Literal, Operand, Query, SelectItem};
-pub use parser::{MAX_NESTING, ParseError, ParseErrorKind, Pos, parse};
+pub use parser::{MAX_NESTING, MAX_TERMS, ParseError, ParseErrorKind, Pos, parse};
 pub use pipeline::{ActionError, ActionOutcome, Pipeline, PipelineError};
 pub use transform::{Transform, TransformError, TransformSpec, TransformSpecError};
 

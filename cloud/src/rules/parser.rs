@@ -1,6 +1,11 @@
 //! Recursive-descent parser for the rules SQL subset (grammar in the module
 //! docs of [`crate::rules`]). It never panics: every failure is a
 //! [`ParseError`] with the position and what was expected.
+//!
+//! Its recursion, and that of everything that walks the tree it builds
+//! (evaluation, printing, dropping), is bounded: only parentheses and `NOT`
+//! nest ([`MAX_NESTING`]), chains of `AND`/`OR` are read in a loop into one
+//! node, and a statement has at most [`MAX_TERMS`] terms.
 
 use std::fmt;
 
@@ -13,6 +18,13 @@ use super::lexer::{Kw, Tok, Token, tokenize};
 /// Deepest nesting of parentheses and `NOT` the parser accepts (keeps
 /// adversarial input from exhausting the stack).
 pub const MAX_NESTING: usize = 64;
+
+/// Most terms in one statement: select items plus the operands of the
+/// condition (field paths, literals, function calls). Far more than a
+/// hand-written rule needs; it bounds the work each message costs and the
+/// size of the tree, so an adversarial `a OR a OR ...` is refused when the
+/// rule is read instead of when it runs.
+pub const MAX_TERMS: usize = 1_000;
 
 /// A position in the SQL text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +100,9 @@ pub enum ParseErrorKind {
     /// Parentheses or `NOT` nested deeper than [`MAX_NESTING`].
     #[error("nested deeper than {MAX_NESTING} levels")]
     TooDeep,
+    /// More than [`MAX_TERMS`] terms in the statement.
+    #[error("more than {MAX_TERMS} terms (select items and operands) in one statement")]
+    TooLarge,
 }
 
 /// Parses one statement.
@@ -97,6 +112,7 @@ pub fn parse(sql: &str) -> Result<Query, ParseError> {
         tokens,
         at: 0,
         depth: 0,
+        terms: 0,
     };
     let result = p.query();
     match lex_error {
@@ -115,6 +131,8 @@ struct Parser {
     tokens: Vec<Token>,
     at: usize,
     depth: usize,
+    /// Terms read so far (see [`MAX_TERMS`]).
+    terms: usize,
 }
 
 impl Parser {
@@ -200,7 +218,17 @@ impl Parser {
         })
     }
 
+    /// Counts one more term, starting at the current token.
+    fn term(&mut self) -> Result<(), ParseError> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(ParseError::new(self.peek().pos, ParseErrorKind::TooLarge));
+        }
+        Ok(())
+    }
+
     fn select_item(&mut self) -> Result<SelectItem, ParseError> {
+        self.term()?;
         if self.eat(&Tok::Star) {
             return Ok(SelectItem::Star);
         }
@@ -322,21 +350,19 @@ impl Parser {
     }
 
     fn or_expr(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.and_expr()?;
+        let mut terms = vec![self.and_expr()?];
         while self.eat(&Tok::Kw(Kw::Or)) {
-            let right = self.and_expr()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            terms.push(self.and_expr()?);
         }
-        Ok(left)
+        Ok(chain(terms, Expr::Or))
     }
 
     fn and_expr(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.not_expr()?;
+        let mut terms = vec![self.not_expr()?];
         while self.eat(&Tok::Kw(Kw::And)) {
-            let right = self.not_expr()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            terms.push(self.not_expr()?);
         }
-        Ok(left)
+        Ok(chain(terms, Expr::And))
     }
 
     fn not_expr(&mut self) -> Result<Expr, ParseError> {
@@ -372,6 +398,16 @@ impl Parser {
             return Ok(e);
         }
         const CONDITION: &str = "a field name, topic(), timestamp(), a literal, NOT or `(`";
+        self.term()?;
         Ok(Expr::Operand(self.operand(CONDITION)?))
+    }
+}
+
+/// One term stands for itself; several make a chain.
+fn chain(mut terms: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
+    if terms.len() == 1 {
+        terms.remove(0)
+    } else {
+        make(terms)
     }
 }

@@ -25,11 +25,11 @@ fn eq(l: Expr, r: Expr) -> Expr {
 }
 
 fn and(a: Expr, b: Expr) -> Expr {
-    Expr::And(Box::new(a), Box::new(b))
+    Expr::And(vec![a, b])
 }
 
 fn or(a: Expr, b: Expr) -> Expr {
-    Expr::Or(Box::new(a), Box::new(b))
+    Expr::Or(vec![a, b])
 }
 
 fn not(a: Expr) -> Expr {
@@ -230,10 +230,21 @@ fn precedence_or_and_not() {
         condition("SELECT * FROM 'a' WHERE NOT NOT ok"),
         not(not(field("ok")))
     );
-    // Left associative.
+    // A chain is one node; parentheses keep their grouping.
     assert_eq!(
         condition("SELECT * FROM 'a' WHERE a OR b OR c"),
+        Expr::Or(vec![field("a"), field("b"), field("c")])
+    );
+    assert_eq!(
+        condition("SELECT * FROM 'a' WHERE (a OR b) OR c"),
         or(or(field("a"), field("b")), field("c"))
+    );
+    assert_eq!(
+        condition("SELECT * FROM 'a' WHERE a AND b AND c OR d"),
+        or(
+            Expr::And(vec![field("a"), field("b"), field("c")]),
+            field("d")
+        )
     );
 }
 
@@ -397,6 +408,60 @@ fn nesting_is_bounded() {
         ")".repeat(60)
     );
     assert!(parse(&ok).is_ok());
+}
+
+/// `SELECT a FROM 'a' WHERE x = 0 OR x = 1 OR ...` with `n` comparisons.
+fn or_chain(n: usize) -> String {
+    let terms: Vec<String> = (0..n).map(|i| format!("x = {i}")).collect();
+    format!("SELECT a FROM 'a' WHERE {}", terms.join(" OR "))
+}
+
+#[test]
+fn a_where_chain_of_200000_or_terms_is_refused_not_a_stack_overflow() {
+    // Used to overflow the stack in `validate` (the tree dropped pair by
+    // pair) at about 200,000 terms, and at run time at about 50,000.
+    let sql = or_chain(200_000);
+    let e = err(&sql);
+    assert_eq!(e.kind, ParseErrorKind::TooLarge);
+    // At the first term past the limit: `SELECT a` is term 1, and each
+    // comparison two more, so term 1,001 is the right side of `x = 499`.
+    let expected = sql.find("x = 499 ").unwrap() + "x = ".len();
+    assert_eq!(e.pos.offset, expected, "{e}");
+    assert!(e.to_string().contains("more than 1000 terms"), "{e}");
+    // A long SELECT list counts too.
+    let select = format!("SELECT {} FROM 'a'", vec!["*"; 5_000].join(", "));
+    assert_eq!(err(&select).kind, ParseErrorKind::TooLarge);
+}
+
+#[test]
+fn a_where_chain_at_the_term_limit_runs_on_a_small_stack() {
+    // The largest statement the parser takes (and the deepest, in another
+    // one) parses, evaluates, prints and drops on a thread with a quarter
+    // of Rust's default 2 MiB: nothing walks the tree deeper than
+    // `MAX_NESTING` levels.
+    let widest = or_chain((MAX_TERMS - 1) / 2);
+    let deepest = format!(
+        "SELECT a FROM 'a' WHERE {}x = 7 OR x = 8{}",
+        "(NOT ".repeat(MAX_NESTING / 2),
+        ")".repeat(MAX_NESTING / 2)
+    );
+    let outcome = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let mut outputs = Vec::new();
+            for sql in [widest, deepest] {
+                let q = parse(&sql).unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(parse(&q.to_string()).as_ref(), Ok(&q));
+                outputs.push(q.evaluate("a", br#"{"x": 7, "a": 1}"#, 0));
+            }
+            outputs
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // x = 7 is one of the chain's terms; in the deep one the innermost
+    // `NOT x = 7 OR x = 8` is false and 31 more NOTs make it true.
+    assert_eq!(outcome, [Some(json!({"a": 1})), Some(json!({"a": 1}))]);
 }
 
 // ---- evaluation -----------------------------------------------------------
@@ -700,8 +765,8 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
     leaf.prop_recursive(5, 32, 2, |inner| {
         prop_oneof![
             inner.clone().prop_map(|e| Expr::Not(Box::new(e))),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| Expr::And(Box::new(a), Box::new(b))),
-            (inner.clone(), inner).prop_map(|(a, b)| Expr::Or(Box::new(a), Box::new(b))),
+            prop::collection::vec(inner.clone(), 2..4).prop_map(Expr::And),
+            prop::collection::vec(inner, 2..4).prop_map(Expr::Or),
         ]
     })
 }

@@ -1,4 +1,4 @@
-//! The Amazing Hand device kind: the real hand agent (`devices/hand-agent`)
+//! The Amazing Hand device kind: the real hand agent (`robots/hand/agent`)
 //! driving the SCS0009 servo-bus twin through the real rustypot driver.
 //!
 //! How it is wired (docs/DESIGN.md, "Amazing Hand"):

@@ -13,7 +13,7 @@
 //! A fixed 8-colour palette on a `width` x `height` canvas (default 160x120).
 //! The canvas has four columns, one per finger in servo-id order: index
 //! (servos 1, 2), middle (3, 4), ring (5, 6; it stands in for the pinky),
-//! thumb (7, 8) — the mapping of `devices/hand-agent` (`table.rs`: `angle_1`
+//! thumb (7, 8) — the mapping of `robots/hand/agent` (`table.rs`: `angle_1`
 //! drives the odd id, `angle_2` the even one). The top three quarters show the
 //! hand; the bottom quarter holds 8 bar gauges, one per servo, under its
 //! finger's column.

@@ -1,0 +1,174 @@
+//! The device-kind seam: what a robot provides so twinrig can run it.
+//!
+//! A kind turns a scenario's device entry into running tasks: it builds the
+//! virtual peripherals (UART, MQTT session over the device's link), spawns
+//! the device firmware on them, and exposes the device's state for `expect`.
+//! Each robot folder (`robots/<robot>/`) implements [`DeviceKind`] once; the
+//! root crate lists the kinds in one registry.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use twinrig_sim::SimHandle;
+use twinrig_sim::net::{LinkParams, Network};
+use twinrig_sim::physics::PhysicsWorld;
+use twinrig_sim::uart::{DirStats, UartControl};
+
+/// What a device kind gets to build a device.
+pub struct DeviceContext<'a> {
+    /// The world's handle (clock, spawn, trace).
+    pub handle: &'a SimHandle,
+    /// The network to the broker.
+    pub network: &'a Network,
+    /// The physics world.
+    pub physics: &'a PhysicsWorld,
+    /// The device's link model.
+    pub link: LinkParams,
+    /// Unix seconds that virtual time 0 stands for (the device's SNTP).
+    pub epoch_unix_s: u64,
+    /// The cloud twin's object store (S3 stand-in: videos).
+    pub objects: std::rc::Rc<std::cell::RefCell<twinrig_cloud::objects::ObjectStore>>,
+}
+
+/// One thing a device must have done before the timeline may talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyWhen {
+    /// The MQTT client id it concerns (a device may hold several connections).
+    pub client: String,
+    /// What that client must have done.
+    pub what: ReadyEvent,
+    /// Only events at or after this virtual time count (the device's last boot).
+    pub since: twinrig_sim::Nanos,
+}
+
+/// An event readiness waits for, as the broker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReadyEvent {
+    /// The broker took this subscription: messages on it now reach the device.
+    Subscribed(String),
+    /// The client published on this topic (its first status: booted and online).
+    Published(String),
+}
+
+impl ReadyWhen {
+    /// `client` subscribed to `filter` (since boot at 0).
+    pub fn subscribed(client: &str, filter: &str) -> ReadyWhen {
+        ReadyWhen {
+            client: client.to_owned(),
+            what: ReadyEvent::Subscribed(filter.to_owned()),
+            since: 0,
+        }
+    }
+
+    /// `client` published on `topic` (since boot at 0).
+    pub fn published(client: &str, topic: &str) -> ReadyWhen {
+        ReadyWhen {
+            client: client.to_owned(),
+            what: ReadyEvent::Published(topic.to_owned()),
+            since: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for ReadyWhen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.what {
+            ReadyEvent::Subscribed(filter) => {
+                write!(f, "client {} has not subscribed to {filter}", self.client)
+            }
+            ReadyEvent::Published(topic) => write!(
+                f,
+                "client {} has not published on {topic} (its first status)",
+                self.client
+            ),
+        }?;
+        if self.since > 0 {
+            write!(
+                f,
+                " since it booted at {}",
+                twinrig_sim::format_nanos(self.since)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A running device as the scenario runner sees it.
+pub trait DeviceRuntime {
+    /// What the device must have done before it is ready (connected and
+    /// subscribed to what it listens to, booted, its first status sent); the
+    /// timeline starts once every device is ready. Empty: ready at once.
+    fn ready_when(&self) -> Vec<ReadyWhen> {
+        Vec::new()
+    }
+    /// The device's state document for `expect: device` (dotted paths into it).
+    fn state(&self) -> Value;
+    /// The device's main UART line, and which end is the device's (true = end A).
+    fn uart(&self) -> Option<(&UartControl, bool)>;
+    /// The topic its commands arrive on, for `say` steps (None: it takes no spoken commands).
+    fn command_topic(&self) -> Option<String> {
+        None
+    }
+    /// Virtual time the device first moved, for the command-to-motion latency
+    /// in the run summary (None: it has not moved, or cannot).
+    fn first_motion(&self) -> Option<twinrig_sim::Nanos> {
+        None
+    }
+    /// Figures of its own for the run summary, by full name (`{id}.figure`).
+    fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        std::collections::BTreeMap::new()
+    }
+    /// Stops the device as SIGTERM would (the scenario's `stop` step).
+    fn stop(&self) -> Result<(), String> {
+        Err("this device kind cannot be stopped".into())
+    }
+    /// Whether a stopped device has finished shutting down.
+    fn stopped(&self) -> bool {
+        true
+    }
+}
+
+/// A kind of device.
+pub trait DeviceKind: Sync {
+    /// The name used in scenario files.
+    fn name(&self) -> &'static str;
+    /// One line for `twinrig list`.
+    fn summary(&self) -> &'static str;
+    /// Name and version of the firmware crate, recorded in traces for replay.
+    fn firmware(&self) -> (&'static str, &'static str);
+    /// Checks the device's `params` before anything runs.
+    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String>;
+    /// Whether its devices take `say` steps: true exactly when their
+    /// [`DeviceRuntime::command_topic`] is `Some`, so validation can refuse
+    /// a `say` the run would fail on.
+    fn takes_spoken_commands(&self) -> bool {
+        false
+    }
+    /// Builds the device and spawns its tasks.
+    fn spawn(
+        &self,
+        ctx: &DeviceContext<'_>,
+        id: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Box<dyn DeviceRuntime>, String>;
+}
+
+/// Parses a kind's `params` mapping into its typed parameters.
+pub fn parse_params<T: for<'de> Deserialize<'de>>(params: &Map<String, Value>) -> Result<T, String> {
+    serde_json::from_value(Value::Object(params.clone())).map_err(|e| e.to_string())
+}
+
+/// UART counters as a JSON document.
+pub fn dir_stats_json(s: &DirStats) -> Value {
+    json!({
+        "bytes_written": s.bytes_written,
+        "bytes_injected": s.bytes_injected,
+        "bytes_delivered": s.bytes_delivered,
+        "bytes_read": s.bytes_read,
+        "dropped": s.dropped,
+        "corrupted": s.corrupted,
+        "overruns": s.overruns,
+        "breaks": s.breaks,
+        "lost_in_break": s.lost_in_break,
+        "lost_in_disconnect": s.lost_in_disconnect,
+    })
+}

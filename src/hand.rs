@@ -198,6 +198,22 @@ impl HandRuntime {
     }
 }
 
+/// `say` to the hand: the sentence as the voice front end publishes it
+/// (`{id, sentence}`; the runner adds the id), for the agent to fingerspell.
+struct SpokenSentence;
+
+impl twinrig_kind::CommandModel for SpokenSentence {
+    fn interpret(&self, text: &str) -> Result<Vec<Value>, twinrig_kind::VoiceError> {
+        if text.trim().is_empty() {
+            return Err(twinrig_kind::VoiceError {
+                clause: text.to_owned(),
+                reason: "nothing was said".into(),
+            });
+        }
+        Ok(vec![json!({ "sentence": text })])
+    }
+}
+
 impl DeviceRuntime for HandRuntime {
     fn ready_when(&self) -> Vec<crate::devices::ReadyWhen> {
         // The agent's MQTT side subscribes to its action topic at start; it
@@ -305,8 +321,8 @@ impl DeviceKind for HandKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         ("hand-agent", hand_agent::VERSION)
     }
-    fn takes_spoken_commands(&self) -> bool {
-        true
+    fn command_model(&self) -> Option<&'static dyn twinrig_kind::CommandModel> {
+        Some(&SpokenSentence)
     }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p = parse_params(params)?;

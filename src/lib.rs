@@ -22,4 +22,3 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod suite;
-pub mod voice;

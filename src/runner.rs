@@ -26,7 +26,6 @@ use crate::scenario::{
     BodyField, Expect, Fault, Latency, LatencyDistribution, LinkFaultKind, LinkModel, Scenario,
     ShapeSpec, Step, UartFaultKind,
 };
-use crate::voice::{CommandModel, OfflineParser};
 
 /// The object store's bucket (the real system's video bucket).
 pub const VIDEO_BUCKET: &str = "cc-amazing-video";
@@ -240,6 +239,8 @@ struct Timeline {
     current_step: std::cell::Cell<usize>,
     start: crate::scenario::Start,
     ready_timeout: crate::scenario::Duration,
+    /// How each device that takes `say` steps understands speech.
+    command_models: BTreeMap<String, &'static dyn twinrig_kind::CommandModel>,
     /// The broker's events indexed for readiness.
     readiness: RefCell<crate::readiness::Tracker>,
 }
@@ -318,6 +319,7 @@ fn build_and_run(
             .map_err(|e| e.to_string())?,
     ));
     let mut runtimes = BTreeMap::new();
+    let mut command_models = BTreeMap::new();
     for d in &scenario.devices {
         let kind = kinds
             .iter()
@@ -332,6 +334,9 @@ fn build_and_run(
             epoch_unix_s: scenario.cloud.epoch_unix_s,
             objects: objects.clone(),
         };
+        if let Some(model) = kind.command_model() {
+            command_models.insert(d.id.clone(), model);
+        }
         let runtime = kind
             .spawn(&ctx, &d.id, &d.params)
             .map_err(|e| format!("device {} ({}): {e}", d.id, d.kind))?;
@@ -371,6 +376,7 @@ fn build_and_run(
         current_step: std::cell::Cell::new(0),
         start: scenario.start,
         ready_timeout: scenario.ready_timeout,
+        command_models,
         readiness: RefCell::new(crate::readiness::Tracker::default()),
     });
     let steps = scenario.steps.clone();
@@ -962,7 +968,11 @@ impl Timeline {
         let topic = runtime
             .command_topic()
             .ok_or_else(|| format!("device {device} takes no spoken commands"))?;
-        match OfflineParser.interpret(text) {
+        let model = self
+            .command_models
+            .get(device)
+            .ok_or_else(|| format!("device {device} takes no spoken commands"))?;
+        match model.interpret(text) {
             Ok(commands) => {
                 for mut c in commands {
                     let n = self.say_count.get() + 1;

@@ -113,7 +113,7 @@ impl scenario::DeviceKinds for BuildKinds {
     }
 
     fn takes_spoken_commands(&self, kind: &str) -> Option<bool> {
-        devices::kind(kind).map(|k| k.takes_spoken_commands())
+        devices::kind(kind).map(|k| k.command_model().is_some())
     }
 }
 
@@ -249,7 +249,7 @@ mod tests {
                 .failure
                 .as_deref()
                 .is_some_and(|f| f.contains("takes no spoken commands"));
-            if kind.takes_spoken_commands() {
+            if kind.command_model().is_some() {
                 assert_eq!(outcome.failure, None, "{}", kind.name());
             } else {
                 assert!(refused, "{}: {:?}", kind.name(), outcome.failure);

@@ -137,11 +137,11 @@ pub trait DeviceKind: Sync {
     fn firmware(&self) -> (&'static str, &'static str);
     /// Checks the device's `params` before anything runs.
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String>;
-    /// Whether its devices take `say` steps: true exactly when their
-    /// [`DeviceRuntime::command_topic`] is `Some`, so validation can refuse
-    /// a `say` the run would fail on.
-    fn takes_spoken_commands(&self) -> bool {
-        false
+    /// How its devices understand `say` steps: speech in, the commands to
+    /// publish on [`DeviceRuntime::command_topic`] out. `None` (the default):
+    /// they take no spoken commands, and validation refuses a `say` to them.
+    fn command_model(&self) -> Option<&'static dyn CommandModel> {
+        None
     }
     /// Builds the device and spawns its tasks.
     fn spawn(
@@ -152,8 +152,34 @@ pub trait DeviceKind: Sync {
     ) -> Result<Box<dyn DeviceRuntime>, String>;
 }
 
+/// Why a sentence produced no commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceError {
+    /// The clause that failed.
+    pub clause: String,
+    /// What was missing or wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for VoiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot understand {:?}: {}", self.clause, self.reason)
+    }
+}
+
+impl std::error::Error for VoiceError {}
+
+/// Turns speech into a device's commands (JSON objects; the runner adds an
+/// `id`): the seam for a hosted speech/intent model.
+pub trait CommandModel: Sync {
+    /// The commands for `text`, in order.
+    fn interpret(&self, text: &str) -> Result<Vec<Value>, VoiceError>;
+}
+
 /// Parses a kind's `params` mapping into its typed parameters.
-pub fn parse_params<T: for<'de> Deserialize<'de>>(params: &Map<String, Value>) -> Result<T, String> {
+pub fn parse_params<T: for<'de> Deserialize<'de>>(
+    params: &Map<String, Value>,
+) -> Result<T, String> {
     serde_json::from_value(Value::Object(params.clone())).map_err(|e| e.to_string())
 }
 

@@ -58,10 +58,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use embedded_io_async::{Read, Write};
+use rvr_twin::drive::PlanarPose;
+use rvr_twin::{DriveParams, RvrBody, RvrConfig, RvrStats, RvrTwin};
 use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
 use twinrig_sim::robots::hand::{BusConfig, BusStats, ServoBus, ServoSnapshot};
-use twinrig_sim::robots::rvr::drive::PlanarPose;
-use twinrig_sim::robots::rvr::{DriveParams, RvrBody, RvrConfig, RvrStats, RvrTwin};
 use twinrig_sim::uart::{Uart, UartConfig, UartPort};
 use twinrig_sim::{Nanos, SECONDS, Sim, SimError, format_nanos};
 

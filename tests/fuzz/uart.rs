@@ -5,10 +5,10 @@
 
 use embedded_io_async::{Read, Write};
 use proptest::prelude::*;
+use rvr_twin::{DriveParams, RvrBody, RvrConfig, RvrTwin};
 use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
 use twinrig_sim::robots::hand::protocol::Packet as ScsPacket;
 use twinrig_sim::robots::hand::{BusConfig, ServoBus};
-use twinrig_sim::robots::rvr::{DriveParams, RvrBody, RvrConfig, RvrTwin};
 use twinrig_sim::uart::{Uart, UartConfig, UartPort};
 use twinrig_sim::{MILLIS, Nanos, Sim};
 

@@ -2,4 +2,3 @@
 //! answer their real protocols.
 
 pub mod hand;
-pub mod rvr;

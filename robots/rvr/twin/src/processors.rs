@@ -61,9 +61,9 @@ use serde_json::json;
 use super::config::{MONITOR_PERIOD, RvrConfig};
 use super::drive::RvrBody;
 use super::models::{MotorHeat, StallDetector};
-use crate::trace::channels;
-use crate::uart::{TxQueue, UartRx, UartTx};
-use crate::{Nanos, SimHandle};
+use twinrig_sim::trace::channels;
+use twinrig_sim::uart::{TxQueue, UartRx, UartTx};
+use twinrig_sim::{Nanos, SimHandle};
 
 /// Counters and state the harness can inspect.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

@@ -7,7 +7,7 @@ use rvr_protocol::constants::io::UNIDENTIFIED_COLOR;
 use rvr_protocol::{BatteryVoltageState, ColorDetection, ColorMatch, PaletteEntry, ThermalStatus};
 
 use super::config::{BatteryParams, ColorParams, MotorParams};
-use crate::{Nanos, SECONDS};
+use twinrig_sim::{Nanos, SECONDS};
 
 /// Open-circuit voltage at `charge_pct`, interpolated linearly in `curve`
 /// and clamped to its ends.

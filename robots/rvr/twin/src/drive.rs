@@ -19,11 +19,11 @@ use bevy::prelude::{Component, IntoScheduleConfigs, Query, Res, ResMut};
 use rapier3d::dynamics::{CoefficientCombineRule, RigidBodyHandle};
 use rapier3d::math::Vector;
 
-use crate::physics::{
+use twinrig_sim::physics::{
     BodySpec, PhysicsBody, PhysicsError, PhysicsSet, PhysicsStep, PhysicsWorld, RapierWorld, Shape,
     StepClock,
 };
-use crate::{Nanos, SECONDS};
+use twinrig_sim::{Nanos, SECONDS};
 
 /// Body and drivetrain parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -532,8 +532,8 @@ pub fn wrap_deg(a: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::physics::PhysicsConfig;
-    use crate::{MILLIS, Sim};
+    use twinrig_sim::physics::PhysicsConfig;
+    use twinrig_sim::{MILLIS, Sim};
 
     fn world(sim: &Sim) -> PhysicsWorld {
         PhysicsWorld::new(&sim.handle(), PhysicsConfig::default()).unwrap()

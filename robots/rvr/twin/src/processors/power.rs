@@ -13,8 +13,8 @@ use rvr_protocol::{
 };
 
 use super::{RvrTwin, TreadMarks};
-use crate::robots::rvr::drive::DriveTarget;
-use crate::robots::rvr::models::{battery_voltage, next_voltage_state, seconds};
+use crate::drive::DriveTarget;
+use crate::models::{battery_voltage, next_voltage_state, seconds};
 
 type Answer = Result<Option<Response>, ErrorCode>;
 

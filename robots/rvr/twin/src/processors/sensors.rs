@@ -9,8 +9,8 @@ use rvr_protocol::{
 };
 
 use super::{Infrared, RvrTwin, TwinState};
-use crate::robots::rvr::drive::wrap_deg;
-use crate::{MILLIS, Nanos};
+use crate::drive::wrap_deg;
+use twinrig_sim::{MILLIS, Nanos};
 
 type Answer = Result<Option<Response>, ErrorCode>;
 

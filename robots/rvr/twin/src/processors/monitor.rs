@@ -6,8 +6,8 @@
 use rvr_protocol::{GyroMaxFlags, Motor, Notification, Processor, ThermalStatus};
 
 use super::{MONITOR_PERIOD, RvrTwin, TreadMarks};
-use crate::robots::rvr::drive::DriveTarget;
-use crate::robots::rvr::models::{next_thermal_status, seconds, tread_is_stalling};
+use crate::drive::DriveTarget;
+use crate::models::{next_thermal_status, seconds, tread_is_stalling};
 
 impl RvrTwin {
     pub(super) async fn monitor(&self) {
@@ -32,7 +32,7 @@ impl RvrTwin {
     }
 
     /// Motor currents over the time since the last tick; returns that time.
-    fn update_motor_currents(&self) -> crate::Nanos {
+    fn update_motor_currents(&self) -> twinrig_sim::Nanos {
         let now = self.handle.now();
         let mut s = self.state.borrow_mut();
         let marks = TreadMarks::of(&s.body);
@@ -56,7 +56,7 @@ impl RvrTwin {
     }
 
     /// Heats or cools the motors; thermal protection stops them.
-    fn update_temperatures(&self, dt: crate::Nanos) {
+    fn update_temperatures(&self, dt: twinrig_sim::Nanos) {
         let (changed, protection_began) = {
             let mut s = self.state.borrow_mut();
             let p = s.config.motors.clone();
@@ -88,7 +88,7 @@ impl RvrTwin {
     /// A tread commanded but not making progress for `stall_after` triggers
     /// its motor's stall protection (the twin reports it; it does not cut
     /// the motor: the firmware's reaction is not published).
-    fn check_stalls(&self, dt: crate::Nanos) {
+    fn check_stalls(&self, dt: twinrig_sim::Nanos) {
         let changes = {
             let mut s = self.state.borrow_mut();
             let drive = s.body.drive();

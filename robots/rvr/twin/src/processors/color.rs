@@ -2,10 +2,10 @@
 //! LEDs, colour palettes and colour identification.
 //!
 //! With detection on, the sensor's LED lights the floor and it reads the
-//! floor colour ([`crate::robots::rvr::ColorParams::floor_rgb`]); with it off the sensor
+//! floor colour ([`crate::ColorParams::floor_rgb`]); with it off the sensor
 //! sees the dark underside (0, 0, 0), which matches no palette entry
 //! (assumed). Classification is the best palette match
-//! ([`crate::robots::rvr::models::detect_color`]).
+//! ([`crate::models::detect_color`]).
 
 use rvr_protocol::constants::io::{LED_BITS_DEFINED, UNIDENTIFIED_COLOR};
 use rvr_protocol::{
@@ -14,9 +14,9 @@ use rvr_protocol::{
 };
 
 use super::{RvrTwin, TwinState};
-use crate::MILLIS;
-use crate::Nanos;
-use crate::robots::rvr::models::{detect_color, identification_report, rgbc_counts};
+use crate::models::{detect_color, identification_report, rgbc_counts};
+use twinrig_sim::MILLIS;
+use twinrig_sim::Nanos;
 
 type Answer = Result<Option<Response>, ErrorCode>;
 

@@ -1,10 +1,10 @@
 //! API and shell (echo is answered in `execute`), system info and
-//! connection: identity from [`crate::robots::rvr::Identity`], up-time in virtual time.
+//! connection: identity from [`crate::Identity`], up-time in virtual time.
 
 use rvr_protocol::{ErrorCode, Processor, Response, Text};
 
 use super::RvrTwin;
-use crate::MILLIS;
+use twinrig_sim::MILLIS;
 
 type Answer = Result<Option<Response>, ErrorCode>;
 

@@ -7,7 +7,7 @@ use rvr_protocol::{
 };
 
 use super::{RvrTwin, index};
-use crate::MILLIS;
+use twinrig_sim::MILLIS;
 
 type Answer = Result<Option<Response>, ErrorCode>;
 

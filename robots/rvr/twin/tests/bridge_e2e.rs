@@ -6,12 +6,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use rvr_bridge::{BridgeConfig, run};
+use rvr_twin::{DriveParams, RvrBody, RvrConfig, RvrTwin};
 use serde_json::Value;
 use twinrig_hal::mqtt::topic_matches;
 use twinrig_hal::{MqttClient, QoS};
 use twinrig_sim::net::{LinkParams, Network, RoutedDelivery, RoutedPublish, Router, SimMqttClient};
 use twinrig_sim::physics::{BodySpec, PhysicsConfig, PhysicsWorld, Shape};
-use twinrig_sim::robots::rvr::{DriveParams, RvrBody, RvrConfig, RvrTwin};
 use twinrig_sim::uart::{Direction, Uart, UartConfig, UartControl};
 use twinrig_sim::{MILLIS, Nanos, SECONDS, Sim};
 

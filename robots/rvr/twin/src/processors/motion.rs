@@ -4,8 +4,8 @@
 use rvr_protocol::{ErrorCode, HeadingFlags, MotorMode, Response, ThermalStatus};
 
 use super::RvrTwin;
-use crate::MILLIS;
-use crate::robots::rvr::drive::{DriveTarget, wrap_deg};
+use crate::drive::{DriveTarget, wrap_deg};
+use twinrig_sim::MILLIS;
 
 type Answer = Result<Option<Response>, ErrorCode>;
 

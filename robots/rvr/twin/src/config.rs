@@ -12,7 +12,7 @@
 
 use rvr_protocol::{AddressStyle, PaletteEntry, Version};
 
-use crate::{MILLIS, Nanos, SECONDS};
+use twinrig_sim::{MILLIS, Nanos, SECONDS};
 
 /// Twin parameters beyond the drivetrain.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,16 +1,16 @@
 //! The twin against a host on the other end of its UART, in virtual time.
 
 use super::*;
-use crate::physics::{BodySpec, PhysicsConfig, PhysicsWorld, Shape};
-use crate::robots::rvr::DriveParams;
-use crate::uart::{Uart, UartConfig};
-use crate::{MILLIS, SECONDS, Sim};
+use crate::DriveParams;
 use embedded_io_async::Write;
 use rvr_protocol::constants::io::UNIDENTIFIED_COLOR;
 use rvr_protocol::{
     AddressStyle, ColorPalette, DataSize, EchoData, LedValues, Motor, NotificationKind,
     PaletteEntry, SensorService, StreamingData as Data, Text, Version,
 };
+use twinrig_sim::physics::{BodySpec, PhysicsConfig, PhysicsWorld, Shape};
+use twinrig_sim::uart::{Uart, UartConfig};
+use twinrig_sim::{MILLIS, SECONDS, Sim};
 
 struct Host {
     h: SimHandle,
@@ -257,7 +257,7 @@ fn identity_versions_and_up_time_come_from_the_config_and_the_clock() {
         );
         host.got = got;
     });
-    let id = crate::robots::rvr::Identity::default();
+    let id = crate::Identity::default();
     let r: Vec<Response> = host.got.iter().map(response).collect();
     let text = |s: &str| Text::new(s).unwrap();
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Voice-style commands: a sentence in, the MQTT commands a browser would publish out.
 //!
-//! [`CommandModel`] is the seam for a hosted speech/intent model; the default,
-//! [`OfflineParser`], is deterministic and handles the phrases people use to
+//! [`CommandModel`] (the device-kind seam's) is where a hosted speech/intent
+//! model plugs in; the RVR's default, [`OfflineParser`], is deterministic and handles the phrases people use to
 //! drive the RVR: "drive forward one and a half metres, then turn left ninety
 //! degrees". Clauses are split on "then", commas and semicolons; each names a
 //! motion (forward/ahead, back/backward/reverse, turn/rotate left/right/around,
@@ -12,22 +12,7 @@
 //! guess.
 
 use serde_json::{Value, json};
-
-/// Why a sentence produced no commands.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot understand {clause:?}: {reason}")]
-pub struct VoiceError {
-    /// The clause that failed.
-    pub clause: String,
-    /// What was missing or wrong.
-    pub reason: String,
-}
-
-/// Turns speech into robot commands (JSON objects with `action` and parameters, no `id`).
-pub trait CommandModel {
-    /// The commands for `text`, in order.
-    fn interpret(&self, text: &str) -> Result<Vec<Value>, VoiceError>;
-}
+use twinrig_kind::{CommandModel, VoiceError};
 
 /// The deterministic, offline default.
 #[derive(Debug, Default, Clone, Copy)]

@@ -114,11 +114,13 @@ impl CloudTwin {
 
     /// Unix seconds now.
     pub fn now_s(&self) -> u64 {
-        self.epoch_s + self.handle.now() / SECONDS
+        self.epoch_s.saturating_add(self.handle.now() / SECONDS)
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch_s * 1000 + self.handle.now() / MILLIS
+        self.epoch_s
+            .saturating_mul(1000)
+            .saturating_add(self.handle.now() / MILLIS)
     }
 
     /// The pipeline, if rules are configured.
@@ -239,14 +241,22 @@ impl CloudTwin {
         *self.client.borrow_mut() = Some(client.clone());
         let me = self.clone();
         let net = network.clone();
-        self.handle
-            .spawn("cloud twin", async move { me.serve(&net, &client).await });
+        // The twin reads every message the broker receives, from the first.
+        let cursor = network.cursor(0);
+        self.handle.spawn("cloud twin", async move {
+            me.serve(&net, &client, &cursor).await
+        });
         Ok(())
     }
 
-    async fn serve(&self, network: &Network, client: &twinrig_sim::net::SimMqttClient) {
+    async fn serve(
+        &self,
+        network: &Network,
+        client: &twinrig_sim::net::SimMqttClient,
+        cursor: &twinrig_sim::net::ObservedCursor,
+    ) {
         use embassy_futures::select::{Either, select};
-        let mut seen = 0usize;
+        let mut seen = cursor.position();
         loop {
             let woke = match self.jobs_deadline() {
                 Some(at) => select(network.observe_after(seen), self.handle.sleep_until(at)).await,
@@ -262,6 +272,7 @@ impl CloudTwin {
             }
             let fresh: Vec<_> = network.observed()[seen..].to_vec();
             seen += fresh.len();
+            cursor.advance_to(seen);
             for m in fresh {
                 if m.from == CLOUD_CLIENT {
                     continue;

@@ -482,7 +482,9 @@ impl Downloader for SimDownloader {
             .is_some_and(|(u, at)| u == url && *at == offset);
         let wait = if continues { 0 } else { self.latency };
         self.stream.replace(None);
-        self.handle.sleep(wait + self.transfer_ns(n)).await;
+        self.handle
+            .sleep(wait.saturating_add(self.transfer_ns(n)))
+            .await;
         // Checked again at the response: a URL may expire mid-transfer.
         self.with_image(url, |img| {
             let start = offset as usize;

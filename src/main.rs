@@ -368,17 +368,25 @@ fn run(
         bar.set_style(style.clone());
         bar.set_prefix(l.scenario.name.clone());
         let b = bar.clone();
+        // The trace streams to its file as the run goes (memory stays flat
+        // however long the run); without --trace no trace is kept at all.
+        let trace_path = trace_dir
+            .as_ref()
+            .map(|dir| dir.join(format!("{stem}.mcap")));
+        let options = twinrig::runner::RunOptions {
+            trace: match &trace_path {
+                Some(p) => twinrig_sim::TraceOutput::File(p.clone()),
+                None => twinrig_sim::TraceOutput::Discard,
+            },
+            ..Default::default()
+        };
         let started = Instant::now();
-        let outcome = suite::run(&l, move |t| b.set_position(t / MILLIS));
+        let outcome = suite::run_with(&l, &options, move |t| b.set_position(t / MILLIS));
         let wall = started.elapsed();
         bar.set_position(outcome.virtual_ns / MILLIS);
         bar.finish_with_message(if outcome.passed() { "pass" } else { "FAIL" });
-        let mut trace_path = None;
-        if let Some(dir) = &trace_dir {
-            let p = dir.join(format!("{stem}.mcap"));
-            let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
-            twinrig::output::write_atomic(&p, &bytes)?;
-            trace_path = Some(p);
+        if let Some(e) = &outcome.trace_error {
+            return Err(e.clone());
         }
         if let Some(dir) = &records_dir {
             let p = dir.join(format!("{stem}.sqlite"));

@@ -254,9 +254,17 @@ pub fn run(
     let handle = sim.handle();
     let network = Network::new(&handle, Box::new(CloudRouter(twinrig_cloud::Broker::new())));
     sim.add_process("broker", network.clone());
+    // The cloud twin is the only reader of the broker's log (it holds a
+    // cursor): what it has read can go, so a long session stays flat.
+    network.set_retention(|_| false, crate::runner::OBSERVED_WINDOW);
     let cloud = CloudTwin::new(&handle, None, DEFAULT_EPOCH_UNIX_S)?;
     cloud.start(&network)?;
-    let limit = BOOT_WAIT + follow + SETTLE + 10 * SECONDS;
+    // Saturating: a `--timeout` near the end of virtual time follows the job
+    // to its end instead of wrapping round to a limit already passed.
+    let limit = BOOT_WAIT
+        .saturating_add(follow)
+        .saturating_add(SETTLE)
+        .saturating_add(10 * SECONDS);
     let fleet = Fleet::start(
         &handle,
         &network,
@@ -287,12 +295,19 @@ pub fn run(
         .map(|f| format!("{} at {}: {}", f.task, format_nanos(f.at), f.message))
         .collect();
     let virtual_s = sim.now() as f64 / SECONDS as f64;
+    let stopped_at = sim.now();
+    let waiting = sim.describe_waiting(8);
     sim.shutdown();
     let trace = sim.take_trace();
     let played = ran?;
     let Some(mut played) = played else {
         return Err(match panics.first() {
             Some(p) => format!("a device task panicked: {p}"),
+            None if stopped_at < limit => format!(
+                "the session stopped at {}: nothing is scheduled any more, so virtual time \
+                 cannot advance; {waiting}",
+                format_nanos(stopped_at)
+            ),
             None => "the session did not finish within its time limit".into(),
         });
     };
@@ -389,7 +404,7 @@ impl Session {
     /// [`BOOT_WAIT`] passes): an operator looks at a fleet that has booted.
     async fn wait_for_devices(&self, tools: &LocalFleet<'_>) {
         let online = self.fleet.devices().iter().filter(|d| !d.offline).count() as u64;
-        let deadline = self.handle.now() + BOOT_WAIT;
+        let deadline = self.handle.now().saturating_add(BOOT_WAIT);
         loop {
             let status = tools.status_now(&Target::Fleet);
             let reported: u64 = status
@@ -409,7 +424,7 @@ impl Session {
 
     /// Polls the job until it is no longer IN_PROGRESS; false if `follow` ran out first.
     async fn follow_job(&self, tools: &LocalFleet<'_>, job: &str) -> bool {
-        let deadline = self.handle.now() + self.follow;
+        let deadline = self.handle.now().saturating_add(self.follow);
         loop {
             let Ok(r) = tools.job_status(job).await else {
                 return true;
@@ -535,7 +550,7 @@ pub fn command(args: &OtaArgs) -> u8 {
     if let Some(seed) = args.seed {
         file.seed = seed;
     }
-    let follow = u64::try_from(args.timeout.as_nanos()).unwrap_or(u64::MAX / 4);
+    let follow = u64::try_from(args.timeout.as_nanos()).unwrap_or(u64::MAX);
     let bar = ProgressBar::new(0);
     if args.json {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -591,15 +606,11 @@ pub fn command(args: &OtaArgs) -> u8 {
             return 2;
         }
     };
-    if let Some(path) = &args.trace {
-        let written = trace
-            .to_mcap()
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| std::fs::write(path, bytes).map_err(|e| e.to_string()));
-        if let Err(e) = written {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return 2;
-        }
+    if let Some(path) = &args.trace
+        && let Err(e) = trace.write_mcap_file(path)
+    {
+        eprintln!("error: {e}");
+        return 2;
     }
     if args.json {
         match serde_json::to_string_pretty(&report) {

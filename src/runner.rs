@@ -17,7 +17,7 @@ use twinrig_hal::{MqttClient, QoS};
 use twinrig_sim::net::{LatencyModel, LinkParams, Network, RoutedDelivery, RoutedPublish, Router};
 use twinrig_sim::physics::{BodySpec, FloorConfig, PhysicsConfig, PhysicsWorld, Shape};
 use twinrig_sim::trace::channels;
-use twinrig_sim::{Nanos, RunStop, Sim, SimHandle, TaskState, Trace, format_nanos};
+use twinrig_sim::{Nanos, RunStop, Sim, SimHandle, TaskState, Trace, TraceOutput, format_nanos};
 
 use crate::check::{compare, compare_duration, field_check, json_path, payload_matches};
 use crate::cloud_twin::CloudTwin;
@@ -35,6 +35,35 @@ const STOP_TIMEOUT: Nanos = 60 * twinrig_sim::SECONDS;
 
 /// The client id the timeline publishes with.
 pub const SCENARIO_CLIENT: &str = crate::scenario::validate::RESERVED_CLIENT_ID;
+
+/// How many of the broker's newest messages a run always holds, whatever
+/// its readers need (older ones go unless an assertion needs them; see
+/// [`RunOptions::observed_window`]).
+pub const OBSERVED_WINDOW: usize = 1024;
+
+/// How a run records what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Where the trace goes: memory (tests, `record`, `replay`), a file
+    /// streamed as the run goes (`run --trace`), or nowhere.
+    pub trace: TraceOutput,
+    /// The broker's newest messages always held. Older ones are dropped once
+    /// the readers (cloud twin, readiness, a `wait_for` in progress) have
+    /// passed them, unless a step of the scenario needs them (`expect:
+    /// message`, `latency`, `presigned`, the timeline's own publishes, the
+    /// devices' command topics), so an idle device costs no memory that grows
+    /// with time. Results do not depend on it (tests run with 0).
+    pub observed_window: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            trace: TraceOutput::Memory,
+            observed_window: OBSERVED_WINDOW,
+        }
+    }
+}
 
 /// The result of one assertion (an `expect` step or a `wait_for`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -68,8 +97,13 @@ pub struct Outcome {
     pub metrics: BTreeMap<String, f64>,
     /// Every record the cloud's rules stored, in insertion order.
     pub records: Vec<twinrig_cloud::records::Record>,
-    /// The trace.
+    /// The trace: every record with [`TraceOutput::Memory`]; only the
+    /// metadata when it was streamed to a file or discarded.
     pub trace: Trace,
+    /// Trace records made, wherever they went.
+    pub trace_records: u64,
+    /// Why the trace file could not be written, if it could not.
+    pub trace_error: Option<String>,
 }
 
 impl Outcome {
@@ -234,6 +268,11 @@ struct Timeline {
     objects: Rc<RefCell<twinrig_cloud::objects::ObjectStore>>,
     fleet: Option<Rc<crate::fleet::Fleet>>,
     say_count: std::cell::Cell<u64>,
+    /// Clients whose broker events the readiness tracker indexed since a
+    /// readiness wait last looked.
+    touched: RefCell<std::collections::BTreeSet<String>>,
+    /// The readiness tracker's place in the broker's message log.
+    readiness_cursor: twinrig_sim::net::ObservedCursor,
     results: RefCell<Vec<AssertionResult>>,
     failure: RefCell<Option<String>>,
     current_step: std::cell::Cell<usize>,
@@ -246,7 +285,8 @@ struct Timeline {
 }
 
 /// Runs `scenario` (its YAML `source` goes into the trace for replay) with
-/// this build's device kinds. `progress` is called with virtual time as it advances.
+/// this build's device kinds, the trace in memory. `progress` is called with
+/// virtual time as it advances.
 pub fn run(scenario: &Scenario, source: &str, progress: impl FnMut(Nanos) + 'static) -> Outcome {
     run_with_kinds(scenario, source, devices::kinds(), progress)
 }
@@ -258,8 +298,17 @@ pub fn run_with_kinds(
     kinds: &[&'static dyn devices::DeviceKind],
     progress: impl FnMut(Nanos) + 'static,
 ) -> Outcome {
-    let mut sim = Sim::new(scenario.seed);
-    let handle = sim.handle();
+    run_with_options(scenario, source, kinds, &RunOptions::default(), progress)
+}
+
+/// Like [`run_with_kinds`], with the trace output and log retention given.
+pub fn run_with_options(
+    scenario: &Scenario,
+    source: &str,
+    kinds: &[&'static dyn devices::DeviceKind],
+    options: &RunOptions,
+    progress: impl FnMut(Nanos) + 'static,
+) -> Outcome {
     let mut outcome = Outcome {
         name: scenario.name.clone(),
         seed: scenario.seed,
@@ -269,8 +318,19 @@ pub fn run_with_kinds(
         metrics: BTreeMap::new(),
         records: Vec::new(),
         trace: Trace::default(),
+        trace_records: 0,
+        trace_error: None,
     };
-    match build_and_run(&mut sim, &handle, scenario, kinds, progress) {
+    let mut sim = match Sim::with_trace(scenario.seed, &options.trace) {
+        Ok(sim) => sim,
+        Err(e) => {
+            outcome.failure = Some(e.to_string());
+            outcome.trace_error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    let handle = sim.handle();
+    match build_and_run(&mut sim, &handle, scenario, kinds, options, progress) {
         Ok(timeline) => {
             outcome.assertions = timeline.results.borrow().clone();
             outcome.failure = timeline.failure.borrow().clone();
@@ -281,8 +341,8 @@ pub fn run_with_kinds(
     }
     outcome.virtual_ns = sim.now();
     sim.shutdown();
-    let mut trace = sim.take_trace();
-    trace.set_metadata(
+    outcome.trace_records = handle.trace_len();
+    sim.set_trace_metadata(
         "scenario",
         BTreeMap::from([
             ("name".to_string(), scenario.name.clone()),
@@ -290,9 +350,43 @@ pub fn run_with_kinds(
             ("source".to_string(), source.to_string()),
         ]),
     );
-    trace.set_metadata("versions", firmware_versions(scenario, kinds));
-    outcome.trace = trace;
+    sim.set_trace_metadata("versions", firmware_versions(scenario, kinds));
+    match sim.finish_trace() {
+        Ok(trace) => outcome.trace = trace,
+        Err(e) => outcome.trace_error = Some(e.to_string()),
+    }
     outcome
+}
+
+/// The broker messages a scenario's steps may still need after every reader
+/// has passed them: those on the topics of its `expect: message`, `latency`
+/// and `presigned` checks, the devices' command topics (for the command ->
+/// motion metric), and the timeline's own publishes (a failed wait explains
+/// itself with them).
+fn retention_rule(
+    scenario: &Scenario,
+    devices: &BTreeMap<String, Box<dyn DeviceRuntime>>,
+) -> impl Fn(&twinrig_sim::net::Observed) -> bool + 'static {
+    let mut filters: Vec<String> = Vec::new();
+    for step in &scenario.steps {
+        match step {
+            Step::Expect(Expect::Message(m)) => filters.push(m.topic.clone()),
+            Step::Expect(Expect::Latency(l)) => {
+                filters.push(l.from.topic.clone());
+                filters.push(l.to.topic.clone());
+            }
+            Step::Expect(Expect::Presigned(p)) => filters.push(p.topic.clone()),
+            _ => {}
+        }
+    }
+    let commands: Vec<String> = devices.values().filter_map(|d| d.command_topic()).collect();
+    move |m| {
+        m.from == SCENARIO_CLIENT
+            || commands.contains(&m.topic)
+            || filters
+                .iter()
+                .any(|f| twinrig_hal::mqtt::topic_matches(f, &m.topic))
+    }
 }
 
 fn build_and_run(
@@ -300,6 +394,7 @@ fn build_and_run(
     handle: &SimHandle,
     scenario: &Scenario,
     kinds: &[&'static dyn devices::DeviceKind],
+    options: &RunOptions,
     progress: impl FnMut(Nanos) + 'static,
 ) -> Result<Rc<Timeline>, String> {
     let network = Network::new(handle, Box::new(CloudRouter(twinrig_cloud::Broker::new())));
@@ -361,6 +456,8 @@ fn build_and_run(
         None => None,
     };
     let client = network.connect(SCENARIO_CLIENT, LinkParams::ideal())?;
+    network.set_retention(retention_rule(scenario, &runtimes), options.observed_window);
+    let readiness_cursor = network.cursor(0);
     let timeline = Rc::new(Timeline {
         handle: handle.clone(),
         network,
@@ -371,6 +468,8 @@ fn build_and_run(
         objects,
         fleet,
         say_count: std::cell::Cell::new(0),
+        touched: RefCell::new(Default::default()),
+        readiness_cursor,
         results: RefCell::new(Vec::new()),
         failure: RefCell::new(None),
         current_step: std::cell::Cell::new(0),
@@ -382,13 +481,26 @@ fn build_and_run(
     let steps = scenario.steps.clone();
     let t = timeline.clone();
     let task = sim.spawn("timeline", async move { t.run(&steps).await });
+    // Keeps the readiness index current as the broker's events happen, so
+    // the message log can forget what it has indexed.
+    let t = timeline.clone();
+    sim.spawn("readiness index", async move { t.index_readiness().await });
     sim.on_progress(progress);
     let limit = scenario.duration_limit.nanos();
-    let stop = sim
-        .run_until(limit, |s| {
-            s.task_state(task) != TaskState::Running || !s.failures().is_empty()
-        })
-        .map_err(|e| e.to_string())?;
+    let stop = match sim.run_until(limit, |s| {
+        s.task_state(task) != TaskState::Running || !s.failures().is_empty()
+    }) {
+        Ok(stop) => stop,
+        Err(e) => {
+            // The run cannot go on; report it with what ran so far.
+            let step = timeline.current_step.get();
+            timeline
+                .failure
+                .borrow_mut()
+                .get_or_insert(format!("during step {step}: {e}"));
+            return Ok(timeline);
+        }
+    };
     if let Some(f) = sim.failures().first() {
         let message = format!(
             "device task {} panicked at {}: {}",
@@ -405,7 +517,12 @@ fn build_and_run(
                 "duration limit {} reached during step {step}",
                 scenario.duration_limit
             ),
-            _ => format!("nothing left to run during step {step}"),
+            _ => format!(
+                "nothing left to run during step {step}: no timer, message or physics step \
+                 is scheduled, so virtual time cannot advance past {}; {}",
+                format_nanos(sim.now()),
+                sim.describe_waiting(8)
+            ),
         };
         timeline.failure.borrow_mut().get_or_insert(message);
     }
@@ -491,6 +608,25 @@ impl Timeline {
         conditions
     }
 
+    /// Indexes the broker's events for readiness as they happen (a task of
+    /// its own), so the message log never holds them for readiness's sake.
+    async fn index_readiness(&self) {
+        loop {
+            let (messages, subscriptions) = self.readiness.borrow().seen();
+            self.network.changed_after(messages, subscriptions).await;
+            self.absorb_readiness();
+        }
+    }
+
+    /// Indexes the broker's new events; remembers the clients they concern
+    /// for the next readiness check.
+    fn absorb_readiness(&self) {
+        let mut tracker = self.readiness.borrow_mut();
+        let clients = tracker.absorb(&self.network);
+        self.readiness_cursor.advance_to(tracker.seen().0);
+        self.touched.borrow_mut().extend(clients);
+    }
+
     /// Runs until every device of `ids` is ready, or fails after `timeout`
     /// naming the devices that are not and what they have not done.
     async fn wait_ready(&self, ids: &[String], timeout: Nanos, shown: &str) -> Result<(), String> {
@@ -498,30 +634,38 @@ impl Timeline {
         let deadline = self.handle.now().saturating_add(timeout);
         let conditions = |id: &str| self.ready_conditions(id);
         let mut pending = Pending::new(ids.iter().map(String::as_str), conditions);
-        let mut touched = None;
+        let mut first = true;
         loop {
+            self.absorb_readiness();
             {
-                let mut tracker = self.readiness.borrow_mut();
-                let clients = tracker.absorb(&self.network);
-                if touched.is_some() {
-                    touched = Some(clients);
-                }
-                pending.update(&tracker, touched.as_ref(), conditions);
+                // Clients that acted since the last check (all devices on the first).
+                let touched = std::mem::take(&mut *self.touched.borrow_mut());
+                let tracker = self.readiness.borrow();
+                pending.update(&tracker, (!first).then_some(&touched), conditions);
             }
+            first = false;
             if pending.is_empty() {
                 return Ok(());
             }
-            touched = Some(Default::default());
             let (messages, subscriptions) = self.readiness.borrow().seen();
             let news = self.network.changed_after(messages, subscriptions);
             let timeout = self.handle.sleep_until(deadline);
             if let embassy_futures::select::Either::Second(()) =
                 embassy_futures::select::select(news, timeout).await
             {
-                let mut tracker = self.readiness.borrow_mut();
-                tracker.absorb(&self.network);
+                self.absorb_readiness();
+                let tracker = self.readiness.borrow();
                 let left: Vec<String> = pending.ids().cloned().collect();
-                return Err(not_ready_message(&tracker, &left, conditions, shown));
+                let mut message = not_ready_message(&tracker, &left, conditions, shown);
+                for (client, loss) in self.network.lossy_links() {
+                    if loss >= 1.0 {
+                        message.push_str(&format!(
+                            "; the link of {client} has loss {loss:?}: it loses every message, \
+                             so nothing it sends or is sent ever arrives"
+                        ));
+                    }
+                }
+                return Err(message);
             }
         }
     }
@@ -585,7 +729,11 @@ impl Timeline {
                     (None, None) => return Err("`topic` or `ready` is required".into()),
                 };
                 let start = self.network.observed_len();
-                let deadline = self.handle.now() + w.timeout.nanos();
+                let started_at = self.handle.now();
+                // Everything from this instant on stays in the broker's log
+                // while the wait lasts (a failed wait explains itself with it).
+                let _window = self.network.cursor_since(started_at);
+                let deadline = started_at.saturating_add(w.timeout.nanos());
                 let description = format!("wait_for {topic} within {}", w.timeout);
                 let mut checked = start;
                 loop {
@@ -616,7 +764,7 @@ impl Timeline {
                             SCENARIO_CLIENT,
                             topic,
                             &w.filter,
-                            deadline.saturating_sub(w.timeout.nanos()),
+                            started_at,
                             self.handle.now(),
                         );
                         let mut detail =
@@ -657,7 +805,7 @@ impl Timeline {
             .get(id)
             .ok_or_else(|| format!("no device {id}"))?;
         device.stop()?;
-        let deadline = self.handle.now() + STOP_TIMEOUT;
+        let deadline = self.handle.now().saturating_add(STOP_TIMEOUT);
         while !device.stopped() {
             if self.handle.now() >= deadline {
                 let detail = format!(
@@ -792,14 +940,16 @@ impl Timeline {
             Expect::Latency(l) => {
                 let description = format!("latency {} -> {}", l.from.topic, l.to.topic);
                 let seen = self.network.observed();
-                let from = seen.iter().position(|o| {
+                // The log holds these topics for the whole run (retention rule).
+                let mut held = seen.iter();
+                let from = held.find(|o| {
                     twinrig_hal::mqtt::topic_matches(&l.from.topic, &o.topic)
                         && payload_matches(&o.payload, &l.from.filter).is_ok()
                 });
                 let Some(from) = from else {
                     return (description, Err(format!("no message on {}", l.from.topic)));
                 };
-                let to = seen[from + 1..].iter().find(|o| {
+                let to = held.find(|o| {
                     twinrig_hal::mqtt::topic_matches(&l.to.topic, &o.topic)
                         && payload_matches(&o.payload, &l.to.filter).is_ok()
                 });
@@ -812,7 +962,7 @@ impl Timeline {
                         )),
                     );
                 };
-                let latency = to.time - seen[from].time;
+                let latency = to.time.saturating_sub(from.time);
                 let result = compare_duration(latency, &l.check).map(|()| format_nanos(latency));
                 (description, result)
             }
@@ -878,7 +1028,7 @@ impl Timeline {
     /// Polls DescribeJob every 100 ms (virtual) until the job's status is one
     /// of those listed; fails at the timeout.
     async fn wait_for_job(&self, n: usize, w: &crate::scenario::WaitForJob) -> Result<(), String> {
-        let deadline = self.handle.now() + w.timeout.nanos();
+        let deadline = self.handle.now().saturating_add(w.timeout.nanos());
         let wanted: Vec<twinrig_cloud::jobs::JobStatus> =
             w.status.iter().map(|s| (*s).into()).collect();
         let description = format!("wait_for_job {} within {}", w.job, w.timeout);
@@ -1053,13 +1203,21 @@ impl Timeline {
                         uart.inject(dir, &bytes);
                     }
                     UartFaultKind::BitErrors { rate, duration } => {
-                        uart.set_bit_error_rate(dir, *rate, Some(now + duration.nanos()));
+                        uart.set_bit_error_rate(
+                            dir,
+                            *rate,
+                            Some(now.saturating_add(duration.nanos())),
+                        );
                     }
                     UartFaultKind::DropBytes {
                         probability,
                         duration,
                     } => {
-                        uart.set_drop_rate(dir, *probability, Some(now + duration.nanos()));
+                        uart.set_drop_rate(
+                            dir,
+                            *probability,
+                            Some(now.saturating_add(duration.nanos())),
+                        );
                     }
                     UartFaultKind::LineBreak(d) => uart.line_break(dir, d.nanos()),
                     UartFaultKind::Disconnect(d) => uart.disconnect(d.nanos()),

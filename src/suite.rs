@@ -135,9 +135,25 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     parse(source, path)
 }
 
-/// Runs a loaded scenario.
+/// Runs a loaded scenario, its trace kept in memory.
 pub fn run(loaded: &Loaded, progress: impl FnMut(twinrig_sim::Nanos) + 'static) -> Outcome {
     runner::run(&loaded.scenario, &loaded.source, progress)
+}
+
+/// Runs a loaded scenario with the trace output (and log retention) given:
+/// `twinrig run` streams to a file or keeps no trace at all.
+pub fn run_with(
+    loaded: &Loaded,
+    options: &runner::RunOptions,
+    progress: impl FnMut(twinrig_sim::Nanos) + 'static,
+) -> Outcome {
+    runner::run_with_options(
+        &loaded.scenario,
+        &loaded.source,
+        devices::kinds(),
+        options,
+        progress,
+    )
 }
 
 /// Re-runs the scenario recorded in `trace` (its text and seed) and returns the new run.

@@ -9,15 +9,32 @@
 //! duplicates: assumed, as a TCP session with retransmission behaves). During an
 //! outage QoS 0 messages are lost and QoS 1 messages wait for the link to return.
 //!
+//! A link whose own loss is 1.0 loses everything: no message, subscription or
+//! acknowledgement ever crosses it, and whoever waits for one waits until its
+//! own timeout (a `wait_for`, readiness). A `loss` fault of probability 1.0
+//! holds QoS 1 messages until the fault ends. Retries are drawn one by one (so
+//! runs with ordinary loss keep their exact draws) up to [`RETRY_DRAWS`]; past
+//! that the remaining number of losses is drawn at once from the geometric
+//! distribution the single draws would follow, so even a loss of 0.999999 costs
+//! a bounded amount of work per message.
+//!
+//! The broker's message log ([`Network::observed`]) keeps every message unless
+//! a retention rule is set ([`Network::set_retention`]): then a message is
+//! dropped once every registered reader ([`ObservedCursor`]) has passed it,
+//! it is older than the current instant and not among the newest `window`,
+//! unless the rule keeps it for the whole run. A device that publishes
+//! telemetry for hours then costs no memory that grows with time.
+//!
 //! Routing is the broker's job, behind [`Router`]; [`Network`] is a
 //! [`Process`](crate::Process) that hands the broker every publish arriving at
 //! one instant as one batch and schedules the deliveries it returns.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::future::poll_fn;
-use std::rc::Rc;
+use std::ops::{Index, RangeFrom};
+use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
 
 use rand::Rng;
@@ -26,6 +43,7 @@ use serde_json::json;
 use twinrig_hal::mqtt::{validate_publish_topic, validate_topic_filter};
 use twinrig_hal::{MqttError, MqttMessage, QoS};
 
+use crate::executor::{WaitOn, note_wait};
 use crate::rng::SimRng;
 use crate::time::Nanos;
 use crate::trace::channels;
@@ -81,7 +99,7 @@ impl LatencyModel {
                     return min;
                 }
                 match Exp::new(1.0 / mean_extra as f64) {
-                    Ok(d) => min + d.sample(rng).round() as Nanos,
+                    Ok(d) => min.saturating_add(d.sample(rng).round() as Nanos),
                     Err(_) => min,
                 }
             }
@@ -164,6 +182,91 @@ pub struct Observed {
     pub to: Vec<String>,
 }
 
+/// The broker's message log: every message it received, in arrival order,
+/// by absolute index (`0` is the run's first message).
+///
+/// Without a retention rule nothing is ever dropped. With one, the log keeps
+/// a contiguous tail from [`ObservedLog::first_index`] on (indexable) and,
+/// before it, only the messages the rule keeps for the whole run
+/// ([`ObservedLog::iter`] gives both, in arrival order).
+#[derive(Debug, Default)]
+pub struct ObservedLog {
+    /// Messages before `base` that the retention rule keeps.
+    kept: Vec<Observed>,
+    /// Every message from absolute index `base` on.
+    recent: Vec<Observed>,
+    base: usize,
+}
+
+impl ObservedLog {
+    /// How many messages the broker has received so far (dropped ones included).
+    pub fn len(&self) -> usize {
+        self.base + self.recent.len()
+    }
+
+    /// True before the first message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The absolute index of the oldest message still held contiguously;
+    /// `log[i..]` is valid for every `i` from here to [`ObservedLog::len`].
+    pub fn first_index(&self) -> usize {
+        self.base
+    }
+
+    /// Every message still held, in arrival order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Observed> + '_ {
+        self.kept.iter().chain(self.recent.iter())
+    }
+
+    /// Messages held (for measurements).
+    pub fn held(&self) -> usize {
+        self.kept.len() + self.recent.len()
+    }
+}
+
+impl Index<RangeFrom<usize>> for ObservedLog {
+    type Output = [Observed];
+
+    /// The messages from absolute index `range.start` on. Panics when that
+    /// message was dropped: a reader that needs it must hold a cursor.
+    fn index(&self, range: RangeFrom<usize>) -> &[Observed] {
+        let start = range
+            .start
+            .checked_sub(self.base)
+            .expect("a dropped message was read: readers hold an ObservedCursor");
+        &self.recent[start..]
+    }
+}
+
+/// A reader's position in the message log: messages at or after it are kept
+/// while the cursor lives. Dropping it lets the log forget what it has read.
+#[derive(Debug)]
+pub struct ObservedCursor {
+    position: Rc<Cell<usize>>,
+}
+
+impl ObservedCursor {
+    /// The absolute index of the next message the reader needs.
+    pub fn position(&self) -> usize {
+        self.position.get()
+    }
+
+    /// The reader has used everything before `position`.
+    pub fn advance_to(&self, position: usize) {
+        self.position.set(self.position.get().max(position));
+    }
+}
+
+/// Which messages a run keeps in the log beyond its readers.
+struct Retention {
+    /// True for a message to keep for the whole run.
+    keep: Box<dyn Fn(&Observed) -> bool>,
+    /// The newest messages always held, whatever the readers.
+    window: usize,
+}
+
 /// A subscription the broker took, as the scenario's observer sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribed {
@@ -197,7 +300,7 @@ pub struct LinkStats {
     pub published: u64,
     /// Messages delivered to the client.
     pub received: u64,
-    /// Messages lost for good (QoS 0).
+    /// Messages lost for good (QoS 0, or any message on a link whose loss is 1.0).
     pub lost: u64,
     /// QoS 1 retransmissions.
     pub retries: u64,
@@ -259,6 +362,8 @@ struct Windows {
 
 struct ClientState {
     name: String,
+    /// The name shared with wait notes.
+    label: Rc<str>,
     router_id: usize,
     params: LinkParams,
     rng: SimRng,
@@ -271,11 +376,18 @@ struct ClientState {
     stats: LinkStats,
 }
 
+/// Per-message retries drawn one by one before the rest are drawn at once.
+pub const RETRY_DRAWS: u64 = 1000;
+
 impl ClientState {
-    /// When a message sent now with `qos` arrives over this link, or None if lost.
-    /// `last` is the arrival time of the previous message the same way (FIFO).
+    /// When a message sent now with `qos` arrives over this link, or None if
+    /// it never does (QoS 0 lost, or a link that loses everything).
     fn transit(&mut self, now: Nanos, qos: QoS, up: bool) -> Option<Nanos> {
         let mut send_at = now;
+        let mut drawn = 0u64;
+        // Set when a geometric draw already decided this attempt gets through.
+        let mut gets_through = false;
+        let retry = self.params.qos1_retry.max(1);
         loop {
             if send_at < self.faults.outage_until {
                 if qos == QoS::AtMostOnce {
@@ -283,32 +395,75 @@ impl ClientState {
                     return None;
                 }
                 send_at = self.faults.outage_until;
+                gets_through = false;
             }
-            let loss = match self.faults.loss {
-                Some((p, until)) if send_at < until => p.max(self.params.loss),
-                _ => self.params.loss,
+            // The loss in force at `send_at`, and until when it holds.
+            let (loss, regime_until) = match self.faults.loss {
+                Some((p, until)) if send_at < until => (p.max(self.params.loss), Some(until)),
+                _ => (self.params.loss, None),
             };
-            if loss > 0.0 && self.rng.random::<f64>() < loss {
+            let lost = if gets_through || loss.is_nan() || loss <= 0.0 {
+                false
+            } else if loss >= 1.0 {
+                true
+            } else {
+                drawn += 1;
+                self.rng.random::<f64>() < loss
+            };
+            if lost {
                 if qos == QoS::AtMostOnce {
                     self.stats.lost += 1;
                     return None;
                 }
-                self.stats.retries += 1;
-                send_at += self.params.qos1_retry.max(1);
+                // Attempts left before the loss changes (a fault ends).
+                let regime_left = regime_until.map(|until| (until - send_at).div_ceil(retry));
+                let skip = if loss >= 1.0 {
+                    match regime_left {
+                        // Certain until the fault ends: the first retry after it.
+                        Some(left) => left,
+                        // The link loses everything, for ever.
+                        None => {
+                            self.stats.lost += 1;
+                            return None;
+                        }
+                    }
+                } else if drawn >= RETRY_DRAWS {
+                    // The failures still to come before one gets through:
+                    // geometric, as the single draws would give.
+                    let u = 1.0 - self.rng.random::<f64>();
+                    let failing = (u.ln() / loss.ln()).floor() as u64;
+                    let through_at = failing.saturating_add(1);
+                    match regime_left {
+                        Some(left) if through_at >= left => left,
+                        _ => {
+                            gets_through = true;
+                            through_at
+                        }
+                    }
+                } else {
+                    1
+                };
+                self.stats.retries = self.stats.retries.saturating_add(skip);
+                send_at = send_at.saturating_add(skip.saturating_mul(retry));
+                if send_at == Nanos::MAX {
+                    // Past the end of virtual time: it never arrives.
+                    self.stats.lost += 1;
+                    return None;
+                }
                 continue;
             }
             let mut latency = self.params.latency.sample(&mut self.rng);
             if let Some((extra, until)) = self.faults.extra_latency
                 && send_at < until
             {
-                latency += extra;
+                latency = latency.saturating_add(extra);
             }
             let last = if up {
                 &mut self.last_up
             } else {
                 &mut self.last_down
             };
-            let at = (send_at + latency).max(*last);
+            let at = send_at.saturating_add(latency).max(*last);
             *last = at;
             return Some(at);
         }
@@ -322,7 +477,9 @@ struct NetInner {
     up: BinaryHeap<Reverse<Scheduled<UpEvent>>>,
     down: BinaryHeap<Reverse<Scheduled<DownEvent>>>,
     seq: u64,
-    observed: Vec<Observed>,
+    observed: ObservedLog,
+    retention: Option<Retention>,
+    cursors: Vec<Weak<Cell<usize>>>,
     subscribed: Vec<Subscribed>,
     faults: Vec<LinkFault>,
     observer_wakers: Vec<Waker>,
@@ -401,7 +558,7 @@ impl NetInner {
                     "to": &to,
                 }),
             );
-            self.observed.push(Observed {
+            self.observed.recent.push(Observed {
                 time: now,
                 from: from_name,
                 topic: p.topic,
@@ -410,10 +567,48 @@ impl NetInner {
                 to,
             });
         }
+        self.compact(now);
         for w in self.observer_wakers.drain(..) {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Drops the messages every reader has passed, that are older than
+    /// `now`, not among the newest `window` and not kept by the rule.
+    fn compact(&mut self, now: Nanos) {
+        let Some(retention) = &self.retention else {
+            return;
+        };
+        let log = &mut self.observed;
+        // Amortised: compact when the tail is twice the window.
+        if log.recent.len() <= retention.window.saturating_mul(2) {
+            return;
+        }
+        self.cursors.retain(|c| c.strong_count() > 0);
+        let readers = self
+            .cursors
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|c| c.get())
+            .min()
+            .unwrap_or(usize::MAX);
+        let mut cut = readers
+            .saturating_sub(log.base)
+            .min(log.recent.len().saturating_sub(retention.window));
+        // A reader starting now looks back to the start of this instant.
+        while cut > 0 && log.recent[cut - 1].time >= now {
+            cut -= 1;
+        }
+        if cut == 0 {
+            return;
+        }
+        for m in log.recent.drain(..cut) {
+            if (retention.keep)(&m) {
+                log.kept.push(m);
+            }
+        }
+        log.base += cut;
     }
 }
 
@@ -452,7 +647,9 @@ impl Network {
                 up: BinaryHeap::new(),
                 down: BinaryHeap::new(),
                 seq: 0,
-                observed: Vec::new(),
+                observed: ObservedLog::default(),
+                retention: None,
+                cursors: Vec::new(),
                 subscribed: Vec::new(),
                 faults: Vec::new(),
                 observer_wakers: Vec::new(),
@@ -470,6 +667,7 @@ impl Network {
         let rng = inner.handle.rng(&format!("link:{client_id}"));
         inner.clients.push(ClientState {
             name: client_id.to_string(),
+            label: Rc::from(client_id),
             router_id,
             params,
             rng,
@@ -560,9 +758,42 @@ impl Network {
         true
     }
 
-    /// Every message the broker has received so far, in arrival order.
-    pub fn observed(&self) -> std::cell::Ref<'_, [Observed]> {
-        std::cell::Ref::map(self.inner.borrow(), |i| i.observed.as_slice())
+    /// The broker's message log: every message it has received so far, in
+    /// arrival order (less what a retention rule let it drop).
+    pub fn observed(&self) -> std::cell::Ref<'_, ObservedLog> {
+        std::cell::Ref::map(self.inner.borrow(), |i| &i.observed)
+    }
+
+    /// Lets the message log drop what no reader needs any more: a message
+    /// goes once every [`ObservedCursor`] has passed it, it is older than the
+    /// current instant and not among the newest `window`, unless `keep` says
+    /// it is needed for the whole run.
+    pub fn set_retention(&self, keep: impl Fn(&Observed) -> bool + 'static, window: usize) {
+        self.inner.borrow_mut().retention = Some(Retention {
+            keep: Box::new(keep),
+            window,
+        });
+    }
+
+    /// A reader's cursor at absolute index `position` (clamped to the
+    /// messages still held): the log keeps everything from it on.
+    pub fn cursor(&self, position: usize) -> ObservedCursor {
+        let mut inner = self.inner.borrow_mut();
+        let position = position.clamp(inner.observed.base, inner.observed.len());
+        let cell = Rc::new(Cell::new(position));
+        inner.cursors.push(Rc::downgrade(&cell));
+        ObservedCursor { position: cell }
+    }
+
+    /// A cursor at the first message that arrived at or after `time` (for a
+    /// reader that looks back to the start of the current instant).
+    pub fn cursor_since(&self, time: Nanos) -> ObservedCursor {
+        let position = {
+            let inner = self.inner.borrow();
+            let log = &inner.observed;
+            log.base + log.recent.partition_point(|m| m.time < time)
+        };
+        self.cursor(position)
     }
 
     /// Number of messages the broker has received so far.
@@ -605,6 +836,7 @@ impl Network {
                 Poll::Ready(())
             } else {
                 inner.observer_wakers.push(cx.waker().clone());
+                note_wait(WaitOn::Event("news from the broker"));
                 Poll::Pending
             }
         })
@@ -672,11 +904,12 @@ impl Process for Network {
                             w.wake();
                         }
                     }
-                    // SUBACK rides the link back; assume it is not lost (TCP retransmits).
-                    let at = inner.clients[e.client]
-                        .transit(now, QoS::AtLeastOnce, false)
-                        .unwrap_or(now);
-                    inner.push_down(at, e.client, DownEvent::SubAck(ack, result));
+                    // SUBACK rides the link back like a QoS 1 message (TCP
+                    // retransmits); over a link that loses everything it never arrives.
+                    if let Some(at) = inner.clients[e.client].transit(now, QoS::AtLeastOnce, false)
+                    {
+                        inner.push_down(at, e.client, DownEvent::SubAck(ack, result));
+                    }
                 }
             }
         }
@@ -732,25 +965,28 @@ impl twinrig_hal::MqttClient for SimMqttClient {
         {
             let mut inner = self.net.inner.borrow_mut();
             let now = inner.handle.now();
-            let at = inner.clients[self.index]
-                .transit(now, QoS::AtLeastOnce, true)
-                .unwrap_or(now);
-            inner.push_up(
-                at,
-                self.index,
-                UpEvent::Subscribe {
-                    filter: filter.to_string(),
-                    qos,
-                    ack: ack.clone(),
-                },
-            );
+            // Over a link that loses everything the request never arrives
+            // and the SUBACK never comes (the caller's timeout decides).
+            if let Some(at) = inner.clients[self.index].transit(now, QoS::AtLeastOnce, true) {
+                inner.push_up(
+                    at,
+                    self.index,
+                    UpEvent::Subscribe {
+                        filter: filter.to_string(),
+                        qos,
+                        ack: ack.clone(),
+                    },
+                );
+            }
         }
+        let label = self.net.inner.borrow().clients[self.index].label.clone();
         poll_fn(|cx| {
             let mut slot = ack.borrow_mut();
             match slot.result.take() {
                 Some(r) => Poll::Ready(r),
                 None => {
                     slot.waker = Some(cx.waker().clone());
+                    note_wait(WaitOn::Named("a SUBACK for", label.clone()));
                     Poll::Pending
                 }
             }
@@ -786,10 +1022,236 @@ impl twinrig_hal::MqttClient for SimMqttClient {
                 Some(m) => Poll::Ready(Ok(m)),
                 None => {
                     c.rx_waker = Some(cx.waker().clone());
+                    note_wait(WaitOn::Named("an MQTT message for", c.label.clone()));
                     Poll::Pending
                 }
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MILLIS, RunStop, SECONDS, Sim};
+    use twinrig_hal::MqttClient;
+
+    /// A broker of a few lines: exact subscriptions, matched with MQTT rules.
+    #[derive(Default)]
+    struct MemRouter {
+        clients: usize,
+        subscriptions: Vec<(usize, String)>,
+    }
+
+    impl Router for MemRouter {
+        fn connect(&mut self, _client: &str) -> Result<usize, String> {
+            self.clients += 1;
+            Ok(self.clients - 1)
+        }
+        fn subscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
+            self.subscriptions.push((client, filter.to_owned()));
+            Ok(())
+        }
+        fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String> {
+            let mut out = Vec::new();
+            for (i, p) in batch.iter().enumerate() {
+                for (to, filter) in &self.subscriptions {
+                    if twinrig_hal::mqtt::topic_matches(filter, &p.topic) {
+                        out.push(RoutedDelivery {
+                            publish: i,
+                            to: *to,
+                            filter: filter.clone(),
+                            topic: p.topic.clone(),
+                            payload: p.payload.clone(),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    fn world() -> (Sim, Network) {
+        let sim = Sim::new(7);
+        let net = Network::new(&sim.handle(), Box::<MemRouter>::default());
+        (sim, net)
+    }
+
+    fn link(loss: f64, retry: Nanos) -> LinkParams {
+        LinkParams {
+            latency: LatencyModel::Fixed(10 * MILLIS),
+            loss,
+            qos1_retry: retry,
+        }
+    }
+
+    /// The livelock of issue 16: a QoS 1 publish over a link with loss 1.0
+    /// retried for ever at one virtual instant. It now never arrives, the
+    /// run goes on to its limit, and the link counts it lost.
+    #[test]
+    fn livelock_link_loss_1_0_never_delivers_and_virtual_time_advances() {
+        let (mut sim, net) = world();
+        sim.add_process("broker", net.clone());
+        let dead = net.connect("dead", link(1.0, SECONDS)).unwrap();
+        let ok = net.connect("ok", link(0.0, SECONDS)).unwrap();
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let g = got.clone();
+        let subscribed = Rc::new(Cell::new(false));
+        let s = subscribed.clone();
+        sim.spawn("ok", async move {
+            ok.subscribe("to/ok", QoS::AtLeastOnce).await.unwrap();
+            let m = ok.receive().await.unwrap();
+            g.borrow_mut().push(m.topic);
+        });
+        let d = dead.clone();
+        sim.spawn("dead", async move {
+            d.publish("to/ok", b"x", QoS::AtLeastOnce).await.unwrap();
+            d.publish("to/ok", b"y", QoS::AtMostOnce).await.unwrap();
+            // Its own subscription never reaches the broker.
+            d.subscribe("to/dead", QoS::AtLeastOnce).await.unwrap();
+            s.set(true);
+        });
+        let stop = sim.run_until(60 * SECONDS, |_| false).unwrap();
+        assert_eq!(stop, RunStop::Idle);
+        assert!(got.borrow().is_empty(), "{:?}", got.borrow());
+        assert!(!subscribed.get());
+        assert_eq!(net.observed_len(), 0);
+        let stats = net.stats("dead").unwrap();
+        assert_eq!((stats.published, stats.lost), (2, 3), "{stats:?}");
+        assert!(
+            sim.describe_waiting(8)
+                .contains("`dead` waits for a SUBACK for dead"),
+            "{}",
+            sim.describe_waiting(8)
+        );
+    }
+
+    /// A loss fault of probability 1.0 holds QoS 1 messages until it ends,
+    /// in one step however small the retry interval.
+    #[test]
+    fn livelock_loss_fault_1_0_holds_qos1_until_it_ends() {
+        let (mut sim, net) = world();
+        sim.add_process("broker", net.clone());
+        let a = net.connect("a", link(0.0, 1)).unwrap();
+        let b = net.connect("b", link(0.0, 1)).unwrap();
+        // 100 s of certain loss with a 1 ns retry: 1e11 retries one by one.
+        assert!(net.loss("a", 1.0, 100 * SECONDS));
+        let arrived = Rc::new(Cell::new(None));
+        let at = arrived.clone();
+        let h = sim.handle();
+        sim.spawn("b", async move {
+            b.subscribe("t", QoS::AtLeastOnce).await.unwrap();
+            b.receive().await.unwrap();
+            at.set(Some(h.now()));
+        });
+        let h = sim.handle();
+        sim.spawn("a", async move {
+            h.sleep(SECONDS).await;
+            a.publish("t", b"x", QoS::AtLeastOnce).await.unwrap();
+        });
+        sim.run_until(1000 * SECONDS, |_| false).unwrap();
+        // Sent again at the fault's end (100 s), then 10 ms up and 10 ms down.
+        assert_eq!(arrived.get(), Some(100 * SECONDS + 20 * MILLIS));
+        assert_eq!(net.stats("a").unwrap().retries, 99 * SECONDS);
+    }
+
+    /// A loss just below 1.0 costs a bounded number of draws per message
+    /// (the rest is one geometric draw); the message still gets through.
+    #[test]
+    fn near_certain_loss_gets_through_with_bounded_work() {
+        let (mut sim, net) = world();
+        sim.add_process("broker", net.clone());
+        let a = net.connect("a", link(1.0 - 1e-9, 1)).unwrap();
+        let b = net.connect("b", link(0.0, 1)).unwrap();
+        let arrived = Rc::new(Cell::new(false));
+        let ok = arrived.clone();
+        sim.spawn("b", async move {
+            b.subscribe("t", QoS::AtLeastOnce).await.unwrap();
+            b.receive().await.unwrap();
+            ok.set(true);
+        });
+        let h = sim.handle();
+        sim.spawn("a", async move {
+            // After b has subscribed, however few retries the draw gives.
+            h.sleep(SECONDS).await;
+            a.publish("t", b"x", QoS::AtLeastOnce).await.unwrap();
+        });
+        sim.run_until(Nanos::MAX, |_| false).unwrap();
+        assert!(arrived.get());
+        assert!(net.stats("a").unwrap().retries > RETRY_DRAWS);
+    }
+
+    /// Memory for long runs: with a retention rule the log drops what its
+    /// readers have passed, keeps what the rule keeps, and indexes stay
+    /// absolute.
+    #[test]
+    fn message_log_forgets_what_every_reader_has_passed() {
+        let (mut sim, net) = world();
+        sim.add_process("broker", net.clone());
+        net.set_retention(|m| m.topic == "keep", 0);
+        let reader = net.cursor(0);
+        let a = net.connect("a", link(0.0, SECONDS)).unwrap();
+        let h = sim.handle();
+        sim.spawn("a", async move {
+            for i in 0..100u32 {
+                let topic = if i % 10 == 0 { "keep" } else { "telemetry" };
+                a.publish(topic, &i.to_be_bytes(), QoS::AtMostOnce)
+                    .await
+                    .unwrap();
+                h.sleep(SECONDS).await;
+            }
+        });
+        sim.run_until(50 * SECONDS + 500 * MILLIS, |_| false)
+            .unwrap();
+        // The reader has read nothing: everything is still there.
+        assert_eq!(net.observed().held(), 51);
+        assert_eq!(net.observed()[0..].len(), 51);
+        reader.advance_to(40);
+        sim.run_until(100 * SECONDS + 500 * MILLIS, |_| false)
+            .unwrap();
+        let log = net.observed();
+        assert_eq!(log.len(), 100);
+        assert_eq!(log.first_index(), 40);
+        assert_eq!(log[40..].len(), 60);
+        assert_eq!(log[40..][0].payload, 40u32.to_be_bytes());
+        // Before the reader: only the kept ones (0, 10, 20, 30).
+        let kept: Vec<Nanos> = log.iter().take(4).map(|m| m.time / SECONDS).collect();
+        assert_eq!(kept, [0, 10, 20, 30]);
+        assert_eq!(log.held(), 64);
+        drop(log);
+        // Without readers only this instant and the kept ones stay.
+        drop(reader);
+        let h = sim.handle();
+        let c = net.connect("c", link(0.0, SECONDS)).unwrap();
+        sim.spawn("c", async move {
+            h.sleep(SECONDS).await;
+            c.publish("telemetry", b"last", QoS::AtMostOnce)
+                .await
+                .unwrap();
+        });
+        sim.run_until(200 * SECONDS, |_| false).unwrap();
+        let log = net.observed();
+        assert_eq!(log.len(), 101);
+        assert_eq!(log.held(), 10 + 1);
+    }
+
+    /// Without a retention rule nothing is ever dropped (devices' own tests
+    /// read the whole log).
+    #[test]
+    fn message_log_keeps_everything_without_a_rule() {
+        let (mut sim, net) = world();
+        sim.add_process("broker", net.clone());
+        let a = net.connect("a", link(0.0, SECONDS)).unwrap();
+        let h = sim.handle();
+        sim.spawn("a", async move {
+            for _ in 0..10_000 {
+                a.publish("t", b"x", QoS::AtMostOnce).await.unwrap();
+                h.sleep(MILLIS).await;
+            }
+        });
+        sim.run_until(Nanos::MAX, |_| false).unwrap();
+        assert_eq!(net.observed().held(), 10_000);
+        assert_eq!(net.observed()[0..].len(), 10_000);
     }
 }

@@ -156,9 +156,18 @@ impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.handle.now() >= self.deadline {
+            // A sleep that never waited: counted, so a task spinning on
+            // zero-length sleeps at one instant is caught (see executor).
+            if self.token.is_none() && !crate::executor::count_instant_sleep() {
+                crate::executor::note_wait(crate::executor::WaitOn::Event(
+                    "nothing: it loops on zero-length sleeps",
+                ));
+                return Poll::Pending;
+            }
             self.token = None;
             return Poll::Ready(());
         }
+        crate::executor::note_wait(crate::executor::WaitOn::Time(self.deadline));
         match &self.token {
             Some(token) => token.set_waker(cx.waker()),
             None => {

@@ -510,6 +510,8 @@ struct Faults {
 /// One direction of a line.
 struct Lane {
     label: &'static str,
+    /// `line/label`, for wait notes.
+    note: std::rc::Rc<str>,
     /// Bytes written but not yet arrived, with their arrival times (increasing).
     wire: VecDeque<(Nanos, u8)>,
     burst_start: Nanos,
@@ -671,6 +673,7 @@ impl Line {
             .iter()
             .map(|&label| Lane {
                 label,
+                note: std::rc::Rc::from(format!("{name}/{label}")),
                 wire: VecDeque::new(),
                 burst_start: 0,
                 burst_len: 0,
@@ -780,6 +783,10 @@ impl Line {
         *waited = true;
         let at = l.reader_wake_at(&p);
         l.reader.arm(&self.handle, at, cx.waker());
+        crate::executor::note_wait(crate::executor::WaitOn::Named(
+            "bytes on UART",
+            l.note.clone(),
+        ));
         Poll::Pending
     }
 
@@ -799,6 +806,10 @@ impl Line {
         }
         let at = l.writer_wake_at(&p);
         l.writer.arm(&self.handle, at, cx.waker());
+        crate::executor::note_wait(crate::executor::WaitOn::Named(
+            "room in the TX buffer of UART",
+            l.note.clone(),
+        ));
         Poll::Pending
     }
 
@@ -812,6 +823,10 @@ impl Line {
             }
             Some(&(last, _)) => {
                 l.writer.arm(&self.handle, Some(last), cx.waker());
+                crate::executor::note_wait(crate::executor::WaitOn::Named(
+                    "a flush of UART",
+                    l.note.clone(),
+                ));
                 Poll::Pending
             }
         }
@@ -964,6 +979,9 @@ impl TxQueue {
                         Some(frame) => Poll::Ready(frame),
                         None => {
                             inner.waker = Some(cx.waker().clone());
+                            crate::executor::note_wait(crate::executor::WaitOn::Event(
+                                "frames to send",
+                            ));
                             Poll::Pending
                         }
                     }

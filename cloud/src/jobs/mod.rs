@@ -727,11 +727,15 @@ impl Job {
         self.request
             .timeout_config
             .and_then(|t| t.queued_timeout_in_minutes)
-            .map(|m| now + m * 60)
+            .map(|m| after_minutes(now, m))
     }
 
     fn prune_window(&mut self, now: u64) {
-        while self.release_times.front().is_some_and(|t| t + 60 <= now) {
+        while self
+            .release_times
+            .front()
+            .is_some_and(|t| t.saturating_add(60) <= now)
+        {
             self.release_times.pop_front();
         }
     }
@@ -741,7 +745,7 @@ impl Job {
     fn window_reopens(&self) -> Option<u64> {
         let rate = self.rate() as usize;
         let k = self.release_times.len();
-        (k >= rate).then(|| self.release_times[k - rate] + 60)
+        (k >= rate).then(|| self.release_times[k - rate].saturating_add(60))
     }
 
     fn retries_allowed(&self, status: ExecutionStatus) -> u32 {
@@ -1546,6 +1550,12 @@ impl JobsService {
 // ---------------------------------------------------------------------------
 // Free helpers.
 
+/// `minutes` after `now` (seconds), saturating: a timer past the end of
+/// time never fires rather than wrapping round to one in the past.
+fn after_minutes(now: u64, minutes: u64) -> u64 {
+    now.saturating_add(minutes.saturating_mul(60))
+}
+
 fn start(
     a: &mut Attempt,
     timeout_minutes: Option<u64>,
@@ -1560,7 +1570,7 @@ fn start(
     if let Some(d) = details {
         a.details = d;
     }
-    a.in_progress_deadline = timeout_minutes.map(|m| now + m * 60);
+    a.in_progress_deadline = timeout_minutes.map(|m| after_minutes(now, m));
     apply_step(a, step, now);
 }
 
@@ -1569,7 +1579,7 @@ fn apply_step(a: &mut Attempt, step: Option<i64>, now: u64) {
         None => {}
         Some(-1) => a.step_deadline = None,
         Some(m) => {
-            let d = now + m.unsigned_abs() * 60;
+            let d = after_minutes(now, m.unsigned_abs());
             a.step_deadline = Some(a.in_progress_deadline.map_or(d, |ip| d.min(ip)));
         }
     }

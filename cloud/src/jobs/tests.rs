@@ -1201,3 +1201,37 @@ fn queued_timeout_is_read_from_create_job_json_and_range_checked() {
         );
     }
 }
+
+/// Overflow-checked timers: executions started near the end of u64 seconds
+/// (a huge `epoch_unix_s`, a long run) get deadlines that saturate instead of
+/// wrapping round to a time already passed (which timed them out at once).
+#[test]
+fn timer_deadlines_near_the_end_of_time_saturate() {
+    let end = u64::MAX - 30;
+    let mut svc = JobsService::default();
+    let mut req = request("job1", 2);
+    req.timeout_config = Some(TimeoutConfig {
+        in_progress_timeout_in_minutes: Some(20),
+        queued_timeout_in_minutes: Some(10),
+    });
+    svc.create_job(req, end).expect("created");
+    // Released at `end`: the queued timer would lie past the end of time.
+    assert_eq!(svc.next_deadline(), Some(u64::MAX));
+    let out = svc.handle(
+        "$aws/things/t000/jobs/start-next",
+        br#"{"clientToken":"c1","stepTimeoutInMinutes":5}"#,
+        end + 10,
+    );
+    assert!(find(&out, "$aws/things/t000/jobs/start-next/accepted").is_some());
+    // Nothing is due a second later: no timer wrapped round.
+    let out = svc.tick(end + 11);
+    assert!(out.executions.is_empty(), "{:?}", out.executions);
+    let e = svc
+        .describe_job_execution("job1", "t000", None, end + 11)
+        .expect("ok");
+    assert_eq!(e.status, ExecutionStatus::InProgress);
+    assert_eq!(
+        e.approximate_seconds_before_timed_out,
+        Some(u64::MAX - (end + 11))
+    );
+}

@@ -223,7 +223,7 @@ impl RvrTwin {
             last_monitor: now,
             battery_volts: 0.0,
             battery_state: BatteryVoltageState::Unknown,
-            next_battery_read: now + config.battery.read_period.max(MONITOR_PERIOD),
+            next_battery_read: now.saturating_add(config.battery.read_period.max(MONITOR_PERIOD)),
             heat: [heat; 2],
             thermal: [ThermalStatus::Ok; 2],
             stall: [StallDetector::default(); 2],

@@ -521,7 +521,7 @@ impl ServoBus {
                             slot.counters.replies += 1;
                             s.stats.replies += 1;
                             if let Some(tx) = &s.tx {
-                                tx.send_at(now + delay, bytes);
+                                tx.send_at(now.saturating_add(delay), bytes);
                             }
                         }
                     }

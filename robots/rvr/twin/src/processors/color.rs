@@ -88,7 +88,7 @@ impl RvrTwin {
     }
 
     async fn color_notifications(&self, generation: u64, interval: Nanos, min_confidence: u8) {
-        let mut next = self.handle.now() + interval;
+        let mut next = self.handle.now().saturating_add(interval);
         loop {
             self.handle.sleep_until(next).await;
             let reading = {
@@ -101,7 +101,7 @@ impl RvrTwin {
             if reading.confidence >= min_confidence {
                 self.notify(Notification::ColorDetection(reading), Processor::Nordic);
             }
-            next += interval;
+            next = next.saturating_add(interval);
         }
     }
 

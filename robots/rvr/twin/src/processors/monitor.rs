@@ -171,7 +171,7 @@ impl RvrTwin {
         let enabled = {
             let mut s = self.state.borrow_mut();
             let period = s.config.battery.read_period.max(MONITOR_PERIOD);
-            s.electrical.next_battery_read = now + period;
+            s.electrical.next_battery_read = now.saturating_add(period);
             s.notify.battery_voltage_state
         };
         if let (Some(state), true) = (changed, enabled) {

@@ -69,7 +69,7 @@ impl RvrTwin {
 
     async fn stream(&self, processor: Processor, generation: u64) {
         let period = self.state.borrow().streaming[index(processor)].period;
-        let mut next = self.handle.now() + period;
+        let mut next = self.handle.now().saturating_add(period);
         loop {
             self.handle.sleep_until(next).await;
             let slots = {
@@ -86,7 +86,7 @@ impl RvrTwin {
                     self.notify(Notification::StreamingData(data), processor);
                 }
             }
-            next += period;
+            next = next.saturating_add(period);
         }
     }
 }

@@ -14,7 +14,7 @@ pub use twinrig_kind::{
 };
 
 /// Every device kind in this build: one line per robot.
-static KINDS: [&dyn DeviceKind; 3] = [&EchoKind, &rvr_twin::KIND, &crate::hand::HandKind];
+static KINDS: [&dyn DeviceKind; 3] = [&EchoKind, &rvr_twin::KIND, &hand_twin::KIND];
 
 /// Every device kind in this build.
 pub fn kinds() -> &'static [&'static dyn DeviceKind] {

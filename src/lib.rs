@@ -11,8 +11,6 @@ pub mod fleet_prompt;
 pub mod fleet_tools;
 #[cfg(feature = "aws")]
 pub mod fleet_tools_aws;
-pub mod hand;
-pub mod hand_timing;
 pub mod init;
 pub mod ota_cli;
 pub mod output;

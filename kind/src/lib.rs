@@ -6,6 +6,10 @@
 //! Each robot folder (`robots/<robot>/`) implements [`DeviceKind`] once; the
 //! root crate lists the kinds in one registry.
 
+pub mod duration;
+
+pub use duration::{Duration, MAX_DURATION, ParseDurationError};
+
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_sim::SimHandle;

@@ -27,7 +27,6 @@ pub mod lockstep;
 pub mod net;
 pub mod physics;
 pub mod rng;
-pub mod robots;
 pub mod time;
 pub mod trace;
 pub mod uart;

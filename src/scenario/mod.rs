@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-pub mod duration;
+pub use twinrig_kind::duration;
 pub mod fleet;
 pub mod fleet_file;
 mod load;

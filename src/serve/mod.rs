@@ -58,10 +58,10 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use embedded_io_async::{Read, Write};
+use hand_twin::{BusConfig, BusStats, ServoBus, ServoSnapshot};
 use rvr_twin::drive::PlanarPose;
 use rvr_twin::{DriveParams, RvrBody, RvrConfig, RvrStats, RvrTwin};
 use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
-use twinrig_sim::robots::hand::{BusConfig, BusStats, ServoBus, ServoSnapshot};
 use twinrig_sim::uart::{Uart, UartConfig, UartPort};
 use twinrig_sim::{Nanos, SECONDS, Sim, SimError, format_nanos};
 
@@ -95,7 +95,7 @@ impl ServeRobot {
     pub fn default_baud(self) -> u32 {
         match self {
             ServeRobot::Rvr => 115_200,
-            ServeRobot::Hand => twinrig_sim::robots::hand::HAND_BAUD,
+            ServeRobot::Hand => hand_twin::HAND_BAUD,
         }
     }
 }

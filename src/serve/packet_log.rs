@@ -17,11 +17,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use hand_twin::protocol::{Instruction, Packet as ScsPacket, ParseEvent, Parser as ScsParser};
 use rvr_protocol::{Command, CommandKind, Notification, Packet as RvrPacket, Parser as RvrParser};
 use twinrig_sim::Nanos;
-use twinrig_sim::robots::hand::protocol::{
-    Instruction, Packet as ScsPacket, ParseEvent, Parser as ScsParser,
-};
 
 use super::ServeRobot;
 

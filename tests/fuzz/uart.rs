@@ -4,11 +4,11 @@
 //! panics fails the case (the executor catches it as a task failure).
 
 use embedded_io_async::{Read, Write};
+use hand_twin::protocol::Packet as ScsPacket;
+use hand_twin::{BusConfig, ServoBus};
 use proptest::prelude::*;
 use rvr_twin::{DriveParams, RvrBody, RvrConfig, RvrTwin};
 use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
-use twinrig_sim::robots::hand::protocol::Packet as ScsPacket;
-use twinrig_sim::robots::hand::{BusConfig, ServoBus};
 use twinrig_sim::uart::{Uart, UartConfig, UartPort};
 use twinrig_sim::{MILLIS, Nanos, Sim};
 

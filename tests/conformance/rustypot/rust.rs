@@ -103,7 +103,7 @@ fn serve() -> (PtyServer, Scs0009Controller) {
 }
 
 /// Stops the server; the bus's counters and servos.
-fn finish(server: PtyServer) -> (ServeSummary, twinrig_sim::robots::hand::BusStats) {
+fn finish(server: PtyServer) -> (ServeSummary, hand_twin::BusStats) {
     let summary = server.finish();
     let RobotReport::Hand { stats, .. } = &summary.robot else {
         panic!("a hand report: {summary}");

@@ -277,7 +277,7 @@ impl<'de> Deserialize<'de> for Duration {
 }
 
 /// Reads a [`Duration`] from a string; rejects numbers with a clear message.
-pub(crate) struct DurationVisitor;
+pub struct DurationVisitor;
 
 impl<'de> Visitor<'de> for DurationVisitor {
     type Value = Duration;

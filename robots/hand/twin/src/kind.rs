@@ -27,6 +27,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
+use crate::video::{HandFrame, VideoOptions, render_gif};
+use crate::{BusConfig, HAND_BAUD, ServoBus};
 use hand_agent::{
     ActionInbox, Camera, Conversation, FINGERSPELL_TOOL, Job, JobSource, MessageReport, Model,
     ModelError, ModelTurn, OfflineModel, Pause, StateMessage, StateSink, TokenUsage, ToolCall,
@@ -36,14 +38,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_cloud::objects::ObjectStore;
 use twinrig_sim::lockstep::{self, Link, LinkClock, SimSerialPort};
-use twinrig_sim::robots::hand::video::{HandFrame, VideoOptions, render_gif};
-use twinrig_sim::robots::hand::{BusConfig, HAND_BAUD, ServoBus};
 use twinrig_sim::uart::UartControl;
 use twinrig_sim::{MICROS, MILLIS, Nanos, SimHandle};
 
-use crate::devices::{DeviceContext, DeviceKind, DeviceRuntime, dir_stats_json};
-use crate::hand_timing::{BusLog, SentenceLog, SentenceTiming, TimingLimits, sentence_timing};
-use crate::scenario::Duration;
+use crate::timing::{BusLog, SentenceLog, SentenceTiming, TimingLimits, sentence_timing};
+use twinrig_kind::Duration;
+use twinrig_kind::{DeviceContext, DeviceKind, DeviceRuntime, dir_stats_json};
 
 /// Trace channel of the timing reports (one message per finished sentence).
 pub const HAND_TIMING_CHANNEL: &str = "/hand_timing";
@@ -173,6 +173,9 @@ fn wake(w: &mut Option<Waker>) {
 /// A hand device: the agent on rustypot on the servo-bus twin.
 pub struct HandKind;
 
+/// The `hand` kind, for the registry.
+pub static KIND: HandKind = HandKind;
+
 struct HandRuntime {
     id: String,
     bus: ServoBus,
@@ -215,10 +218,10 @@ impl twinrig_kind::CommandModel for SpokenSentence {
 }
 
 impl DeviceRuntime for HandRuntime {
-    fn ready_when(&self) -> Vec<crate::devices::ReadyWhen> {
+    fn ready_when(&self) -> Vec<twinrig_kind::ReadyWhen> {
         // The agent's MQTT side subscribes to its action topic at start; it
         // announces nothing until the first message.
-        vec![crate::devices::ReadyWhen::subscribed(
+        vec![twinrig_kind::ReadyWhen::subscribed(
             &self.id,
             &hand_agent::action_topic(&self.id),
         )]
@@ -326,11 +329,8 @@ impl DeviceKind for HandKind {
     }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p = parse_params(params)?;
-        if !(1..=twinrig_sim::robots::hand::video::MAX_FPS).contains(&p.video_fps) {
-            return Err(format!(
-                "video_fps must be 1..={}",
-                twinrig_sim::robots::hand::video::MAX_FPS
-            ));
+        if !(1..=crate::video::MAX_FPS).contains(&p.video_fps) {
+            return Err(format!("video_fps must be 1..={}", crate::video::MAX_FPS));
         }
         if p.queue == Some(0) {
             return Err("queue must be at least 1".into());
@@ -654,8 +654,8 @@ async fn serve_call(
                 render_gif(&frames, &options)
                     .map(|bytes| Video {
                         bytes,
-                        extension: twinrig_sim::robots::hand::video::VIDEO_EXTENSION.into(),
-                        content_type: twinrig_sim::robots::hand::video::VIDEO_CONTENT_TYPE.into(),
+                        extension: crate::video::VIDEO_EXTENSION.into(),
+                        content_type: crate::video::VIDEO_CONTENT_TYPE.into(),
                     })
                     .map_err(|e| e.to_string()),
             )

@@ -12,9 +12,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::GoalEvent;
 use serde::Serialize;
 use twinrig_sim::Nanos;
-use twinrig_sim::robots::hand::GoalEvent;
 
 /// Report settings (scenario device parameters).
 #[derive(Debug, Clone, Copy, PartialEq)]

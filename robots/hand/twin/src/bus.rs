@@ -88,8 +88,8 @@ use serde_json::json;
 
 use super::protocol::{BROADCAST_ID, Instruction, Packet, ParseEvent, Parser};
 use super::servo::{Servo, ServoParams, steps_to_deg};
-use crate::uart::{TxQueue, Uart, UartConfig, UartControl, UartPort, UartRx, UartTx};
-use crate::{MICROS, MILLIS, Nanos, SimHandle};
+use twinrig_sim::uart::{TxQueue, Uart, UartConfig, UartControl, UartPort, UartRx, UartTx};
+use twinrig_sim::{MICROS, MILLIS, Nanos, SimHandle};
 
 /// Trace channel of the servo bus (a literal; not in `trace::channels`).
 pub const SERVOS_CHANNEL: &str = "/servos";
@@ -643,11 +643,11 @@ fn snapshot_of(slot: &Slot) -> ServoSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::robots::hand::protocol::{word_from_bytes, word_to_bytes};
-    use crate::robots::hand::servo::addr;
-    use crate::{SECONDS, Sim};
+    use crate::protocol::{word_from_bytes, word_to_bytes};
+    use crate::servo::addr;
     use embassy_futures::select::{Either, select};
     use embedded_io_async::Write;
+    use twinrig_sim::{SECONDS, Sim};
 
     /// 10 us per byte at 1 Mbaud 8N1.
     const BYTE: Nanos = 10 * MICROS;
@@ -1026,7 +1026,7 @@ mod tests {
                 .write(7, addr::GOAL_POSITION, &word_to_bytes(1023))
                 .await
                 .unwrap();
-            assert_eq!(ack.code, crate::robots::hand::protocol::err::ANGLE);
+            assert_eq!(ack.code, crate::protocol::err::ANGLE);
             host.h.sleep(SECONDS).await;
             let s = b.servo(7).unwrap();
             assert_eq!((s.goal_raw, s.present_raw), (1003, 1003));
@@ -1304,7 +1304,7 @@ mod tests {
         let host = run_host(&mut sim, host, async move |host| {
             // rustypot's generated sync_read_present_position([1, 2, 3]).
             let sync_read = Instruction::Other {
-                code: crate::robots::hand::protocol::instr::SYNC_READ,
+                code: crate::protocol::instr::SYNC_READ,
                 params: vec![addr::PRESENT_POSITION, 2, 1, 2, 3],
             };
             host.send(BROADCAST_ID, sync_read).await;

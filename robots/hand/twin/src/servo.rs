@@ -68,8 +68,8 @@
 //!   magnitude [`ServoParams::load_while_moving`] while moving, 0 otherwise.
 //! - Units: one step = 300/1024 degrees; raw 511 = 0 degrees.
 
-use crate::Nanos;
-use crate::time::SECONDS;
+use twinrig_sim::Nanos;
+use twinrig_sim::SECONDS;
 
 use super::protocol::{err, word_from_bytes, word_to_bytes};
 
@@ -577,7 +577,7 @@ impl Servo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MILLIS;
+    use twinrig_sim::MILLIS;
 
     #[test]
     fn table_is_sorted_and_does_not_overlap() {

@@ -135,9 +135,8 @@
 //!   instant).
 //!
 //! The twin (`cat-feeder-twin`, device kind `cat_feeder`) runs this crate
-//! unmodified, so scenarios see exactly this blocking: in
-//! `scenarios/cat-feeder/long-press-both-bowls.yaml` a second press sent
-//! while the first feed runs is fed after it, 15 s later.
+//! unmodified, so scenarios see exactly this blocking; the twin does not
+//! model it again.
 //!
 //! Keep-alive is the MQTT session's business in the HAL, so this crate
 //! cannot reproduce what a blocked `client.loop()` does to the connection.

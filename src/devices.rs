@@ -10,15 +10,21 @@ use twinrig_sim::net::Network;
 use twinrig_sim::uart::{Direction, Uart, UartConfig, UartControl};
 
 pub use twinrig_kind::{
-    DeviceContext, DeviceKind, DeviceRuntime, ReadyEvent, ReadyWhen, dir_stats_json, parse_params,
+    DeviceContext, DeviceKind, DeviceRuntime, ReadyEvent, ReadyWhen, RulePreset, dir_stats_json,
+    parse_params,
 };
 
 /// Every device kind in this build: one line per robot.
-static KINDS: [&dyn DeviceKind; 3] = [&EchoKind, &rvr_twin::KIND, &hand_twin::KIND];
+static KINDS: &[&dyn DeviceKind] = &[
+    &EchoKind,
+    &rvr_twin::KIND,
+    &hand_twin::KIND,
+    &cat_feeder_twin::KIND,
+];
 
 /// Every device kind in this build.
 pub fn kinds() -> &'static [&'static dyn DeviceKind] {
-    &KINDS
+    KINDS
 }
 
 /// The kind called `name`.
@@ -29,6 +35,21 @@ pub fn kind(name: &str) -> Option<&'static dyn DeviceKind> {
 /// Names of every kind, for validation messages.
 pub fn kind_names() -> Vec<&'static str> {
     kinds().iter().map(|k| k.name()).collect()
+}
+
+/// Every rule preset a scenario may name: the cloud twin's own (the hand's),
+/// then each kind's ([`DeviceKind::rule_presets`]) in registry order.
+pub fn rule_presets() -> Vec<RulePreset> {
+    let central = twinrig_cloud::rules::presets::rule_configs()
+        .into_iter()
+        .zip(twinrig_cloud::rules::presets::transform_jsons())
+        .map(|(rule, transform_json)| RulePreset {
+            rule,
+            transform_json,
+        });
+    central
+        .chain(kinds().iter().flat_map(|k| k.rule_presets()))
+        .collect()
 }
 
 /// Maps a scenario's device-relative direction onto a line's ends.

@@ -147,6 +147,12 @@ pub trait DeviceKind: Sync {
     fn command_model(&self) -> Option<&'static dyn CommandModel> {
         None
     }
+    /// The cloud rules this kind ships for its devices' messages, each with
+    /// the transform its action names: what a scenario's `cloud.rules` may
+    /// name besides the cloud twin's own presets. Default: none.
+    fn rule_presets(&self) -> Vec<RulePreset> {
+        Vec::new()
+    }
     /// Builds the device and spawns its tasks.
     fn spawn(
         &self,
@@ -154,6 +160,18 @@ pub trait DeviceKind: Sync {
         id: &str,
         params: &Map<String, Value>,
     ) -> Result<Box<dyn DeviceRuntime>, String>;
+}
+
+/// A cloud rule a kind ships, with the transform its action feeds.
+///
+/// The data stays in the robot's folder (the transform is a JSON file there,
+/// included as text), so adding a robot's rule touches no central list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulePreset {
+    /// The rule; `rule.action` is the transform's `name`.
+    pub rule: twinrig_cloud::rules::RuleConfig,
+    /// The transform file's text (format: `twinrig_cloud::rules::transform`).
+    pub transform_json: &'static str,
 }
 
 /// Why a sentence produced no commands.

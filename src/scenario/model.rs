@@ -510,8 +510,9 @@ impl RuleRef {
 /// transform, `rvr-telemetry`) or by its rule name
 /// (`SpheroRvrTelemetryStreamingRule`).
 pub fn preset_rule(name: &str) -> Option<twinrig_cloud::rules::RuleConfig> {
-    twinrig_cloud::rules::presets::rule_configs()
+    crate::devices::rule_presets()
         .into_iter()
+        .map(|p| p.rule)
         .find(|c| c.action == name || c.name == name)
 }
 

@@ -562,7 +562,7 @@ fn rule_refs_resolve_to_cloud_rule_configs() {
         .iter()
         .map(|t| t.name().to_owned())
         .collect();
-    assert_eq!(names, ["hand-state", "rvr-telemetry"]);
+    assert_eq!(names, ["hand-state", "rvr-telemetry", "cat-feeder-states"]);
 }
 
 #[test]

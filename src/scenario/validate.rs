@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use twinrig_cloud::jobs::{FailureType, valid_job_id};
-use twinrig_cloud::rules::{Rule, RuleConfig, RuleError, Transform, parse as parse_sql, presets};
+use twinrig_cloud::rules::{Rule, RuleConfig, RuleError, Transform, parse as parse_sql};
 use twinrig_cloud::shadow::{MAX_THING_NAME, valid_thing_name};
 
 use super::duration::Duration;
@@ -224,25 +224,23 @@ struct Checker<'a> {
 }
 
 /// The transforms a rule's `action` and `expect: records` may name (the
-/// presets'), in the order of [`presets::rule_configs`].
+/// presets', the cloud's own and each device kind's), in the order of
+/// [`crate::devices::rule_presets`].
 pub fn transforms() -> Vec<Transform> {
     // A shipped transform file that does not load is a bug of the build; the
-    // cloud crate's own tests catch it. Here it is simply not available.
-    [
-        presets::hand_state_transform(),
-        presets::rvr_telemetry_transform(),
-    ]
-    .into_iter()
-    .filter_map(Result::ok)
-    .collect()
+    // crates' own tests catch it. Here it is simply not available.
+    crate::devices::rule_presets()
+        .into_iter()
+        .filter_map(|p| Transform::from_json(p.transform_json).ok())
+        .collect()
 }
 
 /// The names a scenario may use for preset rules: each preset's short name
 /// (its transform) and its rule name.
 pub fn preset_names() -> Vec<(String, String)> {
-    presets::rule_configs()
+    crate::devices::rule_presets()
         .into_iter()
-        .map(|c| (c.action, c.name))
+        .map(|p| (p.rule.action, p.rule.name))
         .collect()
 }
 

@@ -252,7 +252,9 @@ fn precedence_or_and_not() {
 fn canonical_print_parses_back() {
     for sql in [
         presets::HAND_STATE_SQL,
-        presets::RVR_TELEMETRY_SQL,
+        // A robot kind's rule shape (the RVR's telemetry rule, robots/rvr/twin).
+        "SELECT ts, imu, locator, topic(3) AS device_name \
+         FROM 'the-project/sphero-rvr/+/state' WHERE type = 'telemetry'",
         "SELECT *, topic(3) AS device_name FROM 'the-project/robotic-hand/+/state'",
         "select a from 'a' where not (x = 1 or y <> 'it''s') and (z >= 2) = true",
     ] {

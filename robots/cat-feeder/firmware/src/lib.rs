@@ -134,6 +134,10 @@
 //!   handled in that service or the next one (the two tasks' order at one
 //!   instant).
 //!
+//! The twin (`cat-feeder-twin`, device kind `cat_feeder`) runs this crate
+//! unmodified, so scenarios see exactly this blocking; the twin does not
+//! model it again.
+//!
 //! Keep-alive is the MQTT session's business in the HAL, so this crate
 //! cannot reproduce what a blocked `client.loop()` does to the connection.
 //! On the board the Arduino client sends its PINGREQ only from `loop()`.

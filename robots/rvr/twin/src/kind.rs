@@ -5,7 +5,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_kind::{
-    CommandModel, DeviceContext, DeviceKind, DeviceRuntime, ReadyWhen, dir_stats_json, parse_params,
+    CommandModel, DeviceContext, DeviceKind, DeviceRuntime, ReadyWhen, RulePreset, dir_stats_json,
+    parse_params,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::{Uart, UartConfig, UartControl};
@@ -97,6 +98,9 @@ impl DeviceKind for RvrKind {
     }
     fn command_model(&self) -> Option<&'static dyn CommandModel> {
         Some(&crate::voice::OfflineParser)
+    }
+    fn rule_presets(&self) -> Vec<RulePreset> {
+        crate::rules::presets()
     }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p: RvrParams = parse_params(params)?;

@@ -6,6 +6,7 @@
 //! - [`models`]: battery, motor heat, stall and colour models.
 //! - [`kind`]: the `rvr` device kind (the twin + the bridge firmware over MQTT).
 //! - [`voice`]: the offline command model for `say` steps.
+//! - [`rules`]: the telemetry rule and transform the kind contributes to the cloud twin.
 //!
 //! Facts come from the reference sheets (SYSTEMS.md section 1, sphero-rvr.md);
 //! values the sheets do not give are marked "assumed" and are parameters.
@@ -15,6 +16,7 @@ pub mod drive;
 pub mod kind;
 pub mod models;
 pub mod processors;
+pub mod rules;
 pub mod voice;
 
 pub use config::{BatteryParams, ColorParams, Identity, MotorParams, RvrConfig};

@@ -294,6 +294,7 @@ impl CloudTwin {
                 }
                 if let Some(pipeline) = &self.pipeline {
                     let outcomes = pipeline.process(
+                        Some(&m.from),
                         &m.topic,
                         &m.payload,
                         self.now_ms(),

@@ -176,3 +176,20 @@ fn uart_config(baud: u32) -> UartConfig {
         ..UartConfig::default()
     }
 }
+
+#[cfg(test)]
+mod preset_tests {
+    /// A shipped transform that does not load would silently leave its
+    /// records kind unknown to validation: every preset's must load.
+    #[test]
+    fn every_rule_preset_of_the_cloud_and_the_kinds_loads() {
+        let presets = super::rule_presets();
+        for p in &presets {
+            let t = twinrig_cloud::rules::Transform::from_json(p.transform_json)
+                .unwrap_or_else(|e| panic!("preset {}: {e}", p.rule.name));
+            assert_eq!(t.name(), p.rule.action, "preset {}", p.rule.name);
+        }
+        let names: Vec<&str> = presets.iter().map(|p| p.rule.action.as_str()).collect();
+        assert_eq!(names, ["hand-state", "rvr-telemetry", "cat-feeder-states"]);
+    }
+}

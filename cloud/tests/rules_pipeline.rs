@@ -46,7 +46,7 @@ fn rvr_telemetry() -> Value {
 fn eval(sql: &str, topic: &str, payload: &Value) -> Option<Value> {
     parse(sql)
         .unwrap()
-        .evaluate(topic, payload.to_string().as_bytes(), NOW_MS)
+        .evaluate(topic, payload.to_string().as_bytes(), NOW_MS, None)
 }
 
 fn hand_transform() -> Transform {
@@ -212,7 +212,13 @@ fn fingerspelling_lands_in_the_store_newest_first_per_device() {
         state["letter"] = json!(letter.to_string());
         state["ts"] = json!(now / 1000);
         state.as_object_mut().unwrap().remove("video_url");
-        let outcomes = pipeline.process(HAND_TOPIC, state.to_string().as_bytes(), now, &mut store);
+        let outcomes = pipeline.process(
+            None,
+            HAND_TOPIC,
+            state.to_string().as_bytes(),
+            now,
+            &mut store,
+        );
         assert_eq!(outcomes.len(), 1);
         assert_eq!(outcomes[0].rule, presets::HAND_STATE_RULE);
         assert_eq!(outcomes[0].action, presets::HAND_STATE_ACTION);
@@ -222,18 +228,21 @@ fn fingerspelling_lands_in_the_store_newest_first_per_device() {
         // Interleaved: the left hand, RVR telemetry, and an action message.
         let left = json!({"letter": "L", "ts": now / 1000});
         pipeline.process(
+            None,
             "the-project/robotic-hand/XIAOAmazingHandLeft/state",
             left.to_string().as_bytes(),
             now,
             &mut store,
         );
         pipeline.process(
+            None,
             RVR_TOPIC,
             rvr_telemetry().to_string().as_bytes(),
             now,
             &mut store,
         );
         let none = pipeline.process(
+            None,
             "the-project/robotic-hand/XIAOAmazingHandRight/action",
             br#"{"sentence": "ignored"}"#,
             now,
@@ -274,7 +283,13 @@ fn a_refused_message_stores_nothing_and_says_why() {
     let pipeline = presets::pipeline().unwrap();
     let mut store = RecordStore::open_in_memory().unwrap();
     let bad = json!({"letter": "A", "fingers": {"index": {"angle_1": 1.5}}});
-    let outcomes = pipeline.process(HAND_TOPIC, bad.to_string().as_bytes(), NOW_MS, &mut store);
+    let outcomes = pipeline.process(
+        None,
+        HAND_TOPIC,
+        bad.to_string().as_bytes(),
+        NOW_MS,
+        &mut store,
+    );
     assert_eq!(outcomes.len(), 1);
     assert!(matches!(
         outcomes[0].result,
@@ -283,7 +298,7 @@ fn a_refused_message_stores_nothing_and_says_why() {
     assert_eq!(store.count("HandState").unwrap(), 0);
 
     // A plain-text state: fields are Undefined, the record has its defaults.
-    let outcomes = pipeline.process(HAND_TOPIC, b"not json", NOW_MS, &mut store);
+    let outcomes = pipeline.process(None, HAND_TOPIC, b"not json", NOW_MS, &mut store);
     let id = *outcomes[0].result.as_ref().unwrap();
     let rec = store.get(id).unwrap().unwrap().record;
     assert_eq!(rec.fields["letter"], Value::Null);

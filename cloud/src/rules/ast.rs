@@ -48,6 +48,7 @@ impl SelectItem {
                 Operand::Field(path) => path.0.last().map(String::as_str),
                 Operand::Topic(_) => Some("topic"),
                 Operand::Timestamp => Some("timestamp"),
+                Operand::ClientId => Some("clientid"),
                 // The parser requires an alias for a literal.
                 Operand::Literal(_) => None,
             },
@@ -64,6 +65,8 @@ pub enum Operand {
     Topic(Option<u32>),
     /// `timestamp()`: the rules engine's clock in epoch milliseconds.
     Timestamp,
+    /// `clientid()`: the publisher's MQTT client id (`n/a` when not MQTT).
+    ClientId,
     /// A literal value.
     Literal(Literal),
 }
@@ -179,6 +182,7 @@ impl fmt::Display for Operand {
             Operand::Topic(None) => f.write_str("topic()"),
             Operand::Topic(Some(n)) => write!(f, "topic({n})"),
             Operand::Timestamp => f.write_str("timestamp()"),
+            Operand::ClientId => f.write_str("clientid()"),
             Operand::Literal(l) => write!(f, "{l}"),
         }
     }

@@ -15,13 +15,22 @@ struct Message<'a> {
     /// reference is then `Undefined`).
     object: Option<&'a Map<String, Value>>,
     now_ms: u64,
+    /// The publisher's MQTT client id (None: not published over MQTT).
+    client_id: Option<&'a str>,
 }
 
 impl Query {
     /// Runs the statement on one message. `None` when the topic does not match
     /// the FROM filter or the WHERE condition is not `true`; otherwise the
-    /// output object, with `Undefined` items left out.
-    pub fn evaluate(&self, topic: &str, payload: &[u8], now_ms: u64) -> Option<Value> {
+    /// output object, with `Undefined` items left out. `client_id` is the
+    /// publisher's MQTT client id (None: the message did not come over MQTT).
+    pub fn evaluate(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        now_ms: u64,
+        client_id: Option<&str>,
+    ) -> Option<Value> {
         if !topic_matches(&self.from, topic) {
             return None;
         }
@@ -30,6 +39,7 @@ impl Query {
             topic,
             object: parsed.as_ref().and_then(Value::as_object),
             now_ms,
+            client_id,
         };
         if let Some(cond) = &self.condition
             && truth(eval_expr(cond, &msg).as_ref()) != Some(true)
@@ -70,6 +80,7 @@ fn eval_operand(op: &Operand, msg: &Message<'_>) -> Option<Value> {
                 .map(|level| Value::String(level.to_string()))
         }
         Operand::Timestamp => Some(Value::from(msg.now_ms)),
+        Operand::ClientId => Some(Value::String(msg.client_id.unwrap_or("n/a").to_string())),
         Operand::Literal(l) => Some(l.to_value()),
     }
 }

@@ -47,11 +47,14 @@
 //! - `*` copies every key of the payload object; items after it may add or
 //!   overwrite keys (later items win on a name clash).
 //! - An unaliased path is named by its last segment (`state.reported.x` ->
-//!   `x`); `topic(...)` and `timestamp()` without alias are named `topic` and
-//!   `timestamp` (assumed; AWS examples always alias functions).
+//!   `x`); `topic(...)`, `timestamp()` and `clientid()` without alias are
+//!   named `topic`, `timestamp` and `clientid` (assumed; AWS examples always
+//!   alias functions).
 //! - `topic()` is the whole topic, `topic(n)` its n-th level (1-based),
 //!   Undefined past the last level. `timestamp()` is the `now_ms` passed in,
-//!   never the wall clock.
+//!   never the wall clock. `clientid()` is the publisher's MQTT client id
+//!   (the thing name, when devices connect as their things), or `n/a` for a
+//!   message that did not come over MQTT, as AWS documents.
 //! - Comparisons follow the AWS operator tables: `=` is same-type equality
 //!   (numbers numerically, `1 = 1.0`; objects ignoring key order; arrays in
 //!   order; `NULL = NULL`), mismatched types are unequal (`<>` true);
@@ -69,7 +72,7 @@
 //! - Only the subset above: no arithmetic, `CASE`, `IN`, `SELECT VALUE`,
 //!   nested `SELECT`, array indexing, object/array literals, backquoted names,
 //!   double-quoted strings, `SET`, substitution templates, and only the
-//!   functions `topic` and `timestamp` (others are a parse error,
+//!   functions `topic`, `timestamp` and `clientid` (others are a parse error,
 //!   [`ParseErrorKind::UnknownFunction`], not Undefined at run time).
 //!   `topic(n)` takes a literal only. Aliases are single names (AWS also
 //!   allows `AS a.b`). Unaliased expressions other than paths and functions
@@ -233,7 +236,7 @@ impl RuleSet {
             .iter()
             .filter_map(|r| {
                 r.query
-                    .evaluate(topic, payload, now_ms)
+                    .evaluate(topic, payload, now_ms, None)
                     .map(|out| (r.name.clone(), out))
             })
             .collect()

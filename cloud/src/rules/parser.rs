@@ -313,6 +313,11 @@ impl Parser {
             self.expect(&Tok::RParen, "`)` (timestamp() takes no argument)")?;
             return Ok(Operand::Timestamp);
         }
+        if name.eq_ignore_ascii_case("clientid") {
+            self.bump(); // (
+            self.expect(&Tok::RParen, "`)` (clientid() takes no argument)")?;
+            return Ok(Operand::ClientId);
+        }
         if !name.eq_ignore_ascii_case("topic") {
             return Err(ParseError::new(
                 at,

@@ -101,8 +101,11 @@ impl Pipeline {
     /// Runs one message through every matching rule, its transform and the
     /// store. One outcome per fired rule, in rule order; a refused message
     /// leaves an error outcome and stores nothing, like the Lambda's 500.
+    /// `client_id` is the publisher's MQTT client id (`clientid()`); None for
+    /// a message that did not come over MQTT.
     pub fn process(
         &self,
+        client_id: Option<&str>,
         topic: &str,
         payload: &[u8],
         now_ms: u64,
@@ -112,7 +115,7 @@ impl Pipeline {
             .rules()
             .iter()
             .filter_map(|rule| {
-                let output = rule.query().evaluate(topic, payload, now_ms)?;
+                let output = rule.query().evaluate(topic, payload, now_ms, client_id)?;
                 let result = match self.transforms.get(rule.action()) {
                     Some(t) => t
                         .apply(&output, now_ms)

@@ -48,9 +48,12 @@ fn err(sql: &str) -> ParseError {
 }
 
 fn run(sql: &str, topic: &str, payload: Value) -> Option<Value> {
-    parse(sql)
-        .unwrap()
-        .evaluate(topic, payload.to_string().as_bytes(), 1_770_550_850_123)
+    parse(sql).unwrap().evaluate(
+        topic,
+        payload.to_string().as_bytes(),
+        1_770_550_850_123,
+        None,
+    )
 }
 
 // ---- parser: every form --------------------------------------------------
@@ -454,7 +457,7 @@ fn a_where_chain_at_the_term_limit_runs_on_a_small_stack() {
             for sql in [widest, deepest] {
                 let q = parse(&sql).unwrap_or_else(|e| panic!("{e}"));
                 assert_eq!(parse(&q.to_string()).as_ref(), Ok(&q));
-                outputs.push(q.evaluate("a", br#"{"x": 7, "a": 1}"#, 0));
+                outputs.push(q.evaluate("a", br#"{"x": 7, "a": 1}"#, 0, None));
             }
             outputs
         })
@@ -536,12 +539,12 @@ fn functions_use_the_topic_and_the_given_clock() {
     let q =
         parse("SELECT topic() AS t, topic(1) AS first, topic(2), timestamp() AS now FROM '+/+'")
             .unwrap();
-    let out = q.evaluate("dev/x", b"{}", 42).unwrap();
+    let out = q.evaluate("dev/x", b"{}", 42, None).unwrap();
     assert_eq!(
         out,
         json!({"t": "dev/x", "first": "dev", "topic": "x", "now": 42})
     );
-    let out = q.evaluate("dev/x", b"{}", 43).unwrap();
+    let out = q.evaluate("dev/x", b"{}", 43, None).unwrap();
     assert_eq!(out["now"], json!(43));
 }
 
@@ -557,13 +560,13 @@ fn non_json_payloads_have_no_fields() {
         b"\"text\"",
     ] {
         assert_eq!(
-            q.evaluate("a/b/dev", payload, 0),
+            q.evaluate("a/b/dev", payload, 0, None),
             Some(json!({"device_name": "dev"})),
             "{payload:?}"
         );
     }
     let w = parse("SELECT * FROM 'a' WHERE x = 1").unwrap();
-    assert_eq!(w.evaluate("a", b"not json", 0), None);
+    assert_eq!(w.evaluate("a", b"not json", 0, None), None);
 }
 
 #[test]
@@ -848,7 +851,7 @@ proptest! {
     fn random_token_soups_never_panic(words in prop::collection::vec(prop::sample::select(VOCAB), 0..30)) {
         let sql = words.join(" ");
         if let Ok(q) = parse(&sql) {
-            let _ = q.evaluate("a/b", br#"{"a": 1, "b": {"c": "x"}}"#, 0);
+            let _ = q.evaluate("a/b", br#"{"a": 1, "b": {"c": "x"}}"#, 0, None);
         }
         let glued = words.concat();
         let _ = parse(&glued);
@@ -867,7 +870,7 @@ proptest! {
         payload in prop::collection::vec(any::<u8>(), 0..64),
         now in any::<u64>(),
     ) {
-        let _ = q.evaluate(&topic, &payload, now);
-        let _ = q.evaluate("a/b/c", br#"{"a": {"b": [1, {"c": null}]}, "x": "1e3"}"#, now);
+        let _ = q.evaluate(&topic, &payload, now, None);
+        let _ = q.evaluate("a/b/c", br#"{"a": {"b": [1, {"c": null}]}, "x": "1e3"}"#, now, None);
     }
 }

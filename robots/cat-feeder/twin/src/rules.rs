@@ -14,7 +14,7 @@ use twinrig_kind::RulePreset;
 pub const RULE: &str = "CatFeedersStatesRule";
 /// The rule's SQL: one row per state. Actions on `cat-feeder/.../action`
 /// have no `type`, so WHERE is not true for them.
-pub const SQL: &str = "SELECT food_capacity, device_location, feeds, ts \
+pub const SQL: &str = "SELECT clientid() AS thing_name, food_capacity, device_location, feeds, ts \
      FROM 'cat-feeder/#' WHERE type = 'state'";
 /// The transform's name (the rule's action, and what `expect: records` names).
 pub const ACTION: &str = "cat-feeder-states";
@@ -42,7 +42,7 @@ mod tests {
     use twinrig_cloud::rules::{RuleSet, Transform};
 
     #[test]
-    fn states_become_rows_keyed_by_location_and_nothing_else_does() {
+    fn states_become_rows_keyed_by_the_publishing_thing_and_nothing_else_does() {
         let transform = Transform::from_json(TRANSFORM_JSON).unwrap();
         assert_eq!(
             (transform.name(), transform.kind()),
@@ -55,7 +55,13 @@ mod tests {
             "feeds": 1, "motors": {"left": "off", "right": "off"}, "rejected": 0,
             "ts": 1_767_225_615u64, "uptime_ms": 15_000});
         for topic in ["cat-feeder/states", "cat-feeder/feeder-2/states"] {
-            let out = pipeline.process(topic, state.to_string().as_bytes(), 0, &mut store);
+            let out = pipeline.process(
+                Some("feeder-2"),
+                topic,
+                state.to_string().as_bytes(),
+                0,
+                &mut store,
+            );
             assert_eq!(out.len(), 1, "{topic}");
             assert!(out[0].result.is_ok(), "{topic}: {:?}", out[0].result);
         }
@@ -63,6 +69,7 @@ mod tests {
         assert!(
             pipeline
                 .process(
+                    None,
                     "cat-feeder/states",
                     fed.to_string().as_bytes(),
                     0,
@@ -74,6 +81,7 @@ mod tests {
         assert!(
             pipeline
                 .process(
+                    None,
                     "cat-feeder/action",
                     action.to_string().as_bytes(),
                     0,
@@ -85,13 +93,15 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(
             Value::Object(rows[0].record.fields.clone()),
-            json!({"deviceLocation": "kitchen", "foodCapacity": 87, "feeds": 1, "timestamp": 1_767_225_615u64})
+            json!({"thingName": "feeder-2", "deviceLocation": "kitchen", "foodCapacity": 87, "feeds": 1, "timestamp": 1_767_225_615u64})
         );
-        assert_eq!(rows[0].record.key, "kitchen");
-        // A sensor without a reading: the row keeps a null level.
+        assert_eq!(rows[0].record.key, "feeder-2");
+        // A sensor without a reading: the row keeps a null level. A message
+        // that did not come over MQTT is keyed `n/a`, as AWS's clientid() says.
         let unread =
             json!({"type": "state", "food_capacity": null, "device_location": "hall", "ts": 5});
         pipeline.process(
+            None,
             "cat-feeder/states",
             unread.to_string().as_bytes(),
             0,
@@ -99,5 +109,6 @@ mod tests {
         );
         let hall = store.list_all("catFeedersStates").unwrap().pop().unwrap();
         assert_eq!(hall.record.fields["foodCapacity"], Value::Null);
+        assert_eq!(hall.record.key, "n/a");
     }
 }

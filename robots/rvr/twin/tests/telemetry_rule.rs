@@ -33,7 +33,7 @@ fn rvr_telemetry() -> Value {
 fn eval(sql: &str, topic: &str, payload: &Value) -> Option<Value> {
     parse(sql)
         .unwrap()
-        .evaluate(topic, payload.to_string().as_bytes(), NOW_MS)
+        .evaluate(topic, payload.to_string().as_bytes(), NOW_MS, None)
 }
 
 #[test]
@@ -110,12 +110,19 @@ fn the_kind_contributes_the_rule_and_its_transform_file() {
     let pipeline = Pipeline::new(rules, vec![t]).unwrap();
     let mut store = RecordStore::open_in_memory().unwrap();
     pipeline.process(
+        None,
         RVR_TOPIC,
         rvr_telemetry().to_string().as_bytes(),
         NOW_MS,
         &mut store,
     );
     let event = json!({"type": "maneuver", "id": "m1"});
-    pipeline.process(RVR_TOPIC, event.to_string().as_bytes(), NOW_MS, &mut store);
+    pipeline.process(
+        None,
+        RVR_TOPIC,
+        event.to_string().as_bytes(),
+        NOW_MS,
+        &mut store,
+    );
     assert_eq!(store.count("RvrTelemetry").unwrap(), 1);
 }

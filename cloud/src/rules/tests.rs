@@ -313,9 +313,9 @@ fn unknown_function() {
     let e = err("SELECT upper(color) AS c FROM 'a'");
     assert_eq!(e.column(), 8);
     assert_eq!(e.kind, ParseErrorKind::UnknownFunction("upper".into()));
-    let e = err("SELECT * FROM 'a' WHERE clientid() = 'x'");
+    let e = err("SELECT * FROM 'a' WHERE newuuid() = 'x'");
     assert_eq!(e.column(), 25);
-    assert_eq!(e.kind, ParseErrorKind::UnknownFunction("clientid".into()));
+    assert_eq!(e.kind, ParseErrorKind::UnknownFunction("newuuid".into()));
     let e = err("SELECT timestamp(1) AS t FROM 'a'");
     assert_eq!(e.column(), 18);
 }
@@ -743,6 +743,7 @@ fn arb_operand() -> impl Strategy<Value = Operand> {
         prop::collection::vec(arb_name(), 1..4).prop_map(|p| Operand::Field(FieldPath(p))),
         prop::option::of(1u32..20).prop_map(Operand::Topic),
         Just(Operand::Timestamp),
+        Just(Operand::ClientId),
         any::<i64>().prop_map(|n| Operand::Literal(Literal::Number(n.into()))),
         "[ -~]{0,8}".prop_map(|s| Operand::Literal(Literal::String(s))),
         any::<bool>().prop_map(|b| Operand::Literal(Literal::Bool(b))),
@@ -873,4 +874,22 @@ proptest! {
         let _ = q.evaluate(&topic, &payload, now, None);
         let _ = q.evaluate("a/b/c", br#"{"a": {"b": [1, {"c": null}]}, "x": "1e3"}"#, now, None);
     }
+}
+
+#[test]
+fn clientid_is_the_publisher_or_n_a_off_mqtt() {
+    let q = parse("SELECT clientid(), clientid() AS thing FROM 'a' WHERE clientid() = 'feeder-1'")
+        .unwrap();
+    assert_eq!(
+        q.evaluate("a", b"{}", 0, Some("feeder-1")),
+        Some(json!({"clientid": "feeder-1", "thing": "feeder-1"}))
+    );
+    assert_eq!(q.evaluate("a", b"{}", 0, Some("feeder-2")), None);
+    let any = parse("SELECT clientid() AS c FROM 'a'").unwrap();
+    assert_eq!(any.evaluate("a", b"{}", 0, None), Some(json!({"c": "n/a"})));
+    assert!(
+        err("SELECT clientid(1) FROM 'a'")
+            .to_string()
+            .contains("clientid() takes no argument")
+    );
 }

@@ -8,7 +8,9 @@
 //! A robot's own rules live with its device kind
 //! (`twinrig_kind::DeviceKind::rule_presets`; the RVR's telemetry rule is
 //! in `robots/rvr/twin`), so adding a robot does not touch this list. The
-//! hand's rule stays here until the hand's kind is a crate of its own.
+//! hand's rule is still here: its kind now has a crate of its own
+//! (`robots/hand/twin`), and moving the rule there with its tests is the
+//! next step.
 
 use super::pipeline::{Pipeline, PipelineError};
 use super::transform::{Transform, TransformSpecError};

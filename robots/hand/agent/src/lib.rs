@@ -24,7 +24,7 @@
 //!    is appended to the last state, published again), torque off at shutdown.
 //!
 //! Hosts: the harness runs [`serve`] on a lockstep thread against the servo-bus
-//! twin (`src/hand.rs` in the root crate); [`console`] and the `hand-agent`
+//! twin (`robots/hand/twin/src/kind.rs`); [`console`] and the `hand-agent`
 //! binary run it on a real serial port with actions as stdin lines and
 //! SIGINT/SIGTERM as the shutdown.
 //!

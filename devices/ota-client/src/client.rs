@@ -76,10 +76,8 @@ use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use core::convert::Infallible;
-use core::future::poll_fn;
-use core::task::{Poll, Waker};
 
 use embassy_futures::select::{Either, select};
 use embedded_hal_async::delay::DelayNs;
@@ -307,32 +305,8 @@ pub fn heartbeat(firmware: &str, device_type: &str, uptime_ms: u64) -> String {
     json!({"firmware": firmware, "deviceType": device_type, "uptimeMs": uptime_ms}).to_string()
 }
 
-/// A one-waiter wake-up flag.
-struct Signal {
-    set: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Signal {
-    fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
+/// A one-waiter wake-up flag (single-threaded: no locking needed).
+type Signal = embassy_sync::signal::Signal<embassy_sync::blocking_mutex::raw::NoopRawMutex, ()>;
 
 struct Inbox {
     queue: RefCell<VecDeque<MqttMessage>>,
@@ -347,7 +321,7 @@ impl Inbox {
         }
         q.push_back(m);
         drop(q);
-        self.signal.notify();
+        self.signal.signal(());
     }
 
     fn pop(&self) -> Option<MqttMessage> {
@@ -422,10 +396,7 @@ where
     }
     let inbox = Inbox {
         queue: RefCell::new(VecDeque::new()),
-        signal: Signal {
-            set: Cell::new(false),
-            waker: RefCell::new(None),
-        },
+        signal: Signal::new(),
     };
     let device = Device {
         mqtt,

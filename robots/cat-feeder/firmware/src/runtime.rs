@@ -12,10 +12,8 @@
 //! They share the feeder through a `RefCell` and never hold a borrow across
 //! an `await`.
 
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use core::convert::Infallible;
-use core::future::poll_fn;
-use core::task::{Poll, Waker};
 
 use embassy_futures::join::join;
 use embedded_hal::digital::{OutputPin, PinState};
@@ -49,39 +47,8 @@ pub struct Hardware<L, R, S> {
     pub level_sensor: S,
 }
 
-/// A one-waiter wake-up flag.
-struct Signal {
-    set: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Signal {
-    const fn new() -> Signal {
-        Signal {
-            set: Cell::new(false),
-            waker: RefCell::new(None),
-        }
-    }
-
-    fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
+/// A one-waiter wake-up flag (single-threaded: no locking needed).
+type Signal = embassy_sync::signal::Signal<embassy_sync::blocking_mutex::raw::NoopRawMutex, ()>;
 
 struct Shared {
     feeder: RefCell<Feeder>,
@@ -212,7 +179,7 @@ where
             Step::Delay { ms } => delay.delay_ms(ms).await,
         }
         if shared.feeder.borrow().has_room() {
-            shared.room.notify();
+            shared.room.signal(());
         }
     }
 }

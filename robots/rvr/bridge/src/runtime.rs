@@ -11,9 +11,7 @@
 //! an `await`.
 
 use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
-use core::future::poll_fn;
-use core::task::{Poll, Waker};
+use core::cell::RefCell;
 
 use embassy_futures::join::join3;
 use embassy_futures::select::select;
@@ -27,39 +25,8 @@ use crate::config::{BridgeConfig, MS, Topics, ms};
 use crate::link::{Link, LinkEvent, streaming_slots};
 use crate::messages::{Status, to_json};
 
-/// A one-waiter wake-up flag.
-struct Signal {
-    set: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
-}
-
-impl Signal {
-    const fn new() -> Signal {
-        Signal {
-            set: Cell::new(false),
-            waker: RefCell::new(None),
-        }
-    }
-
-    fn notify(&self) {
-        self.set.set(true);
-        if let Some(w) = self.waker.borrow_mut().take() {
-            w.wake();
-        }
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.replace(false) {
-                Poll::Ready(())
-            } else {
-                *self.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
+/// A one-waiter wake-up flag (single-threaded: no locking needed).
+type Signal = embassy_sync::signal::Signal<embassy_sync::blocking_mutex::raw::NoopRawMutex, ()>;
 
 struct Shared {
     bridge: RefCell<Bridge>,
@@ -139,7 +106,7 @@ async fn receive_uart<R: Read, C: Clock, D: DelayNs>(
                     }
                 }
                 if any {
-                    shared.wake.notify();
+                    shared.wake.signal(());
                 }
             }
             // A line break or driver error: the frame in progress is lost.
@@ -191,7 +158,7 @@ async fn receive_mqtt<M: MqttClient, C: Clock, D: DelayNs>(
                         .bridge
                         .borrow_mut()
                         .on_action_payload(&msg.payload, clock.now_ns());
-                    shared.wake.notify();
+                    shared.wake.signal(());
                 }
             }
             Err(_) => delay.delay_ms(100).await,
@@ -362,7 +329,7 @@ async fn main_loop<W: Write, M: MqttClient, C: Clock, D: DelayNs>(
     };
     let failures = io.boot(&config, true).await;
     *shared.boot_failures.borrow_mut() = failures;
-    shared.ready.notify();
+    shared.ready.signal(());
     loop {
         io.retry_overdue().await;
         let now = clock.now_ns();

@@ -310,16 +310,18 @@ impl fmt::Display for ServeSummary {
     }
 }
 
-/// Parses a `--duration`: plain seconds (`30`, `2.5`) or a duration with
-/// units (`90s`, `1m30s`, `500ms`).
+/// Parses a duration argument (`--duration`, `--timeout`): the scenario
+/// files' grammar (`90s`, `500ms`, `1.5min`, `1h`), and, on the command line
+/// only, plain seconds (`30`, `2.5`), as `sleep` and `timeout` take them.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
             .map_err(|_| format!("`{s}`: seconds must be a finite number >= 0"));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}`: {e} (give seconds, e.g. `30`, or units, e.g. `90s`)"))
+    s.parse::<twinrig_kind::Duration>()
+        .map(|d| Duration::from_nanos(d.nanos()))
+        .map_err(|e| format!("{e} (give seconds, e.g. `30`, or units, e.g. `90s`)"))
 }
 
 /// The served robot, kept to report on at the end.
@@ -540,8 +542,16 @@ mod tests {
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5min"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("soon").is_err());
+        let soon = parse_duration("soon").unwrap_err();
+        assert!(
+            soon.contains("`soon`") && soon.contains("e.g. `90s`"),
+            "{soon}"
+        );
+        // Units of the scenario grammar only: `m` is not minutes there.
+        assert!(parse_duration("1m30s").unwrap_err().contains("unit"));
     }
 
     #[test]

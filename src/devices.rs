@@ -37,19 +37,10 @@ pub fn kind_names() -> Vec<&'static str> {
     kinds().iter().map(|k| k.name()).collect()
 }
 
-/// Every rule preset a scenario may name: the cloud twin's own (the hand's),
-/// then each kind's ([`DeviceKind::rule_presets`]) in registry order.
+/// Every rule preset a scenario may name: each kind's
+/// ([`DeviceKind::rule_presets`]), in registry order.
 pub fn rule_presets() -> Vec<RulePreset> {
-    let central = twinrig_cloud::rules::presets::rule_configs()
-        .into_iter()
-        .zip(twinrig_cloud::rules::presets::transform_jsons())
-        .map(|(rule, transform_json)| RulePreset {
-            rule,
-            transform_json,
-        });
-    central
-        .chain(kinds().iter().flat_map(|k| k.rule_presets()))
-        .collect()
+    kinds().iter().flat_map(|k| k.rule_presets()).collect()
 }
 
 /// Maps a scenario's device-relative direction onto a line's ends.
@@ -190,6 +181,6 @@ mod preset_tests {
             assert_eq!(t.name(), p.rule.action, "preset {}", p.rule.name);
         }
         let names: Vec<&str> = presets.iter().map(|p| p.rule.action.as_str()).collect();
-        assert_eq!(names, ["hand-state", "rvr-telemetry", "cat-feeder-states"]);
+        assert_eq!(names, ["rvr-telemetry", "hand-state", "cat-feeder-states"]);
     }
 }

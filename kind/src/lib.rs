@@ -149,7 +149,7 @@ pub trait DeviceKind: Sync {
     }
     /// The cloud rules this kind ships for its devices' messages, each with
     /// the transform its action names: what a scenario's `cloud.rules` may
-    /// name besides the cloud twin's own presets. Default: none.
+    /// name. Default: none.
     fn rule_presets(&self) -> Vec<RulePreset> {
         Vec::new()
     }

@@ -94,7 +94,6 @@ mod eval;
 mod lexer;
 mod parser;
 pub mod pipeline;
-pub mod presets;
 pub mod transform;
 
 use serde::{Deserialize, Serialize};
@@ -106,7 +105,7 @@ pub use parser::{MAX_NESTING, MAX_TERMS, ParseError, ParseErrorKind, Pos, parse}
 pub use pipeline::{ActionError, ActionOutcome, Pipeline, PipelineError};
 pub use transform::{Transform, TransformError, TransformSpec, TransformSpecError};
 
-/// A rule as configured (a scenario file or [`presets`]).
+/// A rule as configured (a scenario file or a device kind's preset).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {

@@ -254,7 +254,9 @@ fn precedence_or_and_not() {
 #[test]
 fn canonical_print_parses_back() {
     for sql in [
-        presets::HAND_STATE_SQL,
+        // The hand's rule (robots/hand/twin), verbatim.
+        "SELECT gesture, letter, ts, fingers, video_url, \
+         topic(3) AS device_name FROM 'the-project/robotic-hand/+/state'",
         // A robot kind's rule shape (the RVR's telemetry rule, robots/rvr/twin).
         "SELECT ts, imu, locator, topic(3) AS device_name \
          FROM 'the-project/sphero-rvr/+/state' WHERE type = 'telemetry'",

@@ -1,7 +1,7 @@
 //! Data-driven flatteners: the stand-ins for the Lambdas between an IoT rule
 //! and AppSync.
 //!
-//! A transform is a table read from a JSON file (`cloud/transforms/*.json`),
+//! A transform is a table read from a JSON file (each robot's `robots/<robot>/twin/rules/*.json`),
 //! not code per robot: each output field names its source path in the rule's
 //! output, its type, when the default applies and what the default is. The
 //! hand's Lambda (`AmazingHandToAppSyncFunction`) is reproduced exactly by

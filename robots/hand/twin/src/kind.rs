@@ -327,6 +327,9 @@ impl DeviceKind for HandKind {
     fn command_model(&self) -> Option<&'static dyn twinrig_kind::CommandModel> {
         Some(&SpokenSentence)
     }
+    fn rule_presets(&self) -> Vec<twinrig_kind::RulePreset> {
+        crate::rules::presets()
+    }
     fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
         let p = parse_params(params)?;
         if !(1..=crate::video::MAX_FPS).contains(&p.video_fps) {

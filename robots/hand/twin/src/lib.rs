@@ -6,6 +6,7 @@
 //! - [`bus`]: the bus twin on a UART end ([`ServoBus`]), bus timing, trace.
 //! - [`video`]: the hand's video, sampled angles rendered as an animated GIF.
 //! - [`kind`]: the `hand` device kind (the twin + the real hand agent and rustypot).
+//! - [`rules`]: its IoT rule and transform (records of kind `HandState`).
 //! - [`timing`]: the per-sentence timing report (bus load, letter hold times).
 //!
 //! Facts come from the reference sheets (SYSTEMS.md section 2,
@@ -15,6 +16,7 @@
 pub mod bus;
 pub mod kind;
 pub mod protocol;
+pub mod rules;
 pub mod servo;
 pub mod timing;
 pub mod video;

@@ -1,9 +1,9 @@
 //! The hand's real pipeline end to end: IoT rule SQL -> transform (the Lambda
 //! stand-in) -> records store, on payloads shaped like the real devices'.
 
+use hand_twin::rules::{self as presets, HAND_STATE_SQL};
 use serde_json::{Value, json};
 use twinrig_cloud::records::RecordStore;
-use twinrig_cloud::rules::presets::{self, HAND_STATE_SQL};
 use twinrig_cloud::rules::{ActionError, Transform, TransformError, parse};
 
 const HAND: &str = "XIAOAmazingHandRight";
@@ -192,7 +192,7 @@ fn hand_transform_refuses_what_the_lambda_or_appsync_refuses() {
 
 #[test]
 fn shipped_transform_files_load_from_disk() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("transforms");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let hand = Transform::from_path(dir.join("hand-state.json")).unwrap();
     assert_eq!(hand, hand_transform());
 }

@@ -1,56 +1,29 @@
 //! A device task that panics fails its scenario with the panic message and the
 //! virtual time; the next scenario in the same process still runs.
 
+mod common;
+
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
-use twinrig::devices::{DeviceContext, DeviceKind, DeviceRuntime};
+use twinrig::devices::DeviceKind;
 use twinrig::runner::run_with_kinds;
 use twinrig::scenario::parse_scenario;
 use twinrig_sim::MILLIS;
-use twinrig_sim::uart::UartControl;
 
-struct Faulty;
-struct FaultyRuntime;
-
-impl DeviceRuntime for FaultyRuntime {
-    fn state(&self) -> Value {
-        json!({})
-    }
-    fn uart(&self) -> Option<(&UartControl, bool)> {
-        None
-    }
-}
-
-impl DeviceKind for Faulty {
-    fn name(&self) -> &'static str {
-        "faulty"
-    }
-    fn summary(&self) -> &'static str {
-        "panics 1500 ms after boot"
-    }
-    fn firmware(&self) -> (&'static str, &'static str) {
-        ("faulty", "0")
-    }
-    fn check_params(&self, _: &Map<String, Value>) -> Result<(), String> {
-        Ok(())
-    }
-    fn spawn(
-        &self,
-        ctx: &DeviceContext<'_>,
-        id: &str,
-        _: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String> {
-        let h = ctx.handle.clone();
-        ctx.handle.spawn(id.to_string(), async move {
+/// A device kind whose one task panics 1500 ms after boot.
+static FAULTY: common::OneTaskKind = common::OneTaskKind {
+    name: "faulty",
+    summary: "panics 1500 ms after boot",
+    task_suffix: "",
+    task: |h| {
+        Box::pin(async move {
             h.sleep(1500 * MILLIS).await;
             panic!("watchdog: stack overflow in motor task");
-        });
-        Ok(Box::new(FaultyRuntime))
-    }
-}
+        })
+    },
+};
 
-static KINDS: [&'static dyn DeviceKind; 1] = [&Faulty];
+static KINDS: [&'static dyn DeviceKind; 1] = [&FAULTY];
 
 const SCENARIO: &str = r##"
 name: panicking device

@@ -8,12 +8,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value, json};
-use twinrig::devices::{DeviceContext, DeviceKind, DeviceRuntime};
+use twinrig::devices::DeviceKind;
 use twinrig::runner::{Outcome, RunOptions, run_with_kinds, run_with_options};
 use twinrig::scenario::{find_scenario_files, parse_scenario};
 use twinrig::suite;
-use twinrig_sim::uart::UartControl;
 use twinrig_sim::{MILLIS, Trace, TraceOutput};
 
 fn run(yaml: &str) -> Outcome {
@@ -170,51 +168,23 @@ fn wait_timeouts_near_the_end_of_time_are_refused_with_their_position() {
     }
 }
 
-/// A device kind whose task never lets virtual time advance.
-struct Stuck;
-struct StuckRuntime;
-
-impl DeviceRuntime for StuckRuntime {
-    fn state(&self) -> Value {
-        json!({})
-    }
-    fn uart(&self) -> Option<(&UartControl, bool)> {
-        None
-    }
-}
-
-impl DeviceKind for Stuck {
-    fn name(&self) -> &'static str {
-        "stuck"
-    }
-    fn summary(&self) -> &'static str {
-        "polls a flag in a loop of zero-length delays 2 s after boot"
-    }
-    fn firmware(&self) -> (&'static str, &'static str) {
-        ("stuck", "0")
-    }
-    fn check_params(&self, _: &Map<String, Value>) -> Result<(), String> {
-        Ok(())
-    }
-    fn spawn(
-        &self,
-        ctx: &DeviceContext<'_>,
-        id: &str,
-        _: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String> {
-        let h = ctx.handle.clone();
-        ctx.handle.spawn(format!("{id} main loop"), async move {
+/// A device kind whose task never lets virtual time advance: 2 s after
+/// boot it polls a flag nothing will ever set, without waiting.
+static STUCK: common::OneTaskKind = common::OneTaskKind {
+    name: "stuck",
+    summary: "polls a flag in a loop of zero-length delays 2 s after boot",
+    task_suffix: " main loop",
+    task: |h| {
+        Box::pin(async move {
             h.sleep(2000 * MILLIS).await;
-            // A flag nothing will ever set, polled without waiting.
             loop {
                 h.sleep(0).await;
             }
-        });
-        Ok(Box::new(StuckRuntime))
-    }
-}
+        })
+    },
+};
 
-static KINDS: [&'static dyn DeviceKind; 1] = [&Stuck];
+static KINDS: [&'static dyn DeviceKind; 1] = [&STUCK];
 
 /// Progress is guaranteed: a device task that spins at one instant fails
 /// the run within a bounded number of scheduler steps, naming the task and

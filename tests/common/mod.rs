@@ -94,3 +94,55 @@ impl PtyServer {
             .expect("served without error")
     }
 }
+
+/// A device kind of tests' own: each device runs one task, `task`, named
+/// after the device (`{id}{task_suffix}`), and has no state or UART.
+pub struct OneTaskKind {
+    /// The kind's name in scenario files.
+    pub name: &'static str,
+    /// One line for `twinrig list`.
+    pub summary: &'static str,
+    /// Added to the device id to name its task.
+    pub task_suffix: &'static str,
+    /// The device's one task.
+    pub task:
+        fn(twinrig_sim::SimHandle) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+}
+
+struct NoState;
+
+impl twinrig::devices::DeviceRuntime for NoState {
+    fn state(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    fn uart(&self) -> Option<(&twinrig_sim::uart::UartControl, bool)> {
+        None
+    }
+}
+
+impl twinrig::devices::DeviceKind for OneTaskKind {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn summary(&self) -> &'static str {
+        self.summary
+    }
+    fn firmware(&self) -> (&'static str, &'static str) {
+        (self.name, "0")
+    }
+    fn check_params(&self, _: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
+        Ok(())
+    }
+    fn spawn(
+        &self,
+        ctx: &twinrig::devices::DeviceContext<'_>,
+        id: &str,
+        _: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Box<dyn twinrig::devices::DeviceRuntime>, String> {
+        ctx.handle.spawn(
+            format!("{id}{}", self.task_suffix),
+            (self.task)(ctx.handle.clone()),
+        );
+        Ok(Box::new(NoState))
+    }
+}

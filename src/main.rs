@@ -174,9 +174,18 @@ fn main() -> ExitCode {
         Command::Validate { paths } => validate(&paths),
         Command::Ota(args) => return ExitCode::from(twinrig::ota_cli::command(&args)),
         Command::List => {
+            let width = devices::kinds()
+                .iter()
+                .map(|k| k.name().len())
+                .max()
+                .unwrap_or(0);
             for k in devices::kinds() {
                 let (crate_name, version) = k.firmware();
-                println!("{:<8} {crate_name} {version}: {}", k.name(), k.summary());
+                println!(
+                    "{:<width$} {crate_name} {version}: {}",
+                    k.name(),
+                    k.summary()
+                );
             }
             Ok(true)
         }

@@ -1,0 +1,130 @@
+//! The `echo` device kind: the reference firmware (`robots/echo/firmware`)
+//! on a UART with a loopback plug, bridging lines to MQTT. No twin of its
+//! own: the plug sends back whatever the firmware writes.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use twinrig_kind::{
+    DeviceContext, DeviceKind, DeviceRuntime, ReadyWhen, dir_stats_json, parse_params,
+};
+use twinrig_sim::net::Network;
+use twinrig_sim::uart::{Uart, UartConfig, UartControl};
+
+/// The `echo` kind, for the registry.
+pub static KIND: EchoKind = EchoKind;
+
+/// Parameters of the echo device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoParams {
+    /// UART baud rate.
+    #[serde(default = "default_baud")]
+    baud: u32,
+    /// MQTT topic prefix.
+    #[serde(default = "default_prefix")]
+    topic_prefix: String,
+    /// Longest line forwarded.
+    #[serde(default = "default_max_line")]
+    max_line: usize,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_prefix() -> String {
+    echo_firmware::EchoConfig::default().topic_prefix
+}
+fn default_max_line() -> usize {
+    echo_firmware::EchoConfig::default().max_line
+}
+
+/// The reference echo firmware, its UART wired to a loopback plug (TX jumpered to RX).
+/// The `echo` device kind.
+pub struct EchoKind;
+
+struct EchoRuntime {
+    id: String,
+    topics: echo_firmware::EchoTopics,
+    uart: UartControl,
+    network: Network,
+}
+
+impl DeviceRuntime for EchoRuntime {
+    fn ready_when(&self) -> Vec<ReadyWhen> {
+        // The firmware subscribes, then announces itself on its status topic.
+        vec![
+            ReadyWhen::subscribed(&self.id, &self.topics.tx),
+            ReadyWhen::published(&self.id, &self.topics.status),
+        ]
+    }
+    fn state(&self) -> Value {
+        let stats = self.uart.stats();
+        json!({
+            "uart": dir_stats_json(&stats.a_to_b),
+            "link": self.network.stats(&self.id),
+        })
+    }
+    fn uart(&self) -> Option<(&UartControl, bool)> {
+        Some((&self.uart, true))
+    }
+}
+
+impl DeviceKind for EchoKind {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+    fn summary(&self) -> &'static str {
+        "reference firmware: UART lines -> MQTT {prefix}/{id}/rx, MQTT {prefix}/{id}/tx -> UART (loopback plug)"
+    }
+    fn firmware(&self) -> (&'static str, &'static str) {
+        ("echo-firmware", echo_firmware::VERSION)
+    }
+    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
+        let p: EchoParams = parse_params(params)?;
+        uart_config(p.baud).validate().map_err(|e| e.to_string())?;
+        if p.max_line == 0 {
+            return Err("max_line must be at least 1".into());
+        }
+        twinrig_hal::mqtt::validate_topic_filter(&p.topic_prefix)
+            .map_err(|_| format!("topic_prefix {:?} is not a valid topic", p.topic_prefix))?;
+        if p.topic_prefix.contains(['+', '#']) {
+            return Err(format!(
+                "topic_prefix {:?} must not contain wildcards",
+                p.topic_prefix
+            ));
+        }
+        Ok(())
+    }
+    fn spawn(
+        &self,
+        ctx: &DeviceContext<'_>,
+        id: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Box<dyn DeviceRuntime>, String> {
+        let p: EchoParams = parse_params(params)?;
+        let (port, control) = Uart::loopback(ctx.handle, id, uart_config(p.baud));
+        let client = ctx.network.connect(id, ctx.link.clone())?;
+        let topics = echo_firmware::EchoTopics::new(&p.topic_prefix, id);
+        let config = echo_firmware::EchoConfig {
+            topic_prefix: p.topic_prefix,
+            max_line: p.max_line,
+        };
+        let (rx, tx) = port.split();
+        ctx.handle.spawn(format!("{id} (echo)"), async move {
+            echo_firmware::run(rx, tx, &client, &config).await;
+        });
+        Ok(Box::new(EchoRuntime {
+            id: id.to_string(),
+            topics,
+            uart: control,
+            network: ctx.network.clone(),
+        }))
+    }
+}
+
+fn uart_config(baud: u32) -> UartConfig {
+    UartConfig {
+        baud,
+        ..UartConfig::default()
+    }
+}

@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use twinrig::devices;
 use twinrig::report::{ScenarioReport, Summary};
 use twinrig::scenario::find_scenario_files;
 use twinrig::suite::{self, LoadError, golden_path, slug};
-use twinrig::{devices, scenario};
 use twinrig_sim::{MILLIS, Trace};
 
 #[derive(Parser)]
@@ -115,7 +115,8 @@ enum Command {
     /// Serve a simulated robot live (wall clock) on a pseudo-terminal, for host
     /// programs that speak its protocol over a serial port.
     Serve {
-        /// The robot to serve: rvr (the RVR on its UART) or hand (the Amazing
+        /// The robot to serve: a device kind that can be served (`twinrig
+        /// list` names them): rvr (the RVR on its UART) or hand (the Amazing
         /// Hand's 8-servo SCS bus, for rustypot or another host driver).
         robot: String,
         /// Serve on a pseudo-terminal; its device path is printed on stdout.
@@ -187,10 +188,14 @@ fn main() -> ExitCode {
                     k.summary()
                 );
             }
+            println!(
+                "served live on a pty (`twinrig serve KIND --pty`): {}",
+                twinrig::serve::ServeRobot::names().join(", ")
+            );
             Ok(true)
         }
         Command::Schema => {
-            print!("{}", scenario::scenario_schema_json());
+            print!("{}", twinrig::devices::scenario_schema_json());
             Ok(true)
         }
         Command::Init { dir } => twinrig::init::write(&dir).map(|written| {

@@ -207,3 +207,54 @@ impl Summary {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A scenario's report with a fixed wall time, so every figure in it is
+    /// the same on every machine.
+    fn report_of(path: &str, text: &str) -> ScenarioReport {
+        let scenario =
+            crate::scenario::parse_scenario(text, Path::new(path), &crate::devices::kind_names())
+                .unwrap();
+        let outcome = crate::runner::run(&scenario, text, |_| {});
+        ScenarioReport::new(
+            PathBuf::from(path),
+            &outcome,
+            WallDuration::from_millis(250),
+            None,
+        )
+    }
+
+    fn shipped(path: &str) -> ScenarioReport {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        report_of(path, &text)
+    }
+
+    fn summary() -> Summary {
+        Summary::new(vec![
+            shipped("scenarios/core/echo-round-trip.yaml"),
+            shipped("scenarios/rvr/forward-1m.yaml"),
+            report_of(
+                "fails.yaml",
+                "name: fails\nseed: 1\nduration_limit: 5s\nsteps:\n  - delay: 1s\n  - expect: { message: { topic: nothing/here } }\n",
+            ),
+        ])
+    }
+
+    #[test]
+    fn the_run_table_shows_results_metrics_and_failures() {
+        insta::assert_snapshot!(summary().table());
+    }
+
+    #[test]
+    fn the_json_summary_and_junit_carry_every_assertion() {
+        let s = summary();
+        insta::assert_snapshot!("json_summary", s.to_json());
+        insta::assert_snapshot!("junit", s.to_junit());
+    }
+}

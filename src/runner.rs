@@ -265,7 +265,7 @@ struct Timeline {
     client: twinrig_sim::net::SimMqttClient,
     devices: BTreeMap<String, Box<dyn DeviceRuntime>>,
     cloud: Rc<CloudTwin>,
-    objects: Rc<RefCell<twinrig_cloud::objects::ObjectStore>>,
+    services: devices::CloudServices,
     fleet: Option<Rc<crate::fleet::Fleet>>,
     say_count: std::cell::Cell<u64>,
     /// Clients whose broker events the readiness tracker indexed since a
@@ -409,10 +409,12 @@ fn build_and_run(
 
     // The S3 stand-in: hand videos. Its signing key is fixed: URLs are part of
     // the trace and must not change from run to run.
-    let objects = Rc::new(RefCell::new(
-        twinrig_cloud::objects::ObjectStore::new(VIDEO_BUCKET, b"twinrig-object-store")
-            .map_err(|e| e.to_string())?,
-    ));
+    let services = devices::CloudServices {
+        objects: Rc::new(RefCell::new(
+            twinrig_cloud::objects::ObjectStore::new(VIDEO_BUCKET, b"twinrig-object-store")
+                .map_err(|e| e.to_string())?,
+        )),
+    };
     let mut runtimes = BTreeMap::new();
     let mut command_models = BTreeMap::new();
     for d in &scenario.devices {
@@ -427,13 +429,24 @@ fn build_and_run(
             physics: &physics,
             link,
             epoch_unix_s: scenario.cloud.epoch_unix_s,
-            objects: objects.clone(),
+            services: &services,
         };
         if let Some(model) = kind.command_model() {
             command_models.insert(d.id.clone(), model);
         }
+        // Checked scenarios carry the spec their params were parsed into.
+        let parsed;
+        let spec = match d.spec.get() {
+            Some(spec) => spec,
+            None => {
+                parsed = kind
+                    .parse(&d.params)
+                    .map_err(|e| format!("device {} ({}): params: {e}", d.id, d.kind))?;
+                &parsed
+            }
+        };
         let runtime = kind
-            .spawn(&ctx, &d.id, &d.params)
+            .spawn(&ctx, &d.id, spec)
             .map_err(|e| format!("device {} ({}): {e}", d.id, d.kind))?;
         runtimes.insert(d.id.clone(), runtime);
     }
@@ -465,7 +478,7 @@ fn build_and_run(
         client,
         devices: runtimes,
         cloud,
-        objects,
+        services,
         fleet,
         say_count: std::cell::Cell::new(0),
         touched: RefCell::new(Default::default()),
@@ -804,7 +817,7 @@ impl Timeline {
             .devices
             .get(id)
             .ok_or_else(|| format!("no device {id}"))?;
-        device.stop()?;
+        device.stop().map_err(|e| e.to_string())?;
         let deadline = self.handle.now().saturating_add(STOP_TIMEOUT);
         while !device.stopped() {
             if self.handle.now() >= deadline {
@@ -835,7 +848,7 @@ impl Timeline {
             })
             .ok_or_else(|| format!("no message on {} has a string {}", e.topic, e.field))?;
         let now_s = self.cloud.now_s();
-        let store = self.objects.borrow();
+        let store = self.services.objects.borrow();
         match (store.fetch(&url, now_s), e.fetchable) {
             (Ok(object), true) if e.key.as_ref().is_some_and(|k| k != &object.key) => Err(format!(
                 "served {}, expected the key {}",

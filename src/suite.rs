@@ -89,27 +89,15 @@ impl scenario::DeviceKinds for BuildKinds {
         devices::kind_names()
     }
 
-    fn check_params(
+    fn parse_params(
         &self,
         kind: &str,
         params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), scenario::ParamsProblem> {
-        let Some(kind) = devices::kind(kind) else {
-            return Ok(());
-        };
-        let Err(message) = kind.check_params(params) else {
-            return Ok(());
-        };
-        // The kinds say what is wrong, not where: the first key that is
-        // wrong on its own, with the same message, is the one.
-        let key = params
-            .iter()
-            .find(|(k, v)| {
-                let alone = serde_json::Map::from_iter([((*k).clone(), (*v).clone())]);
-                kind.check_params(&alone).err().as_ref() == Some(&message)
-            })
-            .map(|(k, _)| k.clone());
-        Err(scenario::ParamsProblem { key, message })
+    ) -> Result<Option<devices::DeviceSpec>, devices::ParamsError> {
+        match devices::kind(kind) {
+            Some(kind) => kind.parse(params).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn takes_spoken_commands(&self, kind: &str) -> Option<bool> {

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 pub use crate::presign::DEFAULT_EXPIRES_S;
-use crate::presign::{PresignError, UrlSigner, hex};
+use crate::presign::{PresignError, UrlSigner};
 
 /// Host suffix of every bucket's URLs: `{bucket}.s3.twinrig.local`.
 pub const HOST_SUFFIX: &str = "s3.twinrig.local";
@@ -187,7 +187,7 @@ impl ObjectStore {
         }
         let object = Object {
             key: key.to_string(),
-            sha256: hex(&Sha256::digest(&bytes)),
+            sha256: hex::encode(Sha256::digest(&bytes)),
             bytes,
             content_type: content_type.to_string(),
         };

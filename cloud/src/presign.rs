@@ -62,32 +62,13 @@ impl std::fmt::Debug for UrlSigner {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// Lowercase hex back to bytes; `None` for anything else (odd length, upper
 /// case, other characters), so exactly one spelling of a signature is accepted.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    if !s.len().is_multiple_of(2) {
+    if s.bytes().any(|c| c.is_ascii_uppercase()) {
         return None;
     }
-    s.as_bytes()
-        .chunks_exact(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
+    hex::decode(s).ok()
 }
 
 impl UrlSigner {
@@ -120,7 +101,7 @@ impl UrlSigner {
     /// The presigned URL of `key` (already URL-safe: callers validate their
     /// keys), valid `expires_s` seconds from `date`.
     pub fn presign(&self, key: &str, date: u64, expires_s: u64) -> String {
-        let sig = hex(&self.mac(key, date, expires_s).finalize().into_bytes());
+        let sig = hex::encode(self.mac(key, date, expires_s).finalize().into_bytes());
         format!(
             "https://{}/{key}?X-Amz-Date={date}&X-Amz-Expires={expires_s}&X-Amz-Signature={sig}",
             self.host

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::presign::{PresignError, UrlSigner, hex};
+use crate::presign::{PresignError, UrlSigner};
 
 /// The bucket name in URLs (assumed; the real one is not public).
 pub const BUCKET_HOST: &str = "firmware.twinrig.local";
@@ -91,7 +91,7 @@ fn valid_part(s: &str) -> bool {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 impl Registry {

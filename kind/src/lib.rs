@@ -7,10 +7,12 @@
 //! root crate lists the kinds in one registry.
 
 pub mod duration;
+pub mod params;
+pub mod serve;
 
 pub use duration::{Duration, MAX_DURATION, ParseDurationError};
+pub use params::{DeviceSpec, NoParams, Params, ParamsError, SpecSlot};
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_sim::SimHandle;
 use twinrig_sim::net::{LinkParams, Network};
@@ -29,8 +31,30 @@ pub struct DeviceContext<'a> {
     pub link: LinkParams,
     /// Unix seconds that virtual time 0 stands for (the device's SNTP).
     pub epoch_unix_s: u64,
-    /// The cloud twin's object store (S3 stand-in: videos).
+    /// The cloud services a device may use beyond MQTT.
+    pub services: &'a CloudServices,
+}
+
+/// Cloud services beyond the broker that the world offers its devices.
+#[derive(Clone)]
+pub struct CloudServices {
+    /// The object store (S3 stand-in): uploads through presigned URLs.
     pub objects: std::rc::Rc<std::cell::RefCell<twinrig_cloud::objects::ObjectStore>>,
+}
+
+/// Why a kind could not build a device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    /// The device's `params` are wrong.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// The device or its twin could not be built in this world (a body that
+    /// does not fit, a name already taken).
+    #[error("{0}")]
+    Build(String),
+    /// The kind cannot do this.
+    #[error("this device kind cannot {0}")]
+    Unsupported(&'static str),
 }
 
 /// One thing a device must have done before the timeline may talk to it.
@@ -122,8 +146,8 @@ pub trait DeviceRuntime {
         std::collections::BTreeMap::new()
     }
     /// Stops the device as SIGTERM would (the scenario's `stop` step).
-    fn stop(&self) -> Result<(), String> {
-        Err("this device kind cannot be stopped".into())
+    fn stop(&self) -> Result<(), KindError> {
+        Err(KindError::Unsupported("be stopped"))
     }
     /// Whether a stopped device has finished shutting down.
     fn stopped(&self) -> bool {
@@ -139,8 +163,13 @@ pub trait DeviceKind: Sync {
     fn summary(&self) -> &'static str;
     /// Name and version of the firmware crate, recorded in traces for replay.
     fn firmware(&self) -> (&'static str, &'static str);
-    /// Checks the device's `params` before anything runs.
-    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String>;
+    /// The JSON Schema of its devices' `params`, for `twinrig schema`: usually
+    /// `generator.subschema_for::<TheKindsParams>()`, so the types it refers
+    /// to join the scenario schema's `$defs`.
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
+    /// Parses and checks a device's `params`, once, before anything runs
+    /// (usually [`DeviceSpec::parse`] with the kind's [`Params`] type).
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError>;
     /// How its devices understand `say` steps: speech in, the commands to
     /// publish on [`DeviceRuntime::command_topic`] out. `None` (the default):
     /// they take no spoken commands, and validation refuses a `say` to them.
@@ -153,13 +182,19 @@ pub trait DeviceKind: Sync {
     fn rule_presets(&self) -> Vec<RulePreset> {
         Vec::new()
     }
-    /// Builds the device and spawns its tasks.
+    /// How its twin is served live on a serial line (`twinrig serve`);
+    /// `None` (the default): it cannot be.
+    fn serve(&self) -> Option<&'static dyn serve::ServeModel> {
+        None
+    }
+    /// Builds the device from what [`DeviceKind::parse`] made of its
+    /// `params`, and spawns its tasks.
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,
         id: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String>;
+        spec: &DeviceSpec,
+    ) -> Result<Box<dyn DeviceRuntime>, KindError>;
 }
 
 /// A cloud rule a kind ships, with the transform its action feeds.
@@ -196,13 +231,6 @@ impl std::error::Error for VoiceError {}
 pub trait CommandModel: Sync {
     /// The commands for `text`, in order.
     fn interpret(&self, text: &str) -> Result<Vec<Value>, VoiceError>;
-}
-
-/// Parses a kind's `params` mapping into its typed parameters.
-pub fn parse_params<T: for<'de> Deserialize<'de>>(
-    params: &Map<String, Value>,
-) -> Result<T, String> {
-    serde_json::from_value(Value::Object(params.clone())).map_err(|e| e.to_string())
 }
 
 /// UART counters as a JSON document.

@@ -616,18 +616,8 @@ impl NetInner {
 pub fn payload_for_trace(payload: &[u8]) -> serde_json::Value {
     match std::str::from_utf8(payload) {
         Ok(s) => serde_json::Value::String(s.to_string()),
-        Err(_) => json!({ "hex": hex(payload) }),
+        Err(_) => json!({ "hex": hex::encode(payload) }),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// The network: every client's link and the broker behind them.

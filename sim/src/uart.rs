@@ -408,16 +408,6 @@ fn probability(p: f64) -> f64 {
     if p > 0.0 { p.min(1.0) } else { 0.0 }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
 /// Timing and buffer numbers the lanes need, copied out of the config.
 #[derive(Clone, Copy)]
 struct Params {
@@ -747,7 +737,7 @@ impl Line {
         let mut message = json!({
             "line": self.name,
             "dir": l.label,
-            "hex": hex(bytes),
+            "hex": hex::encode(bytes),
             "len": bytes.len(),
         });
         if injected {

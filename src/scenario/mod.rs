@@ -27,10 +27,8 @@ pub use load::{
     ScenarioError, read_scenario_text,
 };
 pub use model::*;
-pub use schema::{scenario_schema, scenario_schema_json};
-pub use validate::{
-    DeviceKinds, KindNames, ParamsProblem, PathSeg, SemanticError, validate, validate_with,
-};
+pub use schema::{ParamsSchemas, scenario_schema, scenario_schema_json};
+pub use validate::{DeviceKinds, KindNames, PathSeg, SemanticError, validate, validate_with};
 
 /// Reads a scenario from YAML `text`; `path` is used in messages.
 /// Checks syntax, types and meaning (`known_kinds`: the device kinds this

@@ -354,6 +354,10 @@ pub struct Device {
     /// Kind-specific parameters, checked against the kind's own schema.
     #[serde(default)]
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// What the device's kind made of `params` when the scenario was checked.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spec: twinrig_kind::SpecSlot,
 }
 
 /// The cloud twin's settings.

@@ -138,6 +138,7 @@ fn expected_everything() -> Scenario {
         id: id.into(),
         link,
         params: serde_json::Map::new(),
+        spec: Default::default(),
     };
     Scenario {
         name: "everything".into(),

@@ -117,24 +117,17 @@ impl std::error::Error for SemanticError {}
 pub trait DeviceKinds {
     /// The names of the kinds.
     fn names(&self) -> Vec<&str>;
-    /// Checks a device's `params` (`kind` is one of [`Self::names`]).
-    fn check_params(
+    /// Parses and checks a device's `params` (`kind` is one of
+    /// [`Self::names`]): the kind's spec to spawn from, or `None` when the
+    /// kind is known by name only.
+    fn parse_params(
         &self,
         kind: &str,
         params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), ParamsProblem>;
+    ) -> Result<Option<twinrig_kind::DeviceSpec>, twinrig_kind::ParamsError>;
     /// Whether devices of `kind` take `say` steps; `None`: not known, so
     /// not checked.
     fn takes_spoken_commands(&self, kind: &str) -> Option<bool>;
-}
-
-/// What is wrong with a device's `params`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParamsProblem {
-    /// The offending key, when known.
-    pub key: Option<String>,
-    /// What is wrong.
-    pub message: String,
 }
 
 /// Kinds known by name only: any `params` and every `say` pass.
@@ -146,12 +139,12 @@ impl DeviceKinds for KindNames<'_> {
         self.0.to_vec()
     }
 
-    fn check_params(
+    fn parse_params(
         &self,
         _: &str,
         _: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), ParamsProblem> {
-        Ok(())
+    ) -> Result<Option<twinrig_kind::DeviceSpec>, twinrig_kind::ParamsError> {
+        Ok(None)
     }
 
     fn takes_spoken_commands(&self, _: &str) -> Option<bool> {
@@ -574,18 +567,27 @@ impl Checker<'_> {
             if let Some(link) = &d.link {
                 self.link(link, &dp.k("link"), &format!("{what}: `link`"));
             }
-            if self.known_kinds.contains(&d.kind.as_str())
-                && let Err(problem) = self.kinds.check_params(&d.kind, &d.params)
-            {
-                let pp = dp.k("params");
-                let at = match &problem.key {
-                    Some(key) => pp.k(key),
-                    None => pp,
-                };
-                self.err(
-                    &at,
-                    format!("{what}: `params` of kind `{}`: {}", d.kind, problem.message),
-                );
+            if self.known_kinds.contains(&d.kind.as_str()) {
+                match self.kinds.parse_params(&d.kind, &d.params) {
+                    Ok(Some(spec)) => d.spec.fill(spec),
+                    Ok(None) => {}
+                    Err(problem) => {
+                        // `a.b[2]` is item 2 of key `b` of the mapping at key `a`.
+                        let mut at = dp.k("params");
+                        for part in problem.key.iter().flat_map(|k| k.split('.')) {
+                            let mut pieces = part.split('[');
+                            at = at.k(pieces.next().unwrap_or(part));
+                            for index in pieces.filter_map(|p| p.trim_end_matches(']').parse().ok())
+                            {
+                                at = at.i(index);
+                            }
+                        }
+                        self.err(
+                            &at,
+                            format!("{what}: `params` of kind `{}`: {}", d.kind, problem.message),
+                        );
+                    }
+                }
             }
         }
     }

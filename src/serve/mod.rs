@@ -13,16 +13,16 @@
 //! therefore not deterministic and record no trace (the trace is discarded as
 //! it is made, so memory stays flat however long the robot is served).
 //!
-//! # Wiring (RVR; the hand's servo bus is wired the same way, the bus twin on end B)
+//! # Wiring
 //!
 //! ```text
 //! host program <-> pty slave (/dev/pts/N, raw) <-> pty master <-> inbox/outbox
-//!     <-> UART end A ("the serial cable", baud-timed in virtual time) <-> end B <-> RvrTwin
+//!     <-> UART end A ("the serial cable", baud-timed in virtual time) <-> end B <-> twin
 //! ```
 //!
-//! The world holds a physics world (default [`PhysicsConfig`]), an RVR body at
-//! the origin facing world +y (so the locator's frame and the world's agree),
-//! and the Nordic/ST processors twin on end B of a [`Uart::pair`]. A task reads
+//! Any device kind whose [`DeviceKind::serve`] says how can be served: the
+//! kind builds its twin on end B of a [`Uart::pair`] (the RVR: a physics
+//! world and the Nordic/ST processors; the hand: the SCS0009 bus). A task reads
 //! end A's RX (what the twin sends) into an outbox; bytes read from the pty
 //! master go into an inbox that another task writes into end A's TX, so the
 //! baud-rate timing of the UART model still applies. Each loop turn: run the
@@ -58,14 +58,13 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use embedded_io_async::{Read, Write};
-use hand_twin::{BusConfig, BusStats, ServoBus, ServoSnapshot};
-use rvr_twin::drive::PlanarPose;
-use rvr_twin::{DriveParams, RvrBody, RvrConfig, RvrStats, RvrTwin};
-use twinrig_sim::physics::{PhysicsConfig, PhysicsWorld};
-use twinrig_sim::uart::{Uart, UartConfig, UartPort};
+use serde_json::Value;
+use twinrig_kind::serve::{LineDirection, ServeModel};
+use twinrig_sim::uart::{Uart, UartConfig};
 use twinrig_sim::{Nanos, SECONDS, Sim, SimError, format_nanos};
 
-use packet_log::{Direction, PacketLog};
+use crate::devices::{self, DeviceKind, KindError};
+use packet_log::PacketLog;
 use pty::{Cable, Chunk, open_pty, read_from_host, write_to_host};
 
 /// Host bytes that may wait for the simulated line before the loop stops
@@ -76,27 +75,43 @@ pub const INBOX_CAP: usize = 4096;
 /// dropped (and counted in [`ServeSummary::bytes_dropped_to_host`]).
 pub const OUTBOX_CAP: usize = 64 * 1024;
 
-/// Robots `twinrig serve` can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServeRobot {
-    /// The Sphero RVR: physics body + Nordic/ST processors answering the packet
-    /// protocol on a UART.
-    Rvr,
-    /// The Amazing Hand's servo bus: 8 SCS0009 twins (ids 1..=8) answering the
-    /// SCS protocol, for a host driver such as rustypot.
-    Hand,
+/// A robot `twinrig serve` can serve: a device kind with a [`ServeModel`].
+#[derive(Clone, Copy)]
+pub struct ServeRobot {
+    kind: &'static dyn DeviceKind,
+    model: &'static dyn ServeModel,
 }
 
 impl ServeRobot {
-    /// Every robot name `serve` accepts.
-    pub const NAMES: &[&str] = &["rvr", "hand"];
+    /// Every kind in this build that can be served, by name.
+    pub fn names() -> Vec<&'static str> {
+        devices::kinds()
+            .iter()
+            .filter(|k| k.serve().is_some())
+            .map(|k| k.name())
+            .collect()
+    }
 
-    /// The robot's own line speed: 115200 for the RVR, 1 Mbaud for the servo bus.
-    pub fn default_baud(self) -> u32 {
-        match self {
-            ServeRobot::Rvr => 115_200,
-            ServeRobot::Hand => hand_twin::HAND_BAUD,
-        }
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// How it is served.
+    pub fn model(self) -> &'static dyn ServeModel {
+        self.model
+    }
+}
+
+impl fmt::Debug for ServeRobot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServeRobot({})", self.name())
+    }
+}
+
+impl PartialEq for ServeRobot {
+    fn eq(&self, other: &ServeRobot) -> bool {
+        self.name() == other.name()
     }
 }
 
@@ -104,11 +119,9 @@ impl FromStr for ServeRobot {
     type Err = ServeError;
 
     fn from_str(s: &str) -> Result<Self, ServeError> {
-        match s {
-            "rvr" => Ok(ServeRobot::Rvr),
-            "hand" => Ok(ServeRobot::Hand),
-            other => Err(ServeError::UnknownRobot(other.to_string())),
-        }
+        devices::kind(s)
+            .and_then(|kind| kind.serve().map(|model| ServeRobot { kind, model }))
+            .ok_or_else(|| ServeError::UnknownRobot(s.to_string()))
     }
 }
 
@@ -143,19 +156,16 @@ impl ServeOptions {
     /// Options for `robot` at its own line speed.
     pub fn for_robot(robot: ServeRobot) -> Self {
         ServeOptions {
-            baud: robot.default_baud(),
+            baud: robot.model.default_baud(),
             ..ServeOptions::default()
         }
     }
 
     /// The line to print once `robot` is served on `device`.
     pub fn ready_line(&self, robot: ServeRobot, device: &Path) -> String {
-        let what = match robot {
-            ServeRobot::Rvr => "RVR twin",
-            ServeRobot::Hand => "Amazing Hand servo bus (SCS0009 ids 1-8)",
-        };
         format!(
-            "{what} on {} ({} 8N1 emulated); Ctrl-C to stop",
+            "{} on {} ({} 8N1 emulated); Ctrl-C to stop",
+            robot.model.title(),
             device.display(),
             self.baud
         )
@@ -166,7 +176,7 @@ impl ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// A robot name `serve` does not know.
-    #[error("unknown robot `{0}`: `twinrig serve` can serve {names}", names = ServeRobot::NAMES.join(", "))]
+    #[error("unknown robot `{0}`: `twinrig serve` can serve {names}", names = ServeRobot::names().join(", "))]
     UnknownRobot(String),
     /// No transport was chosen.
     #[error("choose a transport: --pty (the only one so far)")]
@@ -183,9 +193,9 @@ pub enum ServeError {
         #[source]
         source: io::Error,
     },
-    /// The world could not be built.
+    /// The twin could not be built.
     #[error("cannot build the world: {0}")]
-    Setup(String),
+    Setup(#[from] KindError),
     /// The packet log could not be written.
     #[error("packet log {}: {source}", path.display())]
     Log {
@@ -225,88 +235,26 @@ pub struct ServeSummary {
     pub bytes_to_host: u64,
     /// Bytes for the host dropped because the pty and the outbox were full.
     pub bytes_dropped_to_host: u64,
-    /// What the served robot did.
-    pub robot: RobotReport,
-}
-
-/// The served robot's state at the end.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RobotReport {
-    /// The RVR.
-    Rvr {
-        /// Pose when serving began.
-        start_pose: PlanarPose,
-        /// Pose when serving ended.
-        final_pose: PlanarPose,
-        /// The twin's counters.
-        stats: RvrStats,
-    },
-    /// The hand's servo bus.
-    Hand {
-        /// Bus counters.
-        stats: BusStats,
-        /// Each servo at the end.
-        servos: Vec<ServoSnapshot>,
-    },
-}
-
-impl ServeSummary {
-    /// The RVR's straight-line distance between the start and final
-    /// positions, m (None for other robots).
-    pub fn moved_m(&self) -> Option<f32> {
-        match &self.robot {
-            RobotReport::Rvr {
-                start_pose,
-                final_pose,
-                ..
-            } => Some((final_pose.x - start_pose.x).hypot(final_pose.y - start_pose.y)),
-            RobotReport::Hand { .. } => None,
-        }
-    }
+    /// The served robot's state at the end (a JSON document, as `expect:
+    /// device` reads devices).
+    pub robot: Value,
+    /// The same in one sentence, for people.
+    pub robot_line: String,
 }
 
 impl fmt::Display for ServeSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "served {} for {:.1} s ({} virtual): {} bytes from the host, {} to it ({} dropped); ",
+            "served {} for {:.1} s ({} virtual): {} bytes from the host, {} to it ({} dropped); {}",
             self.device.display(),
             self.wall.as_secs_f64(),
             format_nanos(self.virtual_ns),
             self.bytes_from_host,
             self.bytes_to_host,
             self.bytes_dropped_to_host,
-        )?;
-        match &self.robot {
-            RobotReport::Rvr {
-                final_pose: p,
-                stats,
-                ..
-            } => write!(
-                f,
-                "{} commands, {} responses; the RVR moved {:.3} m, now at x {:.3} m, y {:.3} m, yaw {:.1} deg",
-                stats.commands,
-                stats.responses,
-                self.moved_m().unwrap_or_default(),
-                p.x,
-                p.y,
-                p.yaw.to_degrees(),
-            ),
-            RobotReport::Hand { stats, servos } => write!(
-                f,
-                "{} packets, {} replies, {} missed, {} bad checksums; torque on {}/8; angles {}",
-                stats.packets,
-                stats.replies,
-                stats.missed,
-                stats.bad_checksums,
-                servos.iter().filter(|s| s.torque).count(),
-                servos
-                    .iter()
-                    .map(|s| format!("{}:{:.1}", s.id, s.position_deg))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-        }
+            self.robot_line,
+        )
     }
 }
 
@@ -322,64 +270,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<twinrig_kind::Duration>()
         .map(|d| Duration::from_nanos(d.nanos()))
         .map_err(|e| format!("{e} (give seconds, e.g. `30`, or units, e.g. `90s`)"))
-}
-
-/// The served robot, kept to report on at the end.
-enum Served {
-    Rvr {
-        twin: RvrTwin,
-        start_pose: PlanarPose,
-    },
-    Hand {
-        bus: ServoBus,
-    },
-}
-
-impl Served {
-    fn report(&self) -> RobotReport {
-        match self {
-            Served::Rvr { twin, start_pose } => RobotReport::Rvr {
-                start_pose: *start_pose,
-                final_pose: twin.body().planar(),
-                stats: twin.stats(),
-            },
-            Served::Hand { bus } => RobotReport::Hand {
-                stats: bus.stats(),
-                servos: bus.snapshot(),
-            },
-        }
-    }
-}
-
-/// Builds `robot` in `sim`; returns the host's end of its line.
-fn build_robot(
-    robot: ServeRobot,
-    sim: &mut Sim,
-    uart_config: UartConfig,
-) -> Result<(UartPort, Served), ServeError> {
-    let h = sim.handle();
-    match robot {
-        ServeRobot::Rvr => {
-            let physics = PhysicsWorld::new(&h, PhysicsConfig::default())
-                .map_err(|e| ServeError::Setup(e.to_string()))?;
-            sim.add_process("physics", physics.clone());
-            let body = RvrBody::spawn(&physics, "rvr", 0.0, 0.0, 90.0, DriveParams::default())
-                .map_err(|e| ServeError::Setup(e.to_string()))?;
-            let (host_end, rvr_end, _control) = Uart::pair(&h, "rvr-uart", uart_config);
-            let (rrx, rtx) = rvr_end.split();
-            let twin = RvrTwin::spawn(&h, "rvr", body, rrx, rtx, RvrConfig::default());
-            let start_pose = twin.body().planar();
-            Ok((host_end, Served::Rvr { twin, start_pose }))
-        }
-        ServeRobot::Hand => {
-            // The bus at the served baud rate (a host may open it at another
-            // rate only if it also sets the servos' baud register: not modelled).
-            let (host_end, bus_end, _control) = Uart::pair(&h, "hand-bus", uart_config);
-            let (brx, btx) = bus_end.split();
-            let bus = ServoBus::spawn(&h, "hand", brx, btx, BusConfig::default());
-            Ok((host_end, Served::Hand { bus }))
-        }
-    }
 }
 
 /// Serves `robot` on a fresh pseudo-terminal, paced by the wall clock, until
@@ -404,18 +294,18 @@ pub fn serve_robot_pty(
     let pty = open_pty(options.baud)?;
 
     let mut sim = Sim::new(options.seed);
-    let (host_end, served) = build_robot(robot, &mut sim, uart_config)?;
+    let (host_end, robot_end, _control) = Uart::pair(&sim.handle(), "served-line", uart_config);
+    let served = robot.model.build(&mut sim, robot_end)?;
 
-    let log =
-        match &options.log {
-            Some(path) => Some(PacketLog::create(path, robot, sim.now()).map_err(|source| {
-                ServeError::Log {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
+    let log = match &options.log {
+        Some(path) => Some(
+            PacketLog::create(path, robot.model, sim.now()).map_err(|source| ServeError::Log {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
     let log = Rc::new(RefCell::new(log));
 
     let cable = Rc::new(RefCell::new(Cable::default()));
@@ -428,7 +318,7 @@ pub fn serve_robot_pty(
             if let Ok(n) = rx.read(&mut buf).await {
                 c.borrow_mut().queue_for_host(&buf[..n]);
                 if let Some(log) = l.borrow_mut().as_mut() {
-                    log.bytes(h.now(), Direction::ToHost, &buf[..n]);
+                    log.bytes(h.now(), LineDirection::ToHost, &buf[..n]);
                 }
             }
         }
@@ -456,7 +346,7 @@ pub fn serve_robot_pty(
             // for the line goes at once.
             h.sleep_until(chunk.at).await;
             if let Some(log) = l.borrow_mut().as_mut() {
-                log.bytes(h.now(), Direction::ToRobot, &chunk.bytes);
+                log.bytes(h.now(), LineDirection::ToRobot, &chunk.bytes);
             }
             // Waits while the simulated TX buffer is full (baud timing); never fails.
             let _ = tx.write_all(&chunk.bytes).await;
@@ -524,6 +414,7 @@ pub fn serve_robot_pty(
         bytes_to_host: c.to_host,
         bytes_dropped_to_host: c.dropped_to_host,
         robot: served.report(),
+        robot_line: served.describe(),
     };
     drop(c);
     sim.shutdown();
@@ -554,17 +445,24 @@ mod tests {
         assert!(parse_duration("1m30s").unwrap_err().contains("unit"));
     }
 
+    fn robot(name: &str) -> ServeRobot {
+        name.parse().unwrap()
+    }
+
     #[test]
-    fn only_known_robots_are_served() {
-        assert_eq!("rvr".parse::<ServeRobot>().ok(), Some(ServeRobot::Rvr));
-        assert_eq!("hand".parse::<ServeRobot>().ok(), Some(ServeRobot::Hand));
-        let e = "toaster".parse::<ServeRobot>().unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "unknown robot `toaster`: `twinrig serve` can serve rvr, hand"
-        );
-        assert_eq!(ServeOptions::for_robot(ServeRobot::Hand).baud, 1_000_000);
-        assert_eq!(ServeOptions::for_robot(ServeRobot::Rvr).baud, 115_200);
+    fn only_kinds_that_can_be_served_are() {
+        assert_eq!(robot("rvr").name(), "rvr");
+        assert_eq!(robot("hand").name(), "hand");
+        // A kind without a serve model is refused like a name nobody knows.
+        for name in ["toaster", "echo", "cat_feeder"] {
+            let e = name.parse::<ServeRobot>().unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("unknown robot `{name}`: `twinrig serve` can serve rvr, hand")
+            );
+        }
+        assert_eq!(ServeOptions::for_robot(robot("hand")).baud, 1_000_000);
+        assert_eq!(ServeOptions::for_robot(robot("rvr")).baud, 115_200);
     }
 
     #[test]
@@ -580,8 +478,7 @@ mod tests {
             baud: 0,
             ..ServeOptions::default()
         };
-        let e =
-            serve_robot_pty(ServeRobot::Rvr, options, &stop, |_| panic!("not ready")).unwrap_err();
+        let e = serve_robot_pty(robot("rvr"), options, &stop, |_| panic!("not ready")).unwrap_err();
         assert!(matches!(e, ServeError::InvalidOption(_)), "{e}");
     }
 }

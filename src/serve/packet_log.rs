@@ -7,97 +7,24 @@
 //!     0.413520 rvr -> host   8D 01 01 13 10 01 00 64 F6 D8  response GetBatteryPercentage seq 1 from Nordic: success [64]
 //! ```
 //!
-//! Each direction has its own framer (the robot's protocol parser), fed the
+//! Each direction has its own framer (the served kind's protocol parser), fed the
 //! bytes as they cross the simulated line, so a user sees exactly what their
 //! client sent and what the twin answered, including frames the twin
 //! rejected and bytes it skipped.
 
-use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use hand_twin::protocol::{Instruction, Packet as ScsPacket, ParseEvent, Parser as ScsParser};
-use rvr_protocol::{Command, CommandKind, Notification, Packet as RvrPacket, Parser as RvrParser};
+use twinrig_kind::serve::{Framer, LineDirection, ServeModel, spaced_hex};
 use twinrig_sim::Nanos;
 
-use super::ServeRobot;
-
-/// Which way bytes cross the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// From the host program (the pty) to the robot.
-    ToRobot,
-    /// From the robot to the host program.
-    ToHost,
-}
-
-/// One direction's framer.
-enum Framer {
-    Rvr {
-        parser: Box<RvrParser>,
-        /// Bytes pushed since the last frame ended: the frame's wire bytes.
-        raw: Vec<u8>,
-    },
-    Scs(ScsParser),
-}
-
-impl Framer {
-    fn new(robot: ServeRobot) -> Framer {
-        match robot {
-            ServeRobot::Rvr => Framer::Rvr {
-                parser: Box::new(RvrParser::new()),
-                raw: Vec::new(),
-            },
-            ServeRobot::Hand => Framer::Scs(ScsParser::new()),
-        }
-    }
-
-    /// Feeds bytes; returns (hex, description) for every frame they complete.
-    fn push(&mut self, bytes: &[u8], direction: Direction) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        match self {
-            Framer::Rvr { parser, raw } => {
-                for &b in bytes {
-                    raw.push(b);
-                    if let Some(result) = parser.push(b) {
-                        let description = match result {
-                            Ok(packet) => describe_rvr(&packet, direction),
-                            Err(e) => format!("rejected frame: {e:?}"),
-                        };
-                        out.push((hex(raw), description));
-                        raw.clear();
-                    }
-                }
-            }
-            Framer::Scs(parser) => {
-                for &b in bytes {
-                    parser.push(b);
-                }
-                while let Some(event) = parser.next_event() {
-                    out.push(match event {
-                        ParseEvent::Packet(p) => (
-                            p.encode().map(|b| hex(&b)).unwrap_or_default(),
-                            describe_scs(&p, direction),
-                        ),
-                        ParseEvent::BadChecksum { id } => (
-                            String::new(),
-                            format!("frame for id {id} with a bad checksum"),
-                        ),
-                    });
-                }
-            }
-        }
-        out
-    }
-}
-
-/// The log file and a framer per direction.
+/// The log file and the robot's framer for each direction.
 pub struct PacketLog {
     out: BufWriter<File>,
-    robot: ServeRobot,
-    to_robot: Framer,
-    to_host: Framer,
+    line_name: &'static str,
+    to_robot: Box<dyn Framer>,
+    to_host: Box<dyn Framer>,
     start: Nanos,
     /// The first write error; logging stops there and serving reports it.
     error: Option<io::Error>,
@@ -105,35 +32,28 @@ pub struct PacketLog {
 
 impl PacketLog {
     /// Creates (or truncates) `path`.
-    pub fn create(path: &Path, robot: ServeRobot, start: Nanos) -> io::Result<PacketLog> {
+    pub fn create(path: &Path, model: &dyn ServeModel, start: Nanos) -> io::Result<PacketLog> {
         let file = File::create(path)?;
         Ok(PacketLog {
             out: BufWriter::new(file),
-            robot,
-            to_robot: Framer::new(robot),
-            to_host: Framer::new(robot),
+            line_name: model.line_name(),
+            to_robot: model.framer(LineDirection::ToRobot),
+            to_host: model.framer(LineDirection::ToHost),
             start,
             error: None,
         })
     }
 
     /// Bytes that crossed the line at virtual time `at`.
-    pub fn bytes(&mut self, at: Nanos, direction: Direction, bytes: &[u8]) {
-        let framer = match direction {
-            Direction::ToRobot => &mut self.to_robot,
-            Direction::ToHost => &mut self.to_host,
+    pub fn bytes(&mut self, at: Nanos, direction: LineDirection, bytes: &[u8]) {
+        let (framer, arrow) = match direction {
+            LineDirection::ToRobot => (&mut self.to_robot, format!("host -> {}", self.line_name)),
+            LineDirection::ToHost => (&mut self.to_host, format!("{} -> host", self.line_name)),
         };
-        let lines = framer.push(bytes, direction);
-        let name = match self.robot {
-            ServeRobot::Rvr => "rvr",
-            ServeRobot::Hand => "bus",
-        };
-        let arrow = match direction {
-            Direction::ToRobot => format!("host -> {name}"),
-            Direction::ToHost => format!("{name} -> host"),
-        };
+        let frames = framer.push(bytes);
         let t = at.saturating_sub(self.start) as f64 / 1e9;
-        for (hex, description) in lines {
+        for frame in frames {
+            let (hex, description) = (spaced_hex(&frame.bytes), frame.description);
             if self.error.is_none()
                 && let Err(e) = writeln!(self.out, "{t:12.6} {arrow:<12}  {hex}  {description}")
             {
@@ -151,95 +71,15 @@ impl PacketLog {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let _ = write!(s, "{b:02X}");
-    }
-    s
-}
-
-fn processor_name(id: Option<u8>) -> String {
-    match id.and_then(rvr_protocol::Processor::from_address) {
-        Some(p) => format!("{p:?}"),
-        None => "-".into(),
-    }
-}
-
-fn kind_name(device_id: u8, command_id: u8) -> String {
-    CommandKind::from_ids(device_id, command_id)
-        .map(|k| format!("{k:?}"))
-        .unwrap_or_else(|_| format!("DID 0x{device_id:02X} CID 0x{command_id:02X}"))
-}
-
-fn describe_rvr(p: &RvrPacket, direction: Direction) -> String {
-    let h = &p.header;
-    if let Some(error) = h.error {
-        let payload = if p.payload().is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", hex(p.payload()))
-        };
-        return format!(
-            "response {} seq {} from {}: {error:?}{payload}",
-            kind_name(h.device_id, h.command_id),
-            h.sequence,
-            processor_name(h.source),
-        );
-    }
-    match direction {
-        Direction::ToRobot => match Command::from_packet(p) {
-            Ok(c) => format!(
-                "command {c:?} seq {} to {}",
-                h.sequence,
-                h.destination()
-                    .map(|p| format!("{p:?}"))
-                    .unwrap_or_else(|| "-".into())
-            ),
-            Err(e) => format!(
-                "command {} seq {} (not decoded: {e:?})",
-                kind_name(h.device_id, h.command_id),
-                h.sequence
-            ),
-        },
-        Direction::ToHost => match Notification::from_packet(p) {
-            Ok(n) => format!("notification {n:?} from {}", processor_name(h.source)),
-            Err(e) => format!(
-                "notification DID 0x{:02X} CID 0x{:02X} from {} (not decoded: {e:?})",
-                h.device_id,
-                h.command_id,
-                processor_name(h.source)
-            ),
-        },
-    }
-}
-
-fn describe_scs(p: &ScsPacket, direction: Direction) -> String {
-    match direction {
-        Direction::ToRobot => match Instruction::parse(p) {
-            Ok(i) => format!("id {}: {i:?}", p.id),
-            Err(e) => format!("id {}: {e}", p.id),
-        },
-        Direction::ToHost => format!(
-            "status id {} error 0x{:02X} data [{}]",
-            p.id,
-            p.code,
-            hex(&p.params)
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn logged(robot: ServeRobot, lines: &[(Direction, &[u8])]) -> String {
+    fn logged(robot: &str, lines: &[(LineDirection, &[u8])]) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.txt");
-        let mut log = PacketLog::create(&path, robot, 1_000).unwrap();
+        let model = crate::devices::kind(robot).unwrap().serve().unwrap();
+        let mut log = PacketLog::create(&path, model, 1_000).unwrap();
         for (i, (d, bytes)) in lines.iter().enumerate() {
             log.bytes(1_000 + i as u64 * 500_000, *d, bytes);
         }
@@ -252,12 +92,12 @@ mod tests {
         // get_battery_percentage, Node.js style, then its response (85 %):
         // the fact sheet's worked example, fed in two pieces.
         let text = logged(
-            ServeRobot::Rvr,
+            "rvr",
             &[
-                (Direction::ToRobot, &[0x8D, 0x3A, 0x11, 0x01]),
-                (Direction::ToRobot, &[0x13, 0x10, 0x05, 0x8B, 0xD8]),
+                (LineDirection::ToRobot, &[0x8D, 0x3A, 0x11, 0x01]),
+                (LineDirection::ToRobot, &[0x13, 0x10, 0x05, 0x8B, 0xD8]),
                 (
-                    Direction::ToHost,
+                    LineDirection::ToHost,
                     &[
                         0x8D, 0x31, 0x01, 0x11, 0x13, 0x10, 0x05, 0x00, 0x55, 0x3F, 0xD8,
                     ],
@@ -283,9 +123,9 @@ mod tests {
     #[test]
     fn a_corrupt_rvr_frame_is_logged_as_rejected() {
         let text = logged(
-            ServeRobot::Rvr,
+            "rvr",
             &[(
-                Direction::ToRobot,
+                LineDirection::ToRobot,
                 &[0x8D, 0x3A, 0x11, 0x01, 0x13, 0x10, 0x05, 0x8C, 0xD8],
             )],
         );
@@ -297,14 +137,14 @@ mod tests {
     fn scs_instructions_and_status_packets_are_decoded() {
         // READ present position of servo 1, and the reply 630 (fact sheet §2.1).
         let text = logged(
-            ServeRobot::Hand,
+            "hand",
             &[
                 (
-                    Direction::ToRobot,
+                    LineDirection::ToRobot,
                     &[0xFF, 0xFF, 0x01, 0x04, 0x02, 0x38, 0x02, 0xBE],
                 ),
                 (
-                    Direction::ToHost,
+                    LineDirection::ToHost,
                     &[0xFF, 0xFF, 0x01, 0x04, 0x00, 0x02, 0x76, 0x82],
                 ),
             ],

@@ -130,15 +130,21 @@ impl twinrig::devices::DeviceKind for OneTaskKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         (self.name, "0")
     }
-    fn check_params(&self, _: &serde_json::Map<String, serde_json::Value>) -> Result<(), String> {
-        Ok(())
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<twinrig::devices::NoParams>()
+    }
+    fn parse(
+        &self,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<twinrig::devices::DeviceSpec, twinrig::devices::ParamsError> {
+        twinrig::devices::DeviceSpec::parse::<twinrig::devices::NoParams>(params)
     }
     fn spawn(
         &self,
         ctx: &twinrig::devices::DeviceContext<'_>,
         id: &str,
-        _: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Box<dyn twinrig::devices::DeviceRuntime>, String> {
+        _: &twinrig::devices::DeviceSpec,
+    ) -> Result<Box<dyn twinrig::devices::DeviceRuntime>, twinrig::devices::KindError> {
         ctx.handle.spawn(
             format!("{id}{}", self.task_suffix),
             (self.task)(ctx.handle.clone()),

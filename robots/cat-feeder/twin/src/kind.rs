@@ -4,7 +4,10 @@
 
 use cat_feeder_firmware::{Hardware, Topics};
 use serde_json::{Map, Value, json};
-use twinrig_kind::{DeviceContext, DeviceKind, DeviceRuntime, ReadyWhen, RulePreset};
+use twinrig_kind::{
+    DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, ParamsError, ReadyWhen,
+    RulePreset,
+};
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::UartControl;
 
@@ -73,8 +76,11 @@ impl DeviceKind for CatFeederKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         ("cat-feeder-firmware", cat_feeder_firmware::VERSION)
     }
-    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
-        FeederParams::parse(params).map(|_| ())
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<FeederParams>()
+    }
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
+        DeviceSpec::parse::<FeederParams>(params)
     }
     fn rule_presets(&self) -> Vec<RulePreset> {
         crate::rules::presets()
@@ -83,15 +89,20 @@ impl DeviceKind for CatFeederKind {
         &self,
         ctx: &DeviceContext<'_>,
         id: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String> {
-        let p = FeederParams::parse(params)?;
+        spec: &DeviceSpec,
+    ) -> Result<Box<dyn DeviceRuntime>, KindError> {
+        let p: &FeederParams = spec.params()?;
         let config = p.firmware_config(ctx.epoch_unix_s);
-        let topics = config.topics(id).map_err(|e| format!("{id}: {e}"))?;
+        let topics = config
+            .topics(id)
+            .map_err(|e| KindError::Build(e.to_string()))?;
         let bowls = Bowls::build(ctx.handle, ctx.physics, id, p.x, p.y, p.bowl_spacing_m)
-            .map_err(|e| format!("{id}: {e}"))?;
-        let twin = FeederTwin::new(ctx.handle, id, &p, bowls);
-        let client = ctx.network.connect(id, ctx.link.clone())?;
+            .map_err(|e| KindError::Build(e.to_string()))?;
+        let twin = FeederTwin::new(ctx.handle, id, p, bowls);
+        let client = ctx
+            .network
+            .connect(id, ctx.link.clone())
+            .map_err(KindError::Build)?;
         let hardware = Hardware {
             left_motor: MotorPin::new(twin.clone(), Bowl::Left),
             right_motor: MotorPin::new(twin.clone(), Bowl::Right),

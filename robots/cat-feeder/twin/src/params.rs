@@ -5,16 +5,17 @@
 //! reference does not give are marked "assumed" and are parameters.
 
 use cat_feeder_firmware::{FeederConfig, Servicing};
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 use twinrig_hal::QoS;
+use twinrig_kind::{Params, ParamsError};
 
 /// Most treats a hopper may hold: each dispensed treat is a rapier body
 /// that stays in the world, so this bounds a feeder's bodies.
 pub const MAX_HOPPER_CAPACITY: u32 = 500;
 
 /// Which bowl (and its motor): left = SINGLE, right = DOUBLE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Bowl {
     /// The left bowl, seen from the front (at `x - bowl_spacing_m / 2`).
@@ -45,7 +46,7 @@ impl Bowl {
 }
 
 /// The MQTT topics the firmware uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TopicShape {
     /// `cat-feeder/action` and `cat-feeder/states`, shared by every feeder
@@ -59,7 +60,7 @@ pub enum TopicShape {
 
 /// How many waiting events one MQTT service handles (the firmware's
 /// [`Servicing`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServicingParam {
     /// Every waiting event (256dpi/arduino-mqtt; assumed, the default).
@@ -70,7 +71,7 @@ pub enum ServicingParam {
 }
 
 /// Parameters of a cat feeder.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeederParams {
     /// Position of the feeder's centre on the floor, x (m).
@@ -172,71 +173,84 @@ impl Default for FeederParams {
     }
 }
 
-impl FeederParams {
-    /// Reads and checks `params`. Every error names the parameter.
-    pub fn parse(params: &Map<String, Value>) -> Result<FeederParams, String> {
-        let p: FeederParams = match serde_json::from_value(Value::Object(params.clone())) {
-            Ok(p) => p,
-            Err(e) => return Err(name_the_culprit(params, e)),
-        };
-        p.check()?;
-        Ok(p)
-    }
-
+impl Params for FeederParams {
     /// Checks values the types allow but the twin cannot use.
-    pub fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), ParamsError> {
         for (name, v) in [("x", self.x), ("y", self.y)] {
             if !v.is_finite() {
-                return Err(format!("params.{name} must be finite, got {v}"));
+                return Err(ParamsError::at(
+                    name,
+                    format!("{name} must be finite, got {v}"),
+                ));
             }
         }
         if !(self.bowl_spacing_m.is_finite() && (0.15..=10.0).contains(&self.bowl_spacing_m)) {
             // Closer than 0.15 m the bowls (0.13 m wide) would overlap.
-            return Err(format!(
-                "params.bowl_spacing_m must be between 0.15 and 10 m, got {}",
-                self.bowl_spacing_m
+            return Err(ParamsError::at(
+                "bowl_spacing_m",
+                format!(
+                    "bowl_spacing_m must be between 0.15 and 10 m, got {}",
+                    self.bowl_spacing_m
+                ),
             ));
         }
         if self.action_qos > 1 {
-            return Err(format!(
-                "params.action_qos must be 0 or 1, got {}",
-                self.action_qos
+            return Err(ParamsError::at(
+                "action_qos",
+                format!("action_qos must be 0 or 1, got {}", self.action_qos),
             ));
         }
         if !(self.treats_per_second.is_finite()
             && self.treats_per_second > 0.0
             && self.treats_per_second <= 100.0)
         {
-            return Err(format!(
-                "params.treats_per_second must be > 0 and at most 100, got {}",
-                self.treats_per_second
+            return Err(ParamsError::at(
+                "treats_per_second",
+                format!(
+                    "treats_per_second must be > 0 and at most 100, got {}",
+                    self.treats_per_second
+                ),
             ));
         }
         if self.hopper_capacity == 0 || self.hopper_capacity > MAX_HOPPER_CAPACITY {
-            return Err(format!(
-                "params.hopper_capacity must be 1 to {MAX_HOPPER_CAPACITY} (each treat is a physics body), got {}",
-                self.hopper_capacity
+            return Err(ParamsError::at(
+                "hopper_capacity",
+                format!(
+                    "hopper_capacity must be 1 to {MAX_HOPPER_CAPACITY} (each treat is a physics body), got {}",
+                    self.hopper_capacity
+                ),
             ));
         }
         if let Some(t) = self.hopper_treats
             && t > self.hopper_capacity
         {
-            return Err(format!(
-                "params.hopper_treats ({t}) is more than params.hopper_capacity ({})",
-                self.hopper_capacity
+            return Err(ParamsError::at(
+                "hopper_treats",
+                format!(
+                    "hopper_treats ({t}) is more than hopper_capacity ({})",
+                    self.hopper_capacity
+                ),
             ));
         }
         if self.state_period_ms == 0 {
-            return Err("params.state_period_ms must be at least 1".into());
+            return Err(ParamsError::at(
+                "state_period_ms",
+                "state_period_ms must be at least 1",
+            ));
         }
         if self.device_location.len() > 128 {
-            return Err("params.device_location is longer than 128 bytes".into());
+            return Err(ParamsError::at(
+                "device_location",
+                "device_location is longer than 128 bytes",
+            ));
         }
         self.firmware_config(0)
             .check()
-            .map_err(|e| format!("params: {e}"))
+            .map_err(|e| ParamsError::whole(e.to_string()))
     }
+}
 
+impl FeederParams {
     /// Treats in the hopper at boot.
     pub fn initial_treats(&self) -> u32 {
         self.hopper_treats.unwrap_or(self.hopper_capacity)
@@ -273,26 +287,15 @@ impl FeederParams {
     }
 }
 
-/// serde_json's errors for a field's value do not say which field; find
-/// the parameter that fails on its own and name it.
-fn name_the_culprit(params: &Map<String, Value>, e: serde_json::Error) -> String {
-    for (key, value) in params {
-        let mut one = Map::new();
-        one.insert(key.clone(), value.clone());
-        if serde_json::from_value::<FeederParams>(Value::Object(one)).is_err() {
-            return format!("params.{key}: {e}");
-        }
-    }
-    format!("params: {e}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+    use twinrig_kind::DeviceSpec;
 
-    fn parse(v: Value) -> Result<FeederParams, String> {
-        FeederParams::parse(v.as_object().unwrap())
+    fn parse(v: Value) -> Result<FeederParams, ParamsError> {
+        let spec = DeviceSpec::parse::<FeederParams>(v.as_object().unwrap())?;
+        Ok(spec.params::<FeederParams>().unwrap().clone())
     }
 
     #[test]
@@ -326,7 +329,7 @@ mod tests {
             (json!({"treats_per_second": 0}), "treats_per_second"),
             (json!({"treats_per_second": -1.0}), "treats_per_second"),
             (json!({"treats_per_second": "fast"}), "treats_per_second"),
-            (json!({"jammed": ["middle"]}), "jammed"),
+            (json!({"jammed": ["middle"]}), "jammed[0]"),
             (json!({"jammed": "left"}), "jammed"),
             (json!({"action_qos": 2}), "action_qos"),
             (json!({"topics": "mine"}), "topics"),
@@ -339,9 +342,14 @@ mod tests {
             (json!({"hoper_capacity": 10}), "hoper_capacity"),
         ] {
             let err = parse(params.clone()).unwrap_err();
+            assert_eq!(
+                err.key.as_deref(),
+                Some(name),
+                "{params}: error {err:?} is not at {name}"
+            );
             assert!(
-                err.contains(name),
-                "{params}: error {err:?} does not name {name}"
+                !err.message.is_empty(),
+                "{params}: error {err:?} says nothing"
             );
         }
     }

@@ -5,7 +5,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_kind::{
-    DeviceContext, DeviceKind, DeviceRuntime, ReadyWhen, dir_stats_json, parse_params,
+    DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, Params, ParamsError,
+    ReadyWhen, dir_stats_json,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::{Uart, UartConfig, UartControl};
@@ -14,7 +15,7 @@ use twinrig_sim::uart::{Uart, UartConfig, UartControl};
 pub static KIND: EchoKind = EchoKind;
 
 /// Parameters of the echo device.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct EchoParams {
     /// UART baud rate.
@@ -79,34 +80,27 @@ impl DeviceKind for EchoKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         ("echo-firmware", echo_firmware::VERSION)
     }
-    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
-        let p: EchoParams = parse_params(params)?;
-        uart_config(p.baud).validate().map_err(|e| e.to_string())?;
-        if p.max_line == 0 {
-            return Err("max_line must be at least 1".into());
-        }
-        twinrig_hal::mqtt::validate_topic_filter(&p.topic_prefix)
-            .map_err(|_| format!("topic_prefix {:?} is not a valid topic", p.topic_prefix))?;
-        if p.topic_prefix.contains(['+', '#']) {
-            return Err(format!(
-                "topic_prefix {:?} must not contain wildcards",
-                p.topic_prefix
-            ));
-        }
-        Ok(())
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<EchoParams>()
+    }
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
+        DeviceSpec::parse::<EchoParams>(params)
     }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,
         id: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String> {
-        let p: EchoParams = parse_params(params)?;
+        spec: &DeviceSpec,
+    ) -> Result<Box<dyn DeviceRuntime>, KindError> {
+        let p: &EchoParams = spec.params()?;
         let (port, control) = Uart::loopback(ctx.handle, id, uart_config(p.baud));
-        let client = ctx.network.connect(id, ctx.link.clone())?;
+        let client = ctx
+            .network
+            .connect(id, ctx.link.clone())
+            .map_err(KindError::Build)?;
         let topics = echo_firmware::EchoTopics::new(&p.topic_prefix, id);
         let config = echo_firmware::EchoConfig {
-            topic_prefix: p.topic_prefix,
+            topic_prefix: p.topic_prefix.clone(),
             max_line: p.max_line,
         };
         let (rx, tx) = port.split();
@@ -119,6 +113,31 @@ impl DeviceKind for EchoKind {
             uart: control,
             network: ctx.network.clone(),
         }))
+    }
+}
+
+impl Params for EchoParams {
+    fn check(&self) -> Result<(), ParamsError> {
+        uart_config(self.baud)
+            .validate()
+            .map_err(|e| ParamsError::at("baud", e.to_string()))?;
+        if self.max_line == 0 {
+            return Err(ParamsError::at("max_line", "max_line must be at least 1"));
+        }
+        let prefix = &self.topic_prefix;
+        if twinrig_hal::mqtt::validate_topic_filter(prefix).is_err() {
+            return Err(ParamsError::at(
+                "topic_prefix",
+                format!("topic_prefix {prefix:?} is not a valid topic"),
+            ));
+        }
+        if prefix.contains(['+', '#']) {
+            return Err(ParamsError::at(
+                "topic_prefix",
+                format!("topic_prefix {prefix:?} must not contain wildcards"),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -34,6 +34,7 @@ use hand_agent::{
     ModelError, ModelTurn, OfflineModel, Pause, StateMessage, StateSink, TokenUsage, ToolCall,
     Video, VideoRig, VideoStore, Worker,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use twinrig_cloud::objects::ObjectStore;
@@ -43,13 +44,17 @@ use twinrig_sim::{MICROS, MILLIS, Nanos, SimHandle};
 
 use crate::timing::{BusLog, SentenceLog, SentenceTiming, TimingLimits, sentence_timing};
 use twinrig_kind::Duration;
-use twinrig_kind::{DeviceContext, DeviceKind, DeviceRuntime, dir_stats_json};
+use twinrig_kind::serve::ServeModel;
+use twinrig_kind::{
+    DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, Params, ParamsError,
+    dir_stats_json,
+};
 
 /// Trace channel of the timing reports (one message per finished sentence).
 pub const HAND_TIMING_CHANNEL: &str = "/hand_timing";
 
 /// Which model the agent talks to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum ModelChoice {
     /// The deterministic offline model: the text goes verbatim to `fingerspell`.
@@ -61,7 +66,7 @@ enum ModelChoice {
 }
 
 /// Parameters of a hand device.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HandParams {
     /// Keep the agent's 0.2 ms and 5 ms bus pauses (false: back to back).
@@ -294,7 +299,7 @@ impl DeviceRuntime for HandRuntime {
         );
         out
     }
-    fn stop(&self) -> Result<(), String> {
+    fn stop(&self) -> Result<(), KindError> {
         let mut host = self.host.borrow_mut();
         host.stop = true;
         wake(&mut host.job_waker);
@@ -310,8 +315,31 @@ fn utilisation_pct(host: &HandHost) -> Option<f64> {
     (host.sentence_ns > 0).then(|| host.bus_busy_ns as f64 / host.sentence_ns as f64 * 100.0)
 }
 
-fn parse_params(params: &Map<String, Value>) -> Result<HandParams, String> {
-    serde_json::from_value(Value::Object(params.clone())).map_err(|e| e.to_string())
+impl Params for HandParams {
+    fn check(&self) -> Result<(), ParamsError> {
+        if !(1..=crate::video::MAX_FPS).contains(&self.video_fps) {
+            return Err(ParamsError::at(
+                "video_fps",
+                format!("video_fps must be 1..={}", crate::video::MAX_FPS),
+            ));
+        }
+        if self.queue == Some(0) {
+            return Err(ParamsError::at("queue", "queue must be at least 1"));
+        }
+        if self.serial_timeout.nanos() == 0 {
+            return Err(ParamsError::at(
+                "serial_timeout",
+                "serial_timeout must be more than 0",
+            ));
+        }
+        if !(self.reach_tolerance_deg.is_finite() && self.reach_tolerance_deg > 0.0) {
+            return Err(ParamsError::at(
+                "reach_tolerance_deg",
+                "reach_tolerance_deg must be > 0",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl DeviceKind for HandKind {
@@ -330,35 +358,32 @@ impl DeviceKind for HandKind {
     fn rule_presets(&self) -> Vec<twinrig_kind::RulePreset> {
         crate::rules::presets()
     }
-    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
-        let p = parse_params(params)?;
-        if !(1..=crate::video::MAX_FPS).contains(&p.video_fps) {
-            return Err(format!("video_fps must be 1..={}", crate::video::MAX_FPS));
-        }
-        if p.queue == Some(0) {
-            return Err("queue must be at least 1".into());
-        }
-        if p.serial_timeout.nanos() == 0 {
-            return Err("serial_timeout must be more than 0".into());
-        }
-        if !(p.reach_tolerance_deg.is_finite() && p.reach_tolerance_deg > 0.0) {
-            return Err("reach_tolerance_deg must be > 0".into());
-        }
-        Ok(())
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<HandParams>()
+    }
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
+        DeviceSpec::parse::<HandParams>(params)
+    }
+    fn serve(&self) -> Option<&'static dyn ServeModel> {
+        Some(&crate::serve::HandServe)
     }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,
         id: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String> {
-        let p = parse_params(params)?;
+        spec: &DeviceSpec,
+    ) -> Result<Box<dyn DeviceRuntime>, KindError> {
+        let p: &HandParams = spec.params()?;
         let mut bus_config = BusConfig::default();
         if let Some(w) = p.processing_window {
             bus_config.processing_window = w.nanos();
         }
         let (bus, host_port, control) = ServoBus::hand(ctx.handle, id, bus_config);
-        let client = Rc::new(ctx.network.connect(id, ctx.link.clone())?);
+        let client = Rc::new(
+            ctx.network
+                .connect(id, ctx.link.clone())
+                .map_err(KindError::Build)?,
+        );
         let host = Rc::new(RefCell::new(HandHost {
             inbox: ActionInbox::new(p.queue.unwrap_or(hand_agent::DEFAULT_QUEUE_CAPACITY)),
             stop: false,
@@ -384,11 +409,11 @@ impl DeviceKind for HandKind {
             let (h, host, objects, control, bus) = (
                 ctx.handle.clone(),
                 host.clone(),
-                ctx.objects.clone(),
+                ctx.services.objects.clone(),
                 control.clone(),
                 bus.clone(),
             );
-            let limits = limits(&p);
+            let limits = limits(p);
             let fps = p.video_fps;
             move |call: HandCall| {
                 let (h, host, objects, control, bus) = (
@@ -421,14 +446,14 @@ impl DeviceKind for HandKind {
             move |link| run_worker(link, worker_config),
             handler,
         )
-        .map_err(|e| format!("cannot start the agent's worker thread: {e}"))?;
+        .map_err(|e| KindError::Build(format!("cannot start the agent's worker thread: {e}")))?;
         Ok(Box::new(HandRuntime {
             id: id.to_string(),
             bus,
             uart: control,
             network: ctx.network.clone(),
             host,
-            limits: limits(&p),
+            limits: limits(p),
         }))
     }
 }
@@ -857,7 +882,7 @@ mod tests {
         let Value::Object(map) = params else {
             unreachable!()
         };
-        HandKind.check_params(&map)
+        HandKind.parse(&map).map(|_| ()).map_err(|e| e.to_string())
     }
 
     #[test]

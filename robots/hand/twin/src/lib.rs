@@ -17,6 +17,7 @@ pub mod bus;
 pub mod kind;
 pub mod protocol;
 pub mod rules;
+pub mod serve;
 pub mod servo;
 pub mod timing;
 pub mod video;

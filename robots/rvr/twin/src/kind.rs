@@ -2,17 +2,19 @@
 //! and ST processors on a 115200-baud UART) driven by the ESP32-S3 bridge
 //! firmware over MQTT; `say` steps go through [`crate::voice::OfflineParser`].
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use twinrig_kind::serve::ServeModel;
 use twinrig_kind::{
-    CommandModel, DeviceContext, DeviceKind, DeviceRuntime, ReadyWhen, RulePreset, dir_stats_json,
-    parse_params,
+    CommandModel, DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, Params,
+    ParamsError, ReadyWhen, RulePreset, dir_stats_json,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::{Uart, UartConfig, UartControl};
 
 /// Parameters of an RVR with its ESP32-S3 bridge.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RvrParams {
     /// Start position x (m).
@@ -33,6 +35,26 @@ struct RvrParams {
     /// Maneuvers waiting behind the running one (0: reject while busy).
     #[serde(default)]
     queue_len: Option<usize>,
+}
+
+impl Params for RvrParams {
+    fn check(&self) -> Result<(), ParamsError> {
+        for (key, v) in [("x", self.x), ("y", self.y), ("yaw_deg", self.yaw_deg)] {
+            if !v.is_finite() {
+                return Err(ParamsError::at(key, "x, y and yaw_deg must be finite"));
+            }
+        }
+        if self.mass_kg.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+            return Err(ParamsError::at("mass_kg", "mass_kg must be > 0"));
+        }
+        if self.stream_period_ms.is_some_and(|ms| ms < 33) {
+            return Err(ParamsError::at(
+                "stream_period_ms",
+                "stream_period_ms must be at least 33 (the RVR refuses faster streaming)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A Sphero RVR (rapier body, tank-tread drive, Nordic + ST processors on a
@@ -102,35 +124,29 @@ impl DeviceKind for RvrKind {
     fn rule_presets(&self) -> Vec<RulePreset> {
         crate::rules::presets()
     }
-    fn check_params(&self, params: &Map<String, Value>) -> Result<(), String> {
-        let p: RvrParams = parse_params(params)?;
-        if ![p.x, p.y, p.yaw_deg].iter().all(|v| v.is_finite()) {
-            return Err("x, y and yaw_deg must be finite".into());
-        }
-        if p.mass_kg.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
-            return Err("mass_kg must be > 0".into());
-        }
-        if p.stream_period_ms.is_some_and(|ms| ms < 33) {
-            return Err(
-                "stream_period_ms must be at least 33 (the RVR refuses faster streaming)".into(),
-            );
-        }
-        Ok(())
+    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<RvrParams>()
+    }
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
+        DeviceSpec::parse::<RvrParams>(params)
+    }
+    fn serve(&self) -> Option<&'static dyn ServeModel> {
+        Some(&crate::serve::RvrServe)
     }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,
         id: &str,
-        params: &Map<String, Value>,
-    ) -> Result<Box<dyn DeviceRuntime>, String> {
+        spec: &DeviceSpec,
+    ) -> Result<Box<dyn DeviceRuntime>, KindError> {
         use crate::{DriveParams, RvrBody, RvrConfig, RvrTwin};
-        let p: RvrParams = parse_params(params)?;
+        let p: &RvrParams = spec.params()?;
         let mut drive = DriveParams::default();
         if let Some(m) = p.mass_kg {
             drive.mass_kg = m;
         }
         let body = RvrBody::spawn(ctx.physics, id, p.x, p.y, p.yaw_deg, drive)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| KindError::Build(e.to_string()))?;
         // An ESP32-like RX FIFO: wake at 32 bytes or after 3 idle byte times.
         let uart_config = UartConfig {
             rx_wake_threshold: 32,
@@ -140,7 +156,10 @@ impl DeviceKind for RvrKind {
         let (bridge_end, rvr_end, control) = Uart::pair(ctx.handle, id, uart_config);
         let (rrx, rtx) = rvr_end.split();
         let twin = RvrTwin::spawn(ctx.handle, id, body, rrx, rtx, RvrConfig::default());
-        let client = ctx.network.connect(id, ctx.link.clone())?;
+        let client = ctx
+            .network
+            .connect(id, ctx.link.clone())
+            .map_err(KindError::Build)?;
         let mut config = rvr_bridge::BridgeConfig {
             epoch_offset_s: ctx.epoch_unix_s,
             ..rvr_bridge::BridgeConfig::default()

@@ -17,6 +17,7 @@ pub mod kind;
 pub mod models;
 pub mod processors;
 pub mod rules;
+pub mod serve;
 pub mod voice;
 
 pub use config::{BatteryParams, ColorParams, Identity, MotorParams, RvrConfig};

@@ -5,6 +5,70 @@ use serde_json::Value;
 use crate::scenario::{Comparison, DurationComparison, FieldCheck, PayloadFilter};
 use twinrig_sim::{Nanos, format_nanos};
 
+/// Why a value fails a check; its text is the assertion's detail.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Mismatch {
+    /// Not the value expected.
+    #[error("expected {expected}, got {actual}")]
+    NotEqual {
+        /// The expected value.
+        expected: Value,
+        /// The value found.
+        actual: Value,
+    },
+    /// A numeric condition on a value that is not a number.
+    #[error("expected a number, got {0}")]
+    NotANumber(Value),
+    /// Further from the target than the tolerance.
+    #[error("expected {target} ± {tolerance}, got {actual}")]
+    OutsideTolerance {
+        /// The target.
+        target: f64,
+        /// The tolerance.
+        tolerance: f64,
+        /// The value found.
+        actual: f64,
+    },
+    /// Under the lower bound (number or duration, as written).
+    #[error("expected at least {bound}, got {actual}")]
+    Below {
+        /// The bound.
+        bound: String,
+        /// The value found.
+        actual: String,
+    },
+    /// Over the upper bound (number or duration, as written).
+    #[error("expected at most {bound}, got {actual}")]
+    Above {
+        /// The bound.
+        bound: String,
+        /// The value found.
+        actual: String,
+    },
+    /// A text payload that differs.
+    #[error("expected text {expected:?}, got {actual:?}")]
+    TextDiffers {
+        /// The expected text.
+        expected: String,
+        /// The payload, as text.
+        actual: String,
+    },
+    /// The field is not there.
+    #[error("field missing")]
+    Missing,
+    /// Field checks on a payload that is not JSON.
+    #[error("payload is not JSON")]
+    NotJson,
+    /// A field of a payload fails its check.
+    #[error("{path}: {mismatch}")]
+    Field {
+        /// The field's dotted path.
+        path: String,
+        /// Why it fails.
+        mismatch: Box<Mismatch>,
+    },
+}
+
 /// The value at a dotted path (`pose.x`, `items.0.id`); an empty path is the value itself.
 pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     if path.is_empty() {
@@ -18,34 +82,47 @@ pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Does `actual` satisfy every condition of `cmp`? `Err` says why not.
-pub fn compare(actual: &Value, cmp: &Comparison) -> Result<(), String> {
+pub fn compare(actual: &Value, cmp: &Comparison) -> Result<(), Mismatch> {
     if let Some(expected) = &cmp.equals
         && !json_equal(actual, expected)
     {
-        return Err(format!("expected {expected}, got {actual}"));
+        return Err(Mismatch::NotEqual {
+            expected: expected.clone(),
+            actual: actual.clone(),
+        });
     }
     let needs_number = cmp.approx.is_some() || cmp.at_least.is_some() || cmp.at_most.is_some();
     if !needs_number {
         return Ok(());
     }
     let Some(x) = actual.as_f64() else {
-        return Err(format!("expected a number, got {actual}"));
+        return Err(Mismatch::NotANumber(actual.clone()));
     };
     if let Some(target) = cmp.approx {
-        let tol = cmp.tolerance.unwrap_or(0.0);
-        if (x - target).abs() > tol || x.is_nan() {
-            return Err(format!("expected {target} ± {tol}, got {x}"));
+        let tolerance = cmp.tolerance.unwrap_or(0.0);
+        if (x - target).abs() > tolerance || x.is_nan() {
+            return Err(Mismatch::OutsideTolerance {
+                target,
+                tolerance,
+                actual: x,
+            });
         }
     }
     if let Some(min) = cmp.at_least
         && (x < min || x.is_nan())
     {
-        return Err(format!("expected at least {min}, got {x}"));
+        return Err(Mismatch::Below {
+            bound: min.to_string(),
+            actual: x.to_string(),
+        });
     }
     if let Some(max) = cmp.at_most
         && (x > max || x.is_nan())
     {
-        return Err(format!("expected at most {max}, got {x}"));
+        return Err(Mismatch::Above {
+            bound: max.to_string(),
+            actual: x.to_string(),
+        });
     }
     Ok(())
 }
@@ -59,30 +136,30 @@ fn json_equal(a: &Value, b: &Value) -> bool {
 }
 
 /// Checks a duration against at_least / at_most.
-pub fn compare_duration(actual: Nanos, cmp: &DurationComparison) -> Result<(), String> {
+pub fn compare_duration(actual: Nanos, cmp: &DurationComparison) -> Result<(), Mismatch> {
     if let Some(min) = &cmp.at_least
         && actual < min.nanos()
     {
-        return Err(format!(
-            "expected at least {min}, got {}",
-            format_nanos(actual)
-        ));
+        return Err(Mismatch::Below {
+            bound: min.to_string(),
+            actual: format_nanos(actual),
+        });
     }
     if let Some(max) = &cmp.at_most
         && actual > max.nanos()
     {
-        return Err(format!(
-            "expected at most {max}, got {}",
-            format_nanos(actual)
-        ));
+        return Err(Mismatch::Above {
+            bound: max.to_string(),
+            actual: format_nanos(actual),
+        });
     }
     Ok(())
 }
 
 /// Checks one field: a comparison, or plain equality.
-pub fn field_check(actual: Option<&Value>, check: &FieldCheck) -> Result<(), String> {
+pub fn field_check(actual: Option<&Value>, check: &FieldCheck) -> Result<(), Mismatch> {
     let Some(actual) = actual else {
-        return Err("field missing".to_string());
+        return Err(Mismatch::Missing);
     };
     match check {
         FieldCheck::Compare(cmp) => compare(actual, cmp),
@@ -90,29 +167,34 @@ pub fn field_check(actual: Option<&Value>, check: &FieldCheck) -> Result<(), Str
             if json_equal(actual, expected) {
                 Ok(())
             } else {
-                Err(format!("expected {expected}, got {actual}"))
+                Err(Mismatch::NotEqual {
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                })
             }
         }
     }
 }
 
 /// Does a payload satisfy a filter (text equality, JSON field checks)?
-pub fn payload_matches(payload: &[u8], filter: &PayloadFilter) -> Result<(), String> {
+pub fn payload_matches(payload: &[u8], filter: &PayloadFilter) -> Result<(), Mismatch> {
     if let Some(text) = &filter.text
         && payload != text.as_bytes()
     {
-        return Err(format!(
-            "expected text {text:?}, got {:?}",
-            String::from_utf8_lossy(payload)
-        ));
+        return Err(Mismatch::TextDiffers {
+            expected: text.clone(),
+            actual: String::from_utf8_lossy(payload).into_owned(),
+        });
     }
     if filter.fields.is_empty() {
         return Ok(());
     }
-    let json: Value =
-        serde_json::from_slice(payload).map_err(|_| "payload is not JSON".to_string())?;
+    let json: Value = serde_json::from_slice(payload).map_err(|_| Mismatch::NotJson)?;
     for (path, check) in &filter.fields {
-        field_check(json_path(&json, path), check).map_err(|e| format!("{path}: {e}"))?;
+        field_check(json_path(&json, path), check).map_err(|e| Mismatch::Field {
+            path: path.clone(),
+            mismatch: Box::new(e),
+        })?;
     }
     Ok(())
 }
@@ -142,6 +224,7 @@ mod tests {
         assert!(
             compare(&json!(1.2), &approx)
                 .unwrap_err()
+                .to_string()
                 .contains("1 ± 0.1")
         );
         assert!(compare(&json!("x"), &approx).is_err());
@@ -176,6 +259,7 @@ mod tests {
         assert!(
             payload_matches(b"not json", &f)
                 .unwrap_err()
+                .to_string()
                 .contains("not JSON")
         );
     }

@@ -71,7 +71,7 @@ pub fn missed_message(
         .filter_map(|m| {
             payload_matches(&m.payload, filter)
                 .err()
-                .map(|why| (failing_checks(&m.payload, filter), m, why))
+                .map(|why| (failing_checks(&m.payload, filter), m, why.to_string()))
         })
         .collect();
     if let Some((_, m, why)) = near

@@ -417,10 +417,12 @@ fn run(
     let summary = Summary::new(reports);
     println!("{}", summary.table());
     if let Some(p) = json {
-        twinrig::output::write_atomic(&p, summary.to_json().as_bytes())?;
+        twinrig::output::write_atomic(&p, summary.to_json().as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     if let Some(p) = junit {
-        twinrig::output::write_atomic(&p, summary.to_junit().as_bytes())?;
+        twinrig::output::write_atomic(&p, summary.to_junit().as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     Ok(summary.failed == 0)
 }
@@ -491,7 +493,7 @@ fn record(update: bool, scenarios: &Path, replays: &Path) -> Result<bool, String
                     .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             }
             let bytes = outcome.trace.to_mcap().map_err(|e| e.to_string())?;
-            twinrig::output::write_atomic(&golden, &bytes)?;
+            twinrig::output::write_atomic(&golden, &bytes).map_err(|e| e.to_string())?;
             println!("wrote {}", golden.display());
         } else {
             match read_trace(&golden) {
@@ -524,6 +526,7 @@ fn write_records(path: &Path, records: &[twinrig_cloud::records::Record]) -> Res
         }
         Ok(())
     })
+    .map_err(|e| e.to_string())
 }
 
 fn list_records(

@@ -17,8 +17,19 @@ pub fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// A file that could not be written (its old contents, if any, are kept).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct WriteError {
+    /// The file.
+    pub path: PathBuf,
+    /// What the OS said.
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Writes `bytes` to `path` atomically (temporary file, flush, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_with(path, |tmp| {
         let mut f = std::fs::File::create(tmp)?;
         f.write_all(bytes)?;
@@ -31,12 +42,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 pub fn write_with(
     path: &Path,
     fill: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> Result<(), String> {
+) -> Result<(), WriteError> {
     let tmp = temporary_path(path);
     let result = fill(&tmp).and_then(|()| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
+    result.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+        WriteError {
+            path: path.to_owned(),
+            source,
+        }
     })
 }
 
@@ -78,7 +92,11 @@ mod tests {
             Err(std::io::Error::other("disk full"))
         })
         .unwrap_err();
-        assert!(e.contains("report.json") && e.contains("disk full"), "{e}");
+        assert_eq!(e.path, path);
+        assert_eq!(
+            e.to_string(),
+            format!("cannot write {}: disk full", path.display())
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert!(!temporary_path(&path).exists());
         write_atomic(&path, b"new").unwrap();

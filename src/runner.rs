@@ -922,7 +922,9 @@ impl Timeline {
                 };
                 let state = device.state();
                 let result = match json_path(&state, &d.field) {
-                    Some(v) => compare(v, &d.check).map(|()| format!("{v}")),
+                    Some(v) => compare(v, &d.check)
+                        .map(|()| format!("{v}"))
+                        .map_err(|e| e.to_string()),
                     None => Err(format!("device state has no field {}", d.field)),
                 };
                 (description, result)
@@ -947,7 +949,9 @@ impl Timeline {
                         (x * x + y * y + z * z).sqrt()
                     }
                 };
-                let result = compare(&json!(value), &b.check).map(|()| format!("{value}"));
+                let result = compare(&json!(value), &b.check)
+                    .map(|()| format!("{value}"))
+                    .map_err(|e| e.to_string());
                 (description, result)
             }
             Expect::Latency(l) => {
@@ -976,7 +980,9 @@ impl Timeline {
                     );
                 };
                 let latency = to.time.saturating_sub(from.time);
-                let result = compare_duration(latency, &l.check).map(|()| format_nanos(latency));
+                let result = compare_duration(latency, &l.check)
+                    .map(|()| format_nanos(latency))
+                    .map_err(|e| e.to_string());
                 (description, result)
             }
             Expect::Job(j) => (

@@ -261,15 +261,26 @@ impl fmt::Display for ServeSummary {
 /// Parses a duration argument (`--duration`, `--timeout`): the scenario
 /// files' grammar (`90s`, `500ms`, `1.5min`, `1h`), and, on the command line
 /// only, plain seconds (`30`, `2.5`), as `sleep` and `timeout` take them.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationArgError> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{s}`: seconds must be a finite number >= 0"));
+            .map_err(|_| DurationArgError::Seconds(s.to_owned()));
     }
     s.parse::<twinrig_kind::Duration>()
         .map(|d| Duration::from_nanos(d.nanos()))
-        .map_err(|e| format!("{e} (give seconds, e.g. `30`, or units, e.g. `90s`)"))
+        .map_err(DurationArgError::Units)
+}
+
+/// A duration argument that is neither seconds nor a scenario duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationArgError {
+    /// A number of seconds that is negative or not finite.
+    #[error("`{0}`: seconds must be a finite number >= 0")]
+    Seconds(String),
+    /// Not a duration with units either.
+    #[error("{0} (give seconds, e.g. `30`, or units, e.g. `90s`)")]
+    Units(twinrig_kind::ParseDurationError),
 }
 
 /// Serves `robot` on a fresh pseudo-terminal, paced by the wall clock, until
@@ -436,13 +447,18 @@ mod tests {
         assert_eq!(parse_duration("1.5min"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("-1").is_err());
-        let soon = parse_duration("soon").unwrap_err();
+        let soon = parse_duration("soon").unwrap_err().to_string();
         assert!(
             soon.contains("`soon`") && soon.contains("e.g. `90s`"),
             "{soon}"
         );
         // Units of the scenario grammar only: `m` is not minutes there.
-        assert!(parse_duration("1m30s").unwrap_err().contains("unit"));
+        assert!(
+            parse_duration("1m30s")
+                .unwrap_err()
+                .to_string()
+                .contains("unit")
+        );
     }
 
     fn robot(name: &str) -> ServeRobot {

@@ -8,7 +8,7 @@ use twinrig_sim::uart::Direction;
 
 pub use twinrig_kind::{
     CloudServices, DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, NoParams,
-    Params, ParamsError, ReadyEvent, ReadyWhen, RulePreset, dir_stats_json,
+    Params, ParamsError, ParamsModel, ParamsOf, ReadyEvent, ReadyWhen, RulePreset, dir_stats_json,
 };
 
 /// Every device kind in this build: one line per robot.
@@ -45,7 +45,7 @@ pub fn scenario_schema_json() -> String {
     crate::scenario::scenario_schema_json(&|generator| {
         kinds()
             .iter()
-            .map(|k| (k.name(), k.params_schema(generator)))
+            .map(|k| (k.name(), k.params().schema(generator)))
             .collect()
     })
 }

@@ -440,6 +440,7 @@ fn build_and_run(
             Some(spec) => spec,
             None => {
                 parsed = kind
+                    .params()
                     .parse(&d.params)
                     .map_err(|e| format!("device {} ({}): params: {e}", d.id, d.kind))?;
                 &parsed

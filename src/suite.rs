@@ -95,7 +95,7 @@ impl scenario::DeviceKinds for BuildKinds {
         params: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Option<devices::DeviceSpec>, devices::ParamsError> {
         match devices::kind(kind) {
-            Some(kind) => kind.parse(params).map(Some),
+            Some(kind) => kind.params().parse(params).map(Some),
             None => Ok(None),
         }
     }

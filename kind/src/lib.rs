@@ -11,9 +11,9 @@ pub mod params;
 pub mod serve;
 
 pub use duration::{Duration, MAX_DURATION, ParseDurationError};
-pub use params::{DeviceSpec, NoParams, Params, ParamsError, SpecSlot};
+pub use params::{DeviceSpec, NoParams, Params, ParamsError, ParamsModel, ParamsOf, SpecSlot};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use twinrig_sim::SimHandle;
 use twinrig_sim::net::{LinkParams, Network};
 use twinrig_sim::physics::PhysicsWorld;
@@ -33,6 +33,15 @@ pub struct DeviceContext<'a> {
     pub epoch_unix_s: u64,
     /// The cloud services a device may use beyond MQTT.
     pub services: &'a CloudServices,
+}
+
+impl DeviceContext<'_> {
+    /// Connects MQTT client `client_id` to the broker over the device's link.
+    pub fn connect(&self, client_id: &str) -> Result<twinrig_sim::net::SimMqttClient, KindError> {
+        self.network
+            .connect(client_id, self.link.clone())
+            .map_err(KindError::Build)
+    }
 }
 
 /// Cloud services beyond the broker that the world offers its devices.
@@ -163,13 +172,9 @@ pub trait DeviceKind: Sync {
     fn summary(&self) -> &'static str;
     /// Name and version of the firmware crate, recorded in traces for replay.
     fn firmware(&self) -> (&'static str, &'static str);
-    /// The JSON Schema of its devices' `params`, for `twinrig schema`: usually
-    /// `generator.subschema_for::<TheKindsParams>()`, so the types it refers
-    /// to join the scenario schema's `$defs`.
-    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
-    /// Parses and checks a device's `params`, once, before anything runs
-    /// (usually [`DeviceSpec::parse`] with the kind's [`Params`] type).
-    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError>;
+    /// Its devices' `params`: `&ParamsOf::<TheKindsParams>::NEW` (parsed
+    /// once when the scenario is checked, and described in `twinrig schema`).
+    fn params(&self) -> &'static dyn ParamsModel;
     /// How its devices understand `say` steps: speech in, the commands to
     /// publish on [`DeviceRuntime::command_topic`] out. `None` (the default):
     /// they take no spoken commands, and validation refuses a `say` to them.
@@ -187,7 +192,7 @@ pub trait DeviceKind: Sync {
     fn serve(&self) -> Option<&'static dyn serve::ServeModel> {
         None
     }
-    /// Builds the device from what [`DeviceKind::parse`] made of its
+    /// Builds the device from what [`ParamsModel::parse`] made of its
     /// `params`, and spawns its tasks.
     fn spawn(
         &self,

@@ -19,6 +19,33 @@ pub trait Params: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     }
 }
 
+/// A kind's `params`, whatever their type: what [`crate::DeviceKind::params`]
+/// returns (a trait object, so the kind trait stays object-safe).
+pub trait ParamsModel: Sync {
+    /// Parses and checks a device's `params`.
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError>;
+    /// Their JSON Schema, made with `generator` so the types it refers to
+    /// join the scenario schema's `$defs`.
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
+}
+
+/// The [`ParamsModel`] of the parameter type `P`.
+pub struct ParamsOf<P>(std::marker::PhantomData<fn() -> P>);
+
+impl<P> ParamsOf<P> {
+    /// The model (a constant, so `&ParamsOf::<P>::NEW` is `'static`).
+    pub const NEW: ParamsOf<P> = ParamsOf(std::marker::PhantomData);
+}
+
+impl<P: Params> ParamsModel for ParamsOf<P> {
+    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
+        DeviceSpec::parse::<P>(params)
+    }
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<P>()
+    }
+}
+
 /// The params of a kind that takes none: any key is refused.
 #[derive(Debug, Clone, Copy, serde::Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -130,14 +130,8 @@ impl twinrig::devices::DeviceKind for OneTaskKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         (self.name, "0")
     }
-    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        generator.subschema_for::<twinrig::devices::NoParams>()
-    }
-    fn parse(
-        &self,
-        params: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<twinrig::devices::DeviceSpec, twinrig::devices::ParamsError> {
-        twinrig::devices::DeviceSpec::parse::<twinrig::devices::NoParams>(params)
+    fn params(&self) -> &'static dyn twinrig::devices::ParamsModel {
+        &twinrig::devices::ParamsOf::<twinrig::devices::NoParams>::NEW
     }
     fn spawn(
         &self,

@@ -3,10 +3,10 @@
 //! virtual clock and delay), over an MQTT session on the device's link.
 
 use cat_feeder_firmware::{Hardware, Topics};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use twinrig_kind::{
-    DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, ParamsError, ReadyWhen,
-    RulePreset,
+    DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, ParamsModel, ParamsOf,
+    ReadyWhen, RulePreset,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::UartControl;
@@ -76,11 +76,8 @@ impl DeviceKind for CatFeederKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         ("cat-feeder-firmware", cat_feeder_firmware::VERSION)
     }
-    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        generator.subschema_for::<FeederParams>()
-    }
-    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
-        DeviceSpec::parse::<FeederParams>(params)
+    fn params(&self) -> &'static dyn ParamsModel {
+        &ParamsOf::<FeederParams>::NEW
     }
     fn rule_presets(&self) -> Vec<RulePreset> {
         crate::rules::presets()
@@ -99,10 +96,7 @@ impl DeviceKind for CatFeederKind {
         let bowls = Bowls::build(ctx.handle, ctx.physics, id, p.x, p.y, p.bowl_spacing_m)
             .map_err(|e| KindError::Build(e.to_string()))?;
         let twin = FeederTwin::new(ctx.handle, id, p, bowls);
-        let client = ctx
-            .network
-            .connect(id, ctx.link.clone())
-            .map_err(KindError::Build)?;
+        let client = ctx.connect(id)?;
         let hardware = Hardware {
             left_motor: MotorPin::new(twin.clone(), Bowl::Left),
             right_motor: MotorPin::new(twin.clone(), Bowl::Right),

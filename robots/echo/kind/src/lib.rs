@@ -3,10 +3,10 @@
 //! own: the plug sends back whatever the firmware writes.
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use twinrig_kind::{
     DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, Params, ParamsError,
-    ReadyWhen, dir_stats_json,
+    ParamsModel, ParamsOf, ReadyWhen, dir_stats_json,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::{Uart, UartConfig, UartControl};
@@ -80,11 +80,8 @@ impl DeviceKind for EchoKind {
     fn firmware(&self) -> (&'static str, &'static str) {
         ("echo-firmware", echo_firmware::VERSION)
     }
-    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        generator.subschema_for::<EchoParams>()
-    }
-    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
-        DeviceSpec::parse::<EchoParams>(params)
+    fn params(&self) -> &'static dyn ParamsModel {
+        &ParamsOf::<EchoParams>::NEW
     }
     fn spawn(
         &self,
@@ -94,10 +91,7 @@ impl DeviceKind for EchoKind {
     ) -> Result<Box<dyn DeviceRuntime>, KindError> {
         let p: &EchoParams = spec.params()?;
         let (port, control) = Uart::loopback(ctx.handle, id, uart_config(p.baud));
-        let client = ctx
-            .network
-            .connect(id, ctx.link.clone())
-            .map_err(KindError::Build)?;
+        let client = ctx.connect(id)?;
         let topics = echo_firmware::EchoTopics::new(&p.topic_prefix, id);
         let config = echo_firmware::EchoConfig {
             topic_prefix: p.topic_prefix.clone(),

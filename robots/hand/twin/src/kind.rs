@@ -36,7 +36,7 @@ use hand_agent::{
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use twinrig_cloud::objects::ObjectStore;
 use twinrig_sim::lockstep::{self, Link, LinkClock, SimSerialPort};
 use twinrig_sim::uart::UartControl;
@@ -47,7 +47,7 @@ use twinrig_kind::Duration;
 use twinrig_kind::serve::ServeModel;
 use twinrig_kind::{
     DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, Params, ParamsError,
-    dir_stats_json,
+    ParamsModel, ParamsOf, dir_stats_json,
 };
 
 /// Trace channel of the timing reports (one message per finished sentence).
@@ -358,11 +358,8 @@ impl DeviceKind for HandKind {
     fn rule_presets(&self) -> Vec<twinrig_kind::RulePreset> {
         crate::rules::presets()
     }
-    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        generator.subschema_for::<HandParams>()
-    }
-    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
-        DeviceSpec::parse::<HandParams>(params)
+    fn params(&self) -> &'static dyn ParamsModel {
+        &ParamsOf::<HandParams>::NEW
     }
     fn serve(&self) -> Option<&'static dyn ServeModel> {
         Some(&crate::serve::HandServe)
@@ -379,11 +376,7 @@ impl DeviceKind for HandKind {
             bus_config.processing_window = w.nanos();
         }
         let (bus, host_port, control) = ServoBus::hand(ctx.handle, id, bus_config);
-        let client = Rc::new(
-            ctx.network
-                .connect(id, ctx.link.clone())
-                .map_err(KindError::Build)?,
-        );
+        let client = Rc::new(ctx.connect(id)?);
         let host = Rc::new(RefCell::new(HandHost {
             inbox: ActionInbox::new(p.queue.unwrap_or(hand_agent::DEFAULT_QUEUE_CAPACITY)),
             stop: false,
@@ -882,7 +875,11 @@ mod tests {
         let Value::Object(map) = params else {
             unreachable!()
         };
-        HandKind.parse(&map).map(|_| ()).map_err(|e| e.to_string())
+        HandKind
+            .params()
+            .parse(&map)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

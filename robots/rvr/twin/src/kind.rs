@@ -4,11 +4,11 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use twinrig_kind::serve::ServeModel;
 use twinrig_kind::{
     CommandModel, DeviceContext, DeviceKind, DeviceRuntime, DeviceSpec, KindError, Params,
-    ParamsError, ReadyWhen, RulePreset, dir_stats_json,
+    ParamsError, ParamsModel, ParamsOf, ReadyWhen, RulePreset, dir_stats_json,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::uart::{Uart, UartConfig, UartControl};
@@ -124,11 +124,8 @@ impl DeviceKind for RvrKind {
     fn rule_presets(&self) -> Vec<RulePreset> {
         crate::rules::presets()
     }
-    fn params_schema(&self, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        generator.subschema_for::<RvrParams>()
-    }
-    fn parse(&self, params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
-        DeviceSpec::parse::<RvrParams>(params)
+    fn params(&self) -> &'static dyn ParamsModel {
+        &ParamsOf::<RvrParams>::NEW
     }
     fn serve(&self) -> Option<&'static dyn ServeModel> {
         Some(&crate::serve::RvrServe)
@@ -156,10 +153,7 @@ impl DeviceKind for RvrKind {
         let (bridge_end, rvr_end, control) = Uart::pair(ctx.handle, id, uart_config);
         let (rrx, rtx) = rvr_end.split();
         let twin = RvrTwin::spawn(ctx.handle, id, body, rrx, rtx, RvrConfig::default());
-        let client = ctx
-            .network
-            .connect(id, ctx.link.clone())
-            .map_err(KindError::Build)?;
+        let client = ctx.connect(id)?;
         let mut config = rvr_bridge::BridgeConfig {
             epoch_offset_s: ctx.epoch_unix_s,
             ..rvr_bridge::BridgeConfig::default()

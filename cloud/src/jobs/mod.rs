@@ -146,7 +146,8 @@ use serde_json::{Map, Value};
 
 pub use config::{
     AbortAction, AbortConfig, AbortCriteria, CreateJobRequest, ExponentialRate, FailureType,
-    RateIncreaseCriteria, RetryConfig, RetryCriteria, RolloutConfig, TimeoutConfig,
+    PathStep, RateIncreaseCriteria, RetryConfig, RetryCriteria, RolloutConfig, RolloutSettings,
+    Setting, SettingsError, TimeoutConfig,
 };
 pub use topic::{
     JobsOp, JobsTopic, REQUEST_FILTERS, jobs_prefix, parse_request_topic, valid_job_id,
@@ -696,7 +697,7 @@ impl Job {
     }
 
     fn rate(&self) -> u32 {
-        let rollout = self.request.job_executions_rollout_config.as_ref();
+        let rollout = self.request.settings.job_executions_rollout_config.as_ref();
         let max = rollout
             .and_then(|r| r.maximum_per_minute)
             .unwrap_or(DEFAULT_MAXIMUM_PER_MINUTE);
@@ -725,6 +726,7 @@ impl Job {
     /// The queued timer of an execution released at `now` (extension).
     fn queued_deadline(&self, now: u64) -> Option<u64> {
         self.request
+            .settings
             .timeout_config
             .and_then(|t| t.queued_timeout_in_minutes)
             .map(|m| after_minutes(now, m))
@@ -749,7 +751,7 @@ impl Job {
     }
 
     fn retries_allowed(&self, status: ExecutionStatus) -> u32 {
-        let Some(cfg) = &self.request.job_executions_retry_config else {
+        let Some(cfg) = &self.request.settings.job_executions_retry_config else {
             return 0;
         };
         let wanted = match status {
@@ -770,6 +772,7 @@ impl Job {
     fn retries_used(&self, thing: &ThingExec, status: ExecutionStatus) -> u32 {
         let specific = self
             .request
+            .settings
             .job_executions_retry_config
             .as_ref()
             .is_some_and(|cfg| {
@@ -888,6 +891,7 @@ impl JobsService {
         }
         let mut out = self.advance(now);
         let max_in_progress = request
+            .settings
             .max_in_progress
             .unwrap_or(self.config.default_max_in_progress);
         let things = request
@@ -949,12 +953,12 @@ impl JobsService {
             last_updated_at: job.last_updated_at,
             completed_at: job.completed_at,
             job_process_details: job.process_details(),
-            job_executions_rollout_config: r.job_executions_rollout_config.clone(),
-            abort_config: r.abort_config.clone(),
-            timeout_config: r.timeout_config,
-            job_executions_retry_config: r.job_executions_retry_config.clone(),
+            job_executions_rollout_config: r.settings.job_executions_rollout_config.clone(),
+            abort_config: r.settings.abort_config.clone(),
+            timeout_config: r.settings.timeout_config,
+            job_executions_retry_config: r.settings.job_executions_retry_config.clone(),
             max_in_progress: job.max_in_progress,
-            abort_after_failures: r.abort_after_failures,
+            abort_after_failures: r.settings.abort_after_failures,
             is_concurrent: job.status == JobStatus::InProgress
                 && job.things.values().any(|t| t.release_key().is_some()),
         })
@@ -1368,6 +1372,7 @@ impl JobsService {
             let job = self.jobs.get_mut(&key.0).expect("pending job exists");
             let timeout = job
                 .request
+                .settings
                 .timeout_config
                 .and_then(|t| t.in_progress_timeout_in_minutes);
             let a = job
@@ -1505,6 +1510,7 @@ impl JobsService {
         let job = self.jobs.get_mut(job_id).expect("visible");
         let timeout = job
             .request
+            .settings
             .timeout_config
             .and_then(|t| t.in_progress_timeout_in_minutes);
         let t = job.things.get_mut(thing).expect("visible");
@@ -1696,7 +1702,7 @@ fn abort_reason(job: &Job) -> Option<String> {
     let rejected = d.number_of_rejected_things;
     let timed_out = d.number_of_timed_out_things;
     let completed = d.number_of_succeeded_things + failed + rejected + timed_out;
-    if let Some(cfg) = &job.request.abort_config {
+    if let Some(cfg) = &job.request.settings.abort_config {
         for c in &cfg.criteria_list {
             if completed == 0 || completed < u64::from(c.min_number_of_executed_things) {
                 continue;
@@ -1717,7 +1723,7 @@ fn abort_reason(job: &Job) -> Option<String> {
             }
         }
     }
-    if let Some(limit) = job.request.abort_after_failures {
+    if let Some(limit) = job.request.settings.abort_after_failures {
         let failures = failed + timed_out;
         if failures > u64::from(limit) {
             return Some(format!(
@@ -1757,77 +1763,8 @@ fn validate(r: &CreateJobRequest) -> Result<(), JobsError> {
     {
         return bad("description exceeds 2028 characters");
     }
-    if let Some(ro) = &r.job_executions_rollout_config {
-        if ro
-            .maximum_per_minute
-            .is_some_and(|m| !(1..=1000).contains(&m))
-        {
-            return bad("maximumPerMinute must be 1-1000");
-        }
-        if let Some(e) = &ro.exponential_rate {
-            if !(1..=1000).contains(&e.base_rate_per_minute) {
-                return bad("baseRatePerMinute must be 1-1000");
-            }
-            let f = e.increment_factor;
-            if !(1.1..=5.0).contains(&f) || ((f * 10.0).round() - f * 10.0).abs() > 1e-9 {
-                return bad("incrementFactor must be 1.1-5 with at most one decimal");
-            }
-            let c = &e.rate_increase_criteria;
-            match (c.number_of_notified_things, c.number_of_succeeded_things) {
-                (Some(n), None) | (None, Some(n)) if n >= 1 => {}
-                _ => return bad("rateIncreaseCriteria needs exactly one count >= 1"),
-            }
-        }
-    }
-    if let Some(a) = &r.abort_config {
-        if a.criteria_list.is_empty() {
-            return bad("abortConfig.criteriaList must not be empty");
-        }
-        for c in &a.criteria_list {
-            if !(c.threshold_percentage > 0.0 && c.threshold_percentage <= 100.0) {
-                return bad("thresholdPercentage must be in (0, 100]");
-            }
-            if c.min_number_of_executed_things < 1 {
-                return bad("minNumberOfExecutedThings must be >= 1");
-            }
-        }
-    }
-    let timeout = r
-        .timeout_config
-        .and_then(|t| t.in_progress_timeout_in_minutes);
-    if timeout.is_some_and(|m| !(1..=10_080).contains(&m)) {
-        return bad("inProgressTimeoutInMinutes must be 1-10080");
-    }
-    let queued_timeout = r.timeout_config.and_then(|t| t.queued_timeout_in_minutes);
-    // The extension takes AWS's range for its sibling.
-    if queued_timeout.is_some_and(|m| !(1..=10_080).contains(&m)) {
-        return bad("queuedTimeoutInMinutes must be 1-10080");
-    }
-    if let Some(rc) = &r.job_executions_retry_config {
-        if !(1..=2).contains(&rc.criteria_list.len()) {
-            return bad("jobExecutionsRetryConfig.criteriaList must hold 1 or 2 criteria");
-        }
-        let mut total = 0;
-        for c in &rc.criteria_list {
-            if c.failure_type == FailureType::Rejected {
-                return bad("REJECTED executions are never retried");
-            }
-            // Either timer can produce TIMED_OUT, so either makes such a
-            // retry meaningful.
-            if c.failure_type == FailureType::TimedOut
-                && timeout.is_none()
-                && queued_timeout.is_none()
-            {
-                return bad("TIMED_OUT retries need a timeoutConfig");
-            }
-            total += c.number_of_retries;
-        }
-        if total > 10 {
-            return bad("at most 10 retries in total");
-        }
-    }
-    if r.max_in_progress == Some(0) {
-        return bad("maxInProgress must be >= 1");
+    if let Some(e) = r.settings.check(Setting::aws_key).into_iter().next() {
+        return Err(JobsError::InvalidRequest(e.message));
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ use ota_client::image::{HEADER_LEN, ImageHeader, build_image};
 use ota_client::{Exit, Layout, OtaConfig, Partitions};
 use rand::{Rng, RngCore};
 use serde_json::json;
-use twinrig_cloud::jobs::JobStatus;
+use twinrig_cloud::jobs::{JobStatus, RolloutSettings};
 use twinrig_hal::{DownloadError, DownloadInfo, Downloader};
 use twinrig_sim::net::{Network, SimMqttClient};
 use twinrig_sim::rng::SimRng;
@@ -82,9 +82,7 @@ use crate::check::compare;
 use crate::cloud_twin::CloudTwin;
 use crate::devices::ReadyWhen;
 use crate::fleet_prompt::{OfflineIntents, Target, VersionSpec};
-use crate::fleet_tools::{
-    FleetBackend, LocalFleet, OtaJobSpec, PromptResult, RolloutSettings, run_prompt,
-};
+use crate::fleet_tools::{FleetBackend, LocalFleet, OtaJobSpec, PromptResult, run_prompt};
 use crate::scenario::fleet::{
     CreateJobStep, ExpectAlert, ExpectFleet, ExpectJob, FleetConfig, JobTarget, OtaGate,
     VersionRef, member_ota_client_id,
@@ -902,14 +900,7 @@ impl Fleet {
                 VersionRef::Latest => VersionSpec::Latest,
                 VersionRef::Exact(v) => VersionSpec::Exact(v.to_string()),
             },
-            rollout: RolloutSettings {
-                job_executions_rollout_config: step.rollout.clone(),
-                abort_config: step.abort.clone(),
-                timeout_config: step.timeout,
-                job_executions_retry_config: step.retry.clone(),
-                max_in_progress: step.max_in_progress,
-                abort_after_failures: step.abort_after_failures,
-            },
+            rollout: step.settings(),
             description: None,
         };
         LocalFleet::new(self, cloud)

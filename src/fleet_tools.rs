@@ -20,8 +20,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Value, json};
 use twinrig_cloud::jobs::{
-    ABORT_REASON_CODE, AbortConfig, CreateJobRequest, ExecutionStatus, JobStatus, RetryConfig,
-    RolloutConfig, TimeoutConfig,
+    ABORT_REASON_CODE, CreateJobRequest, ExecutionStatus, JobStatus, RolloutSettings,
 };
 
 use crate::cloud_twin::CloudTwin;
@@ -124,91 +123,6 @@ impl fmt::Display for FleetStatus {
             .collect::<Vec<_>>()
             .join("; ");
         f.write_str(&text)
-    }
-}
-
-/// How a job rolls out, in AWS's CreateJob terms plus twinrig's two
-/// extensions. Every field is optional; unset means the service default.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RolloutSettings {
-    /// `jobExecutionsRolloutConfig`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_executions_rollout_config: Option<RolloutConfig>,
-    /// `abortConfig`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort_config: Option<AbortConfig>,
-    /// `timeoutConfig`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout_config: Option<TimeoutConfig>,
-    /// `jobExecutionsRetryConfig`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_executions_retry_config: Option<RetryConfig>,
-    /// twinrig extension: at most this many executions IN_PROGRESS at once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_in_progress: Option<u32>,
-    /// twinrig extension: abort when more than this many things have failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort_after_failures: Option<u32>,
-}
-
-impl RolloutSettings {
-    /// True when nothing is set.
-    pub fn is_empty(&self) -> bool {
-        *self == RolloutSettings::default()
-    }
-
-    /// One line for people: `max 10 updating, 100/min, abort if >10 failed or ALL >= 5% of 10+`.
-    pub fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(m) = self.max_in_progress {
-            parts.push(format!("max {m} updating"));
-        }
-        if let Some(r) = &self.job_executions_rollout_config {
-            if let Some(m) = r.maximum_per_minute {
-                parts.push(format!("{m}/min"));
-            }
-            if let Some(e) = &r.exponential_rate {
-                parts.push(format!(
-                    "from {}/min x{}",
-                    e.base_rate_per_minute, e.increment_factor
-                ));
-            }
-        }
-        let mut aborts = Vec::new();
-        if let Some(n) = self.abort_after_failures {
-            aborts.push(format!(">{n} failed"));
-        }
-        for c in self.abort_config.iter().flat_map(|a| &a.criteria_list) {
-            let kind = serde_json::to_value(c.failure_type)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            aborts.push(format!(
-                "{kind} >= {}% of {}+",
-                c.threshold_percentage, c.min_number_of_executed_things
-            ));
-        }
-        if !aborts.is_empty() {
-            parts.push(format!("abort if {}", aborts.join(" or ")));
-        }
-        if let Some(m) = self
-            .timeout_config
-            .and_then(|t| t.in_progress_timeout_in_minutes)
-        {
-            parts.push(format!("timeout {m} min"));
-        }
-        if let Some(m) = self
-            .timeout_config
-            .and_then(|t| t.queued_timeout_in_minutes)
-        {
-            parts.push(format!("queued timeout {m} min"));
-        }
-        if let Some(r) = &self.job_executions_retry_config {
-            let n: u32 = r.criteria_list.iter().map(|c| c.number_of_retries).sum();
-            parts.push(format!("{n} retries"));
-        }
-        parts.join(", ")
     }
 }
 
@@ -596,18 +510,12 @@ impl FleetBackend for LocalFleet<'_> {
             VersionSpec::Previous => self.previous(&spec.target, &device_type)?,
         };
         let document = self.job_document(&device_type, &version)?;
-        let r = &spec.rollout;
         let request = CreateJobRequest {
             job_id: spec.job_id.clone(),
             targets: things.clone(),
             document,
             description: spec.description.clone(),
-            job_executions_rollout_config: r.job_executions_rollout_config.clone(),
-            abort_config: r.abort_config.clone(),
-            timeout_config: r.timeout_config,
-            job_executions_retry_config: r.job_executions_retry_config.clone(),
-            max_in_progress: r.max_in_progress,
-            abort_after_failures: r.abort_after_failures,
+            settings: spec.rollout.clone(),
         };
         self.cloud
             .create_job(request)

@@ -25,12 +25,11 @@ use std::collections::BTreeMap;
 use aws_sdk_iot::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_iot::types as aws;
 use serde_json::{Value, json};
-use twinrig_cloud::jobs::{AbortAction, ExecutionStatus, FailureType};
+use twinrig_cloud::jobs::{AbortAction, ExecutionStatus, FailureType, RolloutSettings};
 
 use crate::fleet_tools::{
     DeviceTypeInfo, ExecutionFailure, FleetBackend, FleetStatus, GateChange, JobCounts, JobCreated,
-    JobReport, JobState, OtaJobSpec, RolloutSettings, Target, ToolError, VersionInfo, VersionSpec,
-    thing_from_arn,
+    JobReport, JobState, OtaJobSpec, Target, ToolError, VersionInfo, VersionSpec, thing_from_arn,
 };
 
 const BACKEND: &str = "AWS IoT";

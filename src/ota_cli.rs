@@ -25,7 +25,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use twinrig_cloud::jobs::{
-    AbortAction, AbortConfig, AbortCriteria, FailureType, RolloutConfig, TimeoutConfig,
+    AbortAction, AbortConfig, AbortCriteria, FailureType, RolloutConfig, RolloutSettings,
+    TimeoutConfig,
 };
 use twinrig_sim::net::Network;
 use twinrig_sim::{MILLIS, Nanos, SECONDS, Sim, SimHandle, format_nanos};
@@ -35,7 +36,7 @@ use crate::fleet::Fleet;
 use crate::fleet_prompt::OfflineIntents;
 use crate::fleet_tools::{
     FleetBackend, FleetStatus, JobCounts, JobCreated, JobReport, JobState, LocalFleet,
-    PromptResult, Recording, RolloutSettings, Target, ToolCallRecord, run_prompt,
+    PromptResult, Recording, Target, ToolCallRecord, run_prompt,
 };
 use crate::runner::CloudRouter;
 use crate::scenario::{DEFAULT_EPOCH_UNIX_S, FleetFile, LinkModel, ScenarioError};

@@ -324,7 +324,7 @@ fn an_unwritable_trace_directory_is_an_error_naming_the_file() {
 #[test]
 fn ota_timeout_near_the_end_of_time_follows_the_job_to_its_end() {
     let (file, name) = twinrig::ota_cli::load_fleet(None).unwrap();
-    let rollout = twinrig::fleet_tools::RolloutSettings::default();
+    let rollout = twinrig_cloud::jobs::RolloutSettings::default();
     let started = Instant::now();
     let (report, _) = twinrig::ota_cli::run(
         &file,

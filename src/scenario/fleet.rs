@@ -15,9 +15,9 @@
 //! column. References and ranges are checked in `validate.rs`.
 //!
 //! `create_job` takes the jobs engine's own configuration types
-//! ([`twinrig_cloud::jobs::RolloutConfig`] and friends, AWS camelCase keys);
-//! they are read through mirrors in `raw` that reject unknown keys and give
-//! the JSON Schema.
+//! ([`twinrig_cloud::jobs::RolloutConfig`] and friends, AWS camelCase keys),
+//! which reject unknown keys and give the JSON Schema themselves; their rules
+//! are checked by [`twinrig_cloud::jobs::RolloutSettings::check`].
 
 use std::borrow::Cow;
 use std::fmt;
@@ -27,7 +27,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use twinrig_cloud::jobs::{
-    AbortConfig, CreateJobRequest, RetryConfig, RolloutConfig, TimeoutConfig,
+    AbortConfig, CreateJobRequest, RetryConfig, RolloutConfig, RolloutSettings, Setting,
+    TimeoutConfig,
 };
 
 use super::duration::Duration;
@@ -396,34 +397,31 @@ pub struct PromptStep {
 }
 
 /// Create an OTA job with exact settings (no prompt). AWS's configuration
-/// keys are camelCase, twinrig's own snake_case.
+/// keys (inside `rollout`, `abort`, `timeout`, `retry`) are camelCase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(from = "raw::CreateJob")]
+#[serde(deny_unknown_fields)]
 pub struct CreateJobStep {
-    /// The job id (AWS: `[a-zA-Z0-9_-]{1,64}`); later steps refer to it.
+    /// The job id (`[a-zA-Z0-9_-]{1,64}`, unique); later steps refer to it.
     pub id: String,
-    /// What the job updates.
+    /// What the job updates: `{type: pet_feeder}`, `{device: feeder-001}` or `fleet`.
     pub target: JobTarget,
-    /// To which version.
+    /// `latest` or an exact version.
     pub version: VersionRef,
     /// `jobExecutionsRolloutConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<raw::Rollout>")]
     pub rollout: Option<RolloutConfig>,
     /// `abortConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<raw::Abort>")]
     pub abort: Option<AbortConfig>,
     /// `timeoutConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<raw::Timeout>")]
     pub timeout: Option<TimeoutConfig>,
     /// `jobExecutionsRetryConfig`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<raw::Retry>")]
     pub retry: Option<RetryConfig>,
     /// twinrig extension: at most this many executions IN_PROGRESS at once (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_in_progress: Option<u32>,
     /// twinrig extension: abort when more than this many things have failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -431,6 +429,30 @@ pub struct CreateJobStep {
 }
 
 impl CreateJobStep {
+    /// The step's settings, as the jobs engine takes them.
+    pub fn settings(&self) -> RolloutSettings {
+        RolloutSettings {
+            job_executions_rollout_config: self.rollout.clone(),
+            abort_config: self.abort.clone(),
+            timeout_config: self.timeout,
+            job_executions_retry_config: self.retry.clone(),
+            max_in_progress: self.max_in_progress,
+            abort_after_failures: self.abort_after_failures,
+        }
+    }
+
+    /// The step's key for a setting, for error messages and paths.
+    pub fn key(setting: Setting) -> &'static str {
+        match setting {
+            Setting::Rollout => "rollout",
+            Setting::Abort => "abort",
+            Setting::Timeout => "timeout",
+            Setting::Retry => "retry",
+            Setting::MaxInProgress => "max_in_progress",
+            Setting::AbortAfterFailures => "abort_after_failures",
+        }
+    }
+
     /// The CreateJob request for this step, once the caller has resolved the
     /// target to thing names and written the job document.
     pub fn request(&self, targets: Vec<String>, document: serde_json::Value) -> CreateJobRequest {
@@ -439,12 +461,7 @@ impl CreateJobStep {
             targets,
             document,
             description: None,
-            job_executions_rollout_config: self.rollout.clone(),
-            abort_config: self.abort.clone(),
-            timeout_config: self.timeout,
-            job_executions_retry_config: self.retry.clone(),
-            max_in_progress: self.max_in_progress,
-            abort_after_failures: self.abort_after_failures,
+            settings: self.settings(),
         }
     }
 }
@@ -1160,266 +1177,6 @@ impl JsonSchema for IdPattern {
                 No other braces. Each id follows the rules of `devices[].id`.",
             "examples": ["feeder-{n:03}", "hand-{n}"]
         })
-    }
-}
-
-/// The YAML shapes of `create_job` and of the jobs engine's configuration
-/// types: the engine's types do not reject unknown keys or describe
-/// themselves as a schema, so they are read through these mirrors (same
-/// camelCase keys) and converted. Doc comments become schema descriptions.
-mod raw {
-    use schemars::JsonSchema;
-    use serde::Deserialize;
-    use twinrig_cloud::jobs as cj;
-
-    use super::{JobTarget, VersionRef};
-
-    /// Create an OTA job with exact settings (no prompt). AWS's configuration
-    /// keys (inside `rollout`, `abort`, `timeout`, `retry`) are camelCase.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(deny_unknown_fields)]
-    pub struct CreateJob {
-        /// The job id (`[a-zA-Z0-9_-]{1,64}`, unique); later steps refer to it.
-        id: String,
-        /// What the job updates: `{type: pet_feeder}`, `{device: feeder-001}` or `fleet`.
-        target: JobTarget,
-        /// `latest` or an exact version.
-        version: VersionRef,
-        /// `jobExecutionsRolloutConfig`.
-        #[serde(default)]
-        rollout: Option<Rollout>,
-        /// `abortConfig`.
-        #[serde(default)]
-        abort: Option<Abort>,
-        /// `timeoutConfig`.
-        #[serde(default)]
-        timeout: Option<Timeout>,
-        /// `jobExecutionsRetryConfig`.
-        #[serde(default)]
-        retry: Option<Retry>,
-        /// twinrig extension: at most this many executions IN_PROGRESS at once (default 10).
-        #[serde(default)]
-        #[schemars(range(min = 1))]
-        max_in_progress: Option<u32>,
-        /// twinrig extension: abort when more than this many things have failed.
-        #[serde(default)]
-        abort_after_failures: Option<u32>,
-    }
-
-    impl From<CreateJob> for super::CreateJobStep {
-        fn from(r: CreateJob) -> Self {
-            super::CreateJobStep {
-                id: r.id,
-                target: r.target,
-                version: r.version,
-                rollout: r.rollout.map(Into::into),
-                abort: r.abort.map(Into::into),
-                timeout: r.timeout.map(Into::into),
-                retry: r.retry.map(Into::into),
-                max_in_progress: r.max_in_progress,
-                abort_after_failures: r.abort_after_failures,
-            }
-        }
-    }
-
-    /// `jobExecutionsRolloutConfig`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct Rollout {
-        /// Things notified per minute, 1 to 1000 (1000 when unset).
-        #[serde(default)]
-        #[schemars(range(min = 1, max = 1000))]
-        maximum_per_minute: Option<u32>,
-        /// A rate that grows as notified or succeeded things accumulate.
-        #[serde(default)]
-        exponential_rate: Option<ExponentialRate>,
-    }
-
-    impl From<Rollout> for cj::RolloutConfig {
-        fn from(r: Rollout) -> Self {
-            cj::RolloutConfig {
-                maximum_per_minute: r.maximum_per_minute,
-                exponential_rate: r.exponential_rate.map(|e| cj::ExponentialRate {
-                    base_rate_per_minute: e.base_rate_per_minute,
-                    increment_factor: e.increment_factor,
-                    rate_increase_criteria: cj::RateIncreaseCriteria {
-                        number_of_notified_things: e
-                            .rate_increase_criteria
-                            .number_of_notified_things,
-                        number_of_succeeded_things: e
-                            .rate_increase_criteria
-                            .number_of_succeeded_things,
-                    },
-                }),
-            }
-        }
-    }
-
-    /// `exponentialRate`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct ExponentialRate {
-        /// Starting rate, 1 to 1000 per minute.
-        #[schemars(range(min = 1, max = 1000))]
-        base_rate_per_minute: u32,
-        /// 1.1 to 5, at most one decimal.
-        #[schemars(range(min = 1.1, max = 5.0))]
-        increment_factor: f64,
-        /// When the rate is multiplied: exactly one of the two counts.
-        rate_increase_criteria: RateIncreaseCriteria,
-    }
-
-    /// `rateIncreaseCriteria`: exactly one of the two.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct RateIncreaseCriteria {
-        /// Multiply the rate after every this many notified things.
-        #[serde(default)]
-        #[schemars(range(min = 1))]
-        number_of_notified_things: Option<u32>,
-        /// Multiply the rate after every this many succeeded things.
-        #[serde(default)]
-        #[schemars(range(min = 1))]
-        number_of_succeeded_things: Option<u32>,
-    }
-
-    /// `abortConfig`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct Abort {
-        /// Checked in order; the first one met aborts the job.
-        #[schemars(length(min = 1))]
-        criteria_list: Vec<AbortCriteria>,
-    }
-
-    impl From<Abort> for cj::AbortConfig {
-        fn from(r: Abort) -> Self {
-            cj::AbortConfig {
-                criteria_list: r
-                    .criteria_list
-                    .into_iter()
-                    .map(|c| cj::AbortCriteria {
-                        failure_type: c.failure_type.into(),
-                        action: match c.action {
-                            AbortAction::Cancel => cj::AbortAction::Cancel,
-                        },
-                        threshold_percentage: c.threshold_percentage,
-                        min_number_of_executed_things: c.min_number_of_executed_things,
-                    })
-                    .collect(),
-            }
-        }
-    }
-
-    /// `AbortCriteria`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct AbortCriteria {
-        /// Which terminal statuses count.
-        failure_type: FailureType,
-        /// Always `CANCEL`.
-        action: AbortAction,
-        /// More than 0, at most 100: percent of completed executions.
-        #[schemars(range(max = 100.0))]
-        threshold_percentage: f64,
-        /// Not evaluated before this many executions have completed (at least 1).
-        #[schemars(range(min = 1))]
-        min_number_of_executed_things: u32,
-    }
-
-    /// `JobExecutionFailureType`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum FailureType {
-        /// FAILED.
-        Failed,
-        /// REJECTED (abort criteria only; never retried).
-        Rejected,
-        /// TIMED_OUT.
-        TimedOut,
-        /// All failure kinds.
-        All,
-    }
-
-    impl From<FailureType> for cj::FailureType {
-        fn from(f: FailureType) -> Self {
-            match f {
-                FailureType::Failed => cj::FailureType::Failed,
-                FailureType::Rejected => cj::FailureType::Rejected,
-                FailureType::TimedOut => cj::FailureType::TimedOut,
-                FailureType::All => cj::FailureType::All,
-            }
-        }
-    }
-
-    /// `AbortAction`: AWS's only value.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-    pub enum AbortAction {
-        /// CANCEL.
-        Cancel,
-    }
-
-    /// `timeoutConfig`, plus twinrig's `queuedTimeoutInMinutes`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct Timeout {
-        /// 1 to 10080 minutes from the start of IN_PROGRESS; then TIMED_OUT.
-        #[serde(default)]
-        #[schemars(range(min = 1, max = 10_080))]
-        in_progress_timeout_in_minutes: Option<u64>,
-        /// twinrig extension (AWS has no such setting): 1 to 10080 minutes
-        /// from the moment an execution is offered to its device while it
-        /// stays QUEUED; then TIMED_OUT, and its in-progress slot is freed. A
-        /// device that never connects then ends TIMED_OUT and the job can
-        /// complete, where on AWS it would stay QUEUED for ever.
-        #[serde(default)]
-        #[schemars(range(min = 1, max = 10_080))]
-        queued_timeout_in_minutes: Option<u64>,
-    }
-
-    impl From<Timeout> for cj::TimeoutConfig {
-        fn from(r: Timeout) -> Self {
-            cj::TimeoutConfig {
-                in_progress_timeout_in_minutes: r.in_progress_timeout_in_minutes,
-                queued_timeout_in_minutes: r.queued_timeout_in_minutes,
-            }
-        }
-    }
-
-    /// `jobExecutionsRetryConfig`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct Retry {
-        /// One or two criteria.
-        #[schemars(length(min = 1, max = 2))]
-        criteria_list: Vec<RetryCriteria>,
-    }
-
-    impl From<Retry> for cj::RetryConfig {
-        fn from(r: Retry) -> Self {
-            cj::RetryConfig {
-                criteria_list: r
-                    .criteria_list
-                    .into_iter()
-                    .map(|c| cj::RetryCriteria {
-                        failure_type: c.failure_type.into(),
-                        number_of_retries: c.number_of_retries,
-                    })
-                    .collect(),
-            }
-        }
-    }
-
-    /// `RetryCriteria`.
-    #[derive(Deserialize, JsonSchema)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct RetryCriteria {
-        /// FAILED, TIMED_OUT or ALL (REJECTED is never retried).
-        failure_type: FailureType,
-        /// 0 to 10 (at most 10 across the criteria).
-        #[schemars(range(max = 10))]
-        number_of_retries: u32,
     }
 }
 

@@ -1218,8 +1218,8 @@ fn fleet_defaults_and_create_job_request() {
     let request = job.request(vec!["rvr-1".into(), "rvr-2".into()], json!({"v": 1}));
     assert_eq!(request.job_id, "rollback-rvr");
     assert_eq!(request.targets, ["rvr-1", "rvr-2"]);
-    assert_eq!(request.max_in_progress, Some(10));
-    assert_eq!(request.abort_config, job.abort);
+    assert_eq!(request.settings.max_in_progress, Some(10));
+    assert_eq!(request.settings.abort_config, job.abort);
     // The request is AWS's CreateJob body: camelCase, as the engine reads it.
     let body = serde_json::to_value(&request).unwrap();
     assert_eq!(

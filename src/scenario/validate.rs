@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use twinrig_cloud::jobs::{FailureType, valid_job_id};
+use twinrig_cloud::jobs::{PathStep, valid_job_id};
 use twinrig_cloud::rules::{Rule, RuleConfig, RuleError, Transform, parse as parse_sql};
 use twinrig_cloud::shadow::{MAX_THING_NAME, valid_thing_name};
 
@@ -1625,149 +1625,16 @@ impl Checker<'_> {
             }
         }
 
-        if let Some(r) = &job.rollout {
-            let rp = p.k("rollout");
-            if let Some(m) = r.maximum_per_minute
-                && !(1..=1000).contains(&m)
-            {
-                self.err(
-                    &rp.k("maximumPerMinute"),
-                    format!("{what}: `maximumPerMinute` must be from 1 to 1000, got {m}"),
-                );
+        // The ranges and combinations are the jobs engine's rules.
+        for e in job.settings().check(CreateJobStep::key) {
+            let mut at = p.k(CreateJobStep::key(e.setting));
+            for step in e.path {
+                at = match step {
+                    PathStep::Key(k) => at.k(k),
+                    PathStep::Index(i) => at.i(i),
+                };
             }
-            if let Some(e) = &r.exponential_rate {
-                let ep = rp.k("exponentialRate");
-                if !(1..=1000).contains(&e.base_rate_per_minute) {
-                    self.err(
-                        &ep.k("baseRatePerMinute"),
-                        format!(
-                            "{what}: `baseRatePerMinute` must be from 1 to 1000, got {}",
-                            e.base_rate_per_minute
-                        ),
-                    );
-                }
-                let f = e.increment_factor;
-                if !(1.1..=5.0).contains(&f) || ((f * 10.0).round() - f * 10.0).abs() > 1e-9 {
-                    self.err(
-                        &ep.k("incrementFactor"),
-                        format!(
-                            "{what}: `incrementFactor` must be from 1.1 to 5 with at most one decimal, got {f}"
-                        ),
-                    );
-                }
-                let c = &e.rate_increase_criteria;
-                let ok = matches!(
-                    (c.number_of_notified_things, c.number_of_succeeded_things),
-                    (Some(n), None) | (None, Some(n)) if n >= 1
-                );
-                if !ok {
-                    self.err(
-                        &ep.k("rateIncreaseCriteria"),
-                        format!(
-                            "{what}: `rateIncreaseCriteria` needs exactly one of numberOfNotifiedThings and numberOfSucceededThings, at least 1"
-                        ),
-                    );
-                }
-            }
-        }
-
-        if let Some(a) = &job.abort {
-            let ap = p.k("abort").k("criteriaList");
-            if a.criteria_list.is_empty() {
-                self.err(
-                    &ap,
-                    format!("{what}: `abort.criteriaList` must not be empty"),
-                );
-            }
-            for (j, c) in a.criteria_list.iter().enumerate() {
-                let cp = ap.i(j);
-                let t = c.threshold_percentage;
-                if !(t > 0.0 && t <= 100.0) {
-                    self.err(
-                        &cp.k("thresholdPercentage"),
-                        format!(
-                            "{what}: abort criterion {}: `thresholdPercentage` must be more than 0 and at most 100, got {t}",
-                            j + 1
-                        ),
-                    );
-                }
-                if c.min_number_of_executed_things < 1 {
-                    self.err(
-                        &cp.k("minNumberOfExecutedThings"),
-                        format!(
-                            "{what}: abort criterion {}: `minNumberOfExecutedThings` must be at least 1",
-                            j + 1
-                        ),
-                    );
-                }
-            }
-        }
-
-        let timeout = job.timeout.and_then(|t| t.in_progress_timeout_in_minutes);
-        if let Some(m) = timeout
-            && !(1..=10_080).contains(&m)
-        {
-            self.err(
-                &p.k("timeout").k("inProgressTimeoutInMinutes"),
-                format!("{what}: `inProgressTimeoutInMinutes` must be from 1 to 10080, got {m}"),
-            );
-        }
-        // The twinrig extension takes the same range as its AWS sibling.
-        let queued_timeout = job.timeout.and_then(|t| t.queued_timeout_in_minutes);
-        if let Some(m) = queued_timeout
-            && !(1..=10_080).contains(&m)
-        {
-            self.err(
-                &p.k("timeout").k("queuedTimeoutInMinutes"),
-                format!("{what}: `queuedTimeoutInMinutes` must be from 1 to 10080, got {m}"),
-            );
-        }
-
-        if let Some(r) = &job.retry {
-            let lp = p.k("retry").k("criteriaList");
-            let n = r.criteria_list.len();
-            if !(1..=2).contains(&n) {
-                self.err(
-                    &lp,
-                    format!("{what}: `retry.criteriaList` must hold 1 or 2 criteria, got {n}"),
-                );
-            }
-            let mut total: u64 = 0;
-            for (j, c) in r.criteria_list.iter().enumerate() {
-                let cp = lp.i(j);
-                match c.failure_type {
-                    FailureType::Rejected => self.err(
-                        &cp.k("failureType"),
-                        format!(
-                            "{what}: retry criterion {}: REJECTED executions are never retried; use FAILED, TIMED_OUT or ALL",
-                            j + 1
-                        ),
-                    ),
-                    // Either timer can make an execution TIMED_OUT.
-                    FailureType::TimedOut if timeout.is_none() && queued_timeout.is_none() => self.err(
-                        &cp.k("failureType"),
-                        format!(
-                            "{what}: retry criterion {}: TIMED_OUT retries need `timeout: {{inProgressTimeoutInMinutes: ...}}` (or `queuedTimeoutInMinutes`)",
-                            j + 1
-                        ),
-                    ),
-                    _ => {}
-                }
-                total += u64::from(c.number_of_retries);
-            }
-            if total > 10 {
-                self.err(
-                    &lp,
-                    format!("{what}: at most 10 retries in total (`numberOfRetries`), got {total}"),
-                );
-            }
-        }
-
-        if job.max_in_progress == Some(0) {
-            self.err(
-                &p.k("max_in_progress"),
-                format!("{what}: `max_in_progress` must be at least 1"),
-            );
+            self.err(&at, format!("{what}: {}", e.message));
         }
     }
 }

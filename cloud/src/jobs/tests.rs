@@ -279,7 +279,7 @@ fn never_more_than_max_in_progress_while_devices_start_and_finish_in_varied_orde
 fn unreleased_executions_stay_queued_whatever_the_device_sends() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 3);
-    req.max_in_progress = Some(1);
+    req.settings.max_in_progress = Some(1);
     svc.create_job(req, T0).expect("created");
     // t001 was not released: invisible, stays QUEUED.
     let out = start_next(&mut svc, "t001", T0 + 1);
@@ -318,8 +318,8 @@ fn unreleased_executions_stay_queued_whatever_the_device_sends() {
 fn maximum_per_minute_limits_notifications_over_time() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 25);
-    req.max_in_progress = Some(1000);
-    req.job_executions_rollout_config = Some(RolloutConfig {
+    req.settings.max_in_progress = Some(1000);
+    req.settings.job_executions_rollout_config = Some(RolloutConfig {
         maximum_per_minute: Some(10),
         exponential_rate: None,
     });
@@ -341,8 +341,8 @@ fn maximum_per_minute_limits_notifications_over_time() {
 fn exponential_rate_grows_with_notified_things() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 40);
-    req.max_in_progress = Some(1000);
-    req.job_executions_rollout_config = Some(RolloutConfig {
+    req.settings.max_in_progress = Some(1000);
+    req.settings.job_executions_rollout_config = Some(RolloutConfig {
         maximum_per_minute: Some(6),
         exponential_rate: Some(ExponentialRate {
             base_rate_per_minute: 2,
@@ -378,7 +378,7 @@ fn run_to_terminal(
 fn percentage_abort_waits_for_min_number_of_executed_things() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 30);
-    req.abort_config = Some(AbortConfig {
+    req.settings.abort_config = Some(AbortConfig {
         criteria_list: vec![AbortCriteria {
             failure_type: FailureType::Failed,
             action: AbortAction::Cancel,
@@ -430,7 +430,7 @@ fn percentage_abort_waits_for_min_number_of_executed_things() {
 fn absolute_abort_on_the_eleventh_failure_cancels_queued_and_alerts() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 100);
-    req.abort_after_failures = Some(10);
+    req.settings.abort_after_failures = Some(10);
     svc.create_job(req, T0).expect("created");
     for i in 0..10 {
         let out = run_to_terminal(&mut svc, "job1", &format!("t{i:03}"), "FAILED", T0 + 1);
@@ -523,7 +523,7 @@ fn cancel_with_force_cancels_in_progress_too() {
 fn in_progress_timeout_and_step_timer() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 2);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(20),
         queued_timeout_in_minutes: None,
     });
@@ -570,7 +570,7 @@ fn step_timer_follows_the_devguide_example() {
     // 12:12; 12:10 step 5 -> 12:15; 12:13 step 9 -> still 12:20.
     let mut svc = JobsService::default();
     let mut req = request("job1", 1);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(20),
         queued_timeout_in_minutes: None,
     });
@@ -605,11 +605,11 @@ fn step_timer_follows_the_devguide_example() {
 fn retry_creates_execution_number_two() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 1);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(1),
         queued_timeout_in_minutes: None,
     });
-    req.job_executions_retry_config = Some(RetryConfig {
+    req.settings.job_executions_retry_config = Some(RetryConfig {
         criteria_list: vec![
             RetryCriteria {
                 failure_type: FailureType::Failed,
@@ -835,13 +835,13 @@ proptest! {
     ) {
         let mut svc = JobsService::default();
         let mut req = request("job1", 3);
-        req.timeout_config = Some(TimeoutConfig {
+        req.settings.timeout_config = Some(TimeoutConfig {
             in_progress_timeout_in_minutes: Some(1),
             queued_timeout_in_minutes: None,
         });
-        req.job_executions_retry_config = Some(RetryConfig { criteria_list: vec![RetryCriteria { failure_type: FailureType::All, number_of_retries: 2 }] });
-        req.abort_after_failures = Some(1);
-        req.max_in_progress = Some(2);
+        req.settings.job_executions_retry_config = Some(RetryConfig { criteria_list: vec![RetryCriteria { failure_type: FailureType::All, number_of_retries: 2 }] });
+        req.settings.abort_after_failures = Some(1);
+        req.settings.max_in_progress = Some(2);
         svc.create_job(req, T0).expect("created");
         let topics = [
             "$aws/things/t000/jobs/get",
@@ -890,11 +890,11 @@ fn every_status_change_is_reported_once_as_an_execution_event() {
     use ExecutionStatus::{Canceled, Failed, InProgress, Queued, Succeeded, TimedOut};
     let mut svc = JobsService::default();
     let mut req = request("job1", 4);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(1),
         queued_timeout_in_minutes: None,
     });
-    req.max_in_progress = Some(3);
+    req.settings.max_in_progress = Some(3);
     // Creation releases but changes no status.
     assert!(
         svc.create_job(req, T0)
@@ -940,7 +940,7 @@ fn every_status_change_is_reported_once_as_an_execution_event() {
 }
 
 fn with_queued_timeout(mut req: CreateJobRequest, minutes: u64) -> CreateJobRequest {
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: None,
         queued_timeout_in_minutes: Some(minutes),
     });
@@ -952,7 +952,7 @@ fn queued_timeout_fires_at_exactly_its_time_and_frees_the_slot() {
     use ExecutionStatus::{InProgress, Queued, TimedOut};
     let mut svc = JobsService::default();
     let mut req = with_queued_timeout(request("job1", 2), 5);
-    req.max_in_progress = Some(1);
+    req.settings.max_in_progress = Some(1);
     svc.create_job(req, T0).expect("created");
     // t000 is released at once and its timer runs from then; t001 waits
     // for the slot, so it has no timer yet.
@@ -1059,7 +1059,7 @@ fn a_start_at_the_queued_deadline_is_too_late() {
 fn an_in_progress_timeout_still_applies_after_a_timely_start() {
     let mut svc = JobsService::default();
     let mut req = request("job1", 1);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(10),
         queued_timeout_in_minutes: Some(2),
     });
@@ -1084,8 +1084,8 @@ fn queued_timeouts_count_for_abort_and_are_retried_as_timed_out() {
     // Abort: TIMED_OUT is a failure for the criteria, as AWS counts it.
     let mut svc = JobsService::default();
     let mut req = with_queued_timeout(request("job1", 4), 1);
-    req.max_in_progress = Some(2);
-    req.abort_config = Some(AbortConfig {
+    req.settings.max_in_progress = Some(2);
+    req.settings.abort_config = Some(AbortConfig {
         criteria_list: vec![AbortCriteria {
             failure_type: FailureType::TimedOut,
             action: AbortAction::Cancel,
@@ -1121,7 +1121,7 @@ fn queued_timeouts_count_for_abort_and_are_retried_as_timed_out() {
     // retries; each attempt gets its own timer from its release.
     let mut svc = JobsService::default();
     let mut req = with_queued_timeout(request("job2", 1), 1);
-    req.job_executions_retry_config = Some(RetryConfig {
+    req.settings.job_executions_retry_config = Some(RetryConfig {
         criteria_list: vec![RetryCriteria {
             failure_type: FailureType::TimedOut,
             number_of_retries: 1,
@@ -1149,8 +1149,8 @@ fn without_a_queued_timeout_a_silent_device_holds_its_slot_for_ever() {
     // AWS's behaviour, unchanged: nothing times a QUEUED execution out.
     let mut svc = JobsService::default();
     let mut req = request("job1", 2);
-    req.max_in_progress = Some(1);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.max_in_progress = Some(1);
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(1),
         queued_timeout_in_minutes: None,
     });
@@ -1179,7 +1179,7 @@ fn queued_timeout_is_read_from_create_job_json_and_range_checked() {
         "timeoutConfig": {"queuedTimeoutInMinutes": 30}});
     let req: CreateJobRequest = serde_json::from_value(body).expect("AWS shape");
     assert_eq!(
-        req.timeout_config,
+        req.settings.timeout_config,
         Some(TimeoutConfig {
             in_progress_timeout_in_minutes: None,
             queued_timeout_in_minutes: Some(30),
@@ -1197,7 +1197,9 @@ fn queued_timeout_is_read_from_create_job_json_and_range_checked() {
             .unwrap_err();
         assert_eq!(
             err,
-            JobsError::InvalidRequest("queuedTimeoutInMinutes must be 1-10080".into())
+            JobsError::InvalidRequest(format!(
+                "`queuedTimeoutInMinutes` must be from 1 to 10080, got {bad}"
+            ))
         );
     }
 }
@@ -1210,7 +1212,7 @@ fn timer_deadlines_near_the_end_of_time_saturate() {
     let end = u64::MAX - 30;
     let mut svc = JobsService::default();
     let mut req = request("job1", 2);
-    req.timeout_config = Some(TimeoutConfig {
+    req.settings.timeout_config = Some(TimeoutConfig {
         in_progress_timeout_in_minutes: Some(20),
         queued_timeout_in_minutes: Some(10),
     });

@@ -595,12 +595,9 @@ pub fn firmware_image(
     version: crate::scenario::fleet::Version,
     size: u64,
 ) -> Result<Vec<u8>, String> {
-    let v = |n: u64| u16::try_from(n).map_err(|_| format!("version {version}: part above 65535"));
-    let ota_version =
-        ota_client::Version::new(v(version.major)?, v(version.minor)?, v(version.patch)?);
     let mut body = vec![0u8; usize::try_from(size).map_err(|_| "image too large".to_owned())?];
     twinrig_sim::rng::stream(0, &format!("firmware:{device_type}:{version}")).fill_bytes(&mut body);
-    build_image(device_type, ota_version, &body)
+    build_image(device_type, version, &body)
         .ok_or_else(|| format!("cannot build an image for device type {device_type:?}"))
 }
 

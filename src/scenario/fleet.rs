@@ -512,7 +512,9 @@ impl<'de> Deserialize<'de> for VersionRef {
                     return Ok(VersionRef::Latest);
                 }
                 v.parse().map(VersionRef::Exact).map_err(|e| {
-                    E::custom(format!("expected `latest` or a version like 2.0.0: {e}"))
+                    E::custom(format!(
+                        "expected `latest` or a version like 2.0.0: `{v}` is not a version MAJOR.MINOR.PATCH: {e}"
+                    ))
                 })
             }
 
@@ -690,113 +692,10 @@ pub struct ExpectAlert {
 // ---------------------------------------------------------------------------
 // Value types written as strings.
 
-/// A firmware version, `MAJOR.MINOR.PATCH` (semantic versioning without
-/// pre-release or build suffixes). Ordered as semver orders them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version {
-    /// Major.
-    pub major: u64,
-    /// Minor.
-    pub minor: u64,
-    /// Patch.
-    pub patch: u64,
-}
-
-impl Version {
-    /// `major.minor.patch`.
-    pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
-        Version {
-            major,
-            minor,
-            patch,
-        }
-    }
-}
-
-/// The largest number in a version: 65535 (an OTA image header holds each in
-/// 16 bits).
-pub const MAX_VERSION_PART: u64 = u16::MAX as u64;
-
-/// The regular expression of a version (used in the JSON Schema).
-pub const VERSION_PATTERN: &str = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$";
-
-impl FromStr for Version {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = |why: &str| {
-            Err(format!(
-                "`{text}` is not a version MAJOR.MINOR.PATCH: {why}"
-            ))
-        };
-        if text.contains(['-', '+']) {
-            return bad("pre-release and build suffixes (`-rc.1`, `+build`) are not supported");
-        }
-        let parts: Vec<&str> = text.split('.').collect();
-        if parts.len() != 3 {
-            return bad("it needs exactly three numbers, e.g. 1.2.0");
-        }
-        let mut nums = [0u64; 3];
-        for (slot, part) in nums.iter_mut().zip(&parts) {
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return bad("each part is a whole number");
-            }
-            if part.len() > 1 && part.starts_with('0') {
-                return bad("a number has no leading zeros");
-            }
-            *slot = match part.parse() {
-                // The OTA image header holds each number in 16 bits.
-                Ok(n) if n <= MAX_VERSION_PART => n,
-                _ => {
-                    return bad(
-                        "each number is at most 65535 (firmware image headers hold 16 bits)",
-                    );
-                }
-            };
-        }
-        Ok(Version::new(nums[0], nums[1], nums[2]))
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
-impl Serialize for Version {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Version {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrVisitor::<Version>::new(
-            "a version MAJOR.MINOR.PATCH, e.g. 2.0.0",
-            "is not a version: write MAJOR.MINOR.PATCH, e.g. 2.0.0",
-        ))
-    }
-}
-
-impl JsonSchema for Version {
-    fn schema_name() -> Cow<'static, str> {
-        "Version".into()
-    }
-
-    fn schema_id() -> Cow<'static, str> {
-        concat!(module_path!(), "::Version").into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": VERSION_PATTERN,
-            "description": "A version MAJOR.MINOR.PATCH (semantic versioning, no pre-release or build suffix).",
-            "examples": ["1.0.0", "2.1.3"]
-        })
-    }
-}
+/// A firmware version, `MAJOR.MINOR.PATCH`: the OTA client's own type (the
+/// one in image headers and job documents), read from files in its strict
+/// form.
+pub use ota_client::image::{VERSION_PATTERN, Version};
 
 /// A size in bytes, written with a unit: `B`, `KiB` or `MiB` (`1MiB`, `512KiB`, `1.5MiB`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -84,6 +84,132 @@ impl fmt::Display for Version {
     }
 }
 
+/// The regular expression of a version as written in files (no leading
+/// zeros, no `v`, no suffixes).
+pub const VERSION_PATTERN: &str = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$";
+
+/// Why a text is not a version `MAJOR.MINOR.PATCH` (the strict form files
+/// use, [`VERSION_PATTERN`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionError {
+    /// `-rc.1`, `+build`.
+    Suffix,
+    /// Not exactly three parts.
+    Parts,
+    /// A part that is not a whole number.
+    NotANumber,
+    /// `01`.
+    LeadingZero,
+    /// More than 65535 (the image header holds 16 bits).
+    TooLarge,
+}
+
+impl fmt::Display for VersionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VersionError::Suffix => {
+                "pre-release and build suffixes (`-rc.1`, `+build`) are not supported"
+            }
+            VersionError::Parts => "it needs exactly three numbers, e.g. 1.2.0",
+            VersionError::NotANumber => "each part is a whole number",
+            VersionError::LeadingZero => "a number has no leading zeros",
+            VersionError::TooLarge => {
+                "each number is at most 65535 (firmware image headers hold 16 bits)"
+            }
+        })
+    }
+}
+
+impl core::error::Error for VersionError {}
+
+impl core::str::FromStr for Version {
+    type Err = VersionError;
+
+    /// The strict form: `1.2.0`, no leading zeros, no `v`, no suffixes.
+    fn from_str(text: &str) -> Result<Version, VersionError> {
+        if text.contains(['-', '+']) {
+            return Err(VersionError::Suffix);
+        }
+        if text.split('.').count() != 3 {
+            return Err(VersionError::Parts);
+        }
+        let mut nums = [0u16; 3];
+        for (slot, part) in nums.iter_mut().zip(text.split('.')) {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(VersionError::NotANumber);
+            }
+            if part.len() > 1 && part.starts_with('0') {
+                return Err(VersionError::LeadingZero);
+            }
+            *slot = part.parse().map_err(|_| VersionError::TooLarge)?;
+        }
+        Ok(Version::new(nums[0], nums[1], nums[2]))
+    }
+}
+
+/// As its text (`"1.2.0"`), for files and reports.
+#[cfg(feature = "serde")]
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// From its text in the strict form; a YAML number (`2.1`) is refused with
+/// a hint, since YAML has already turned `2.10` into 2.1.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+
+        struct Text;
+        const NOT_TEXT: &str = "is not a version: write MAJOR.MINOR.PATCH, e.g. 2.0.0";
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Version;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a version MAJOR.MINOR.PATCH, e.g. 2.0.0")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Version, E> {
+                v.parse().map_err(|e| {
+                    E::custom(format_args!(
+                        "`{v}` is not a version MAJOR.MINOR.PATCH: {e}"
+                    ))
+                })
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Version, E> {
+                Err(E::custom(format_args!("`{v}` {NOT_TEXT}")))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Version, E> {
+                Err(E::custom(format_args!("`{v}` {NOT_TEXT}")))
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<Version, E> {
+                Err(E::custom(format_args!("this number {NOT_TEXT}")))
+            }
+        }
+        deserializer.deserialize_any(Text)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Version {
+    fn schema_name() -> alloc::borrow::Cow<'static, str> {
+        "Version".into()
+    }
+
+    fn schema_id() -> alloc::borrow::Cow<'static, str> {
+        concat!(module_path!(), "::Version").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": VERSION_PATTERN,
+            "description": "A version MAJOR.MINOR.PATCH (semantic versioning, no pre-release or build suffix).",
+            "examples": ["1.0.0", "2.1.3"]
+        })
+    }
+}
+
 /// A parsed image header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageHeader {

@@ -758,6 +758,21 @@ fn verifier_header_errors() {
     for s in ["1.2", "1.2.3.4", "1..3", "a.b.c", "1.2.-3", "70000.0.0", ""] {
         assert_eq!(Version::parse(s), None, "{s}");
     }
+    // Files use the strict form: no `v`, no leading zeros, each reason named.
+    use image::VersionError as E;
+    assert_eq!("1.2.3".parse(), Ok(Version::new(1, 2, 3)));
+    for (s, why) in [
+        ("v1.2.3", E::NotANumber),
+        ("01.2.3", E::LeadingZero),
+        ("1.2", E::Parts),
+        ("1.2.3.4", E::Parts),
+        ("1.2.3-rc.1", E::Suffix),
+        ("1.2.3+b", E::Suffix),
+        ("70000.0.0", E::TooLarge),
+        ("1..3", E::NotANumber),
+    ] {
+        assert_eq!(s.parse::<Version>(), Err(why), "{s}");
+    }
     let d = image::sha256(b"x");
     assert_eq!(image::from_hex(&to_hex(&d)), Some(d));
     assert_eq!(image::from_hex(&to_hex(&d).to_uppercase()), Some(d));

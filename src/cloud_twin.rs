@@ -32,7 +32,7 @@ use twinrig_sim::trace::channels;
 use twinrig_sim::{MILLIS, SECONDS, SimHandle};
 
 /// The cloud's own MQTT client id (device ids may not take it).
-pub const CLOUD_CLIENT: &str = crate::scenario::validate::CLOUD_CLIENT_ID;
+pub const CLOUD_CLIENT: &str = crate::scenario::CLOUD_CLIENT_ID;
 
 /// Trace channel for records written by the rules pipeline.
 pub const RECORDS_CHANNEL: &str = "/records";

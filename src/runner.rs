@@ -34,7 +34,7 @@ pub const VIDEO_BUCKET: &str = "cc-amazing-video";
 const STOP_TIMEOUT: Nanos = 60 * twinrig_sim::SECONDS;
 
 /// The client id the timeline publishes with.
-pub const SCENARIO_CLIENT: &str = crate::scenario::validate::RESERVED_CLIENT_ID;
+pub const SCENARIO_CLIENT: &str = crate::scenario::RESERVED_CLIENT_ID;
 
 /// How many of the broker's newest messages a run always holds, whatever
 /// its readers need (older ones go unless an assertion needs them; see
@@ -193,7 +193,7 @@ fn rules_pipeline(
         .map(|r| r.to_config().ok_or_else(|| format!("unknown rule {r:?}")))
         .collect::<Result<Vec<_>, _>>()?;
     let rules = twinrig_cloud::rules::RuleSet::from_configs(configs).map_err(|e| e.to_string())?;
-    twinrig_cloud::rules::pipeline::Pipeline::new(rules, crate::scenario::validate::transforms())
+    twinrig_cloud::rules::pipeline::Pipeline::new(rules, crate::scenario::transforms())
         .map(Some)
         .map_err(|e| e.to_string())
 }
@@ -1269,6 +1269,6 @@ impl Timeline {
 pub fn inject_bytes(text: &str) -> Result<Vec<u8>, String> {
     match text.strip_prefix("hex:") {
         None => Ok(text.as_bytes().to_vec()),
-        Some(hex) => crate::scenario::validate::decode_hex(hex),
+        Some(hex) => crate::scenario::decode_hex(hex),
     }
 }

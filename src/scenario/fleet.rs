@@ -41,6 +41,9 @@ pub const MAX_GROUP_COUNT: u32 = 10_000;
 /// an app partition is smaller still).
 pub const MAX_IMAGE_BYTES: u64 = 16 * MIB;
 
+/// The fastest download bandwidth: 10 Gbit/s.
+pub const MAX_BANDWIDTH_BPS: u64 = 10_000_000_000;
+
 /// Default image size: 1 MiB.
 pub const DEFAULT_IMAGE_BYTES: u64 = MIB;
 

@@ -340,6 +340,14 @@ pub enum LatencyDistribution {
     },
 }
 
+/// The MQTT client id the scenario timeline uses (`runner::SCENARIO_CLIENT`);
+/// no device may take it.
+pub const RESERVED_CLIENT_ID: &str = "twinrig-scenario";
+
+/// The MQTT client id the cloud twin uses (`cloud_twin::CLOUD_CLIENT`); no
+/// device may take it.
+pub const CLOUD_CLIENT_ID: &str = "twinrig-cloud";
+
 /// A device in the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -518,6 +526,27 @@ pub fn preset_rule(name: &str) -> Option<twinrig_cloud::rules::RuleConfig> {
         .into_iter()
         .map(|p| p.rule)
         .find(|c| c.action == name || c.name == name)
+}
+
+/// The transforms a rule's `action` and `expect: records` may name (the
+/// presets', the cloud's own and each device kind's), in the order of
+/// [`crate::devices::rule_presets`]. The runner loads the same ones.
+pub fn transforms() -> Vec<twinrig_cloud::rules::Transform> {
+    // A shipped transform file that does not load is a bug of the build; the
+    // crates' own tests catch it. Here it is simply not available.
+    crate::devices::rule_presets()
+        .into_iter()
+        .filter_map(|p| twinrig_cloud::rules::Transform::from_json(p.transform_json).ok())
+        .collect()
+}
+
+/// The names a scenario may use for preset rules: each preset's short name
+/// (its transform) and its rule name.
+pub fn preset_names() -> Vec<(String, String)> {
+    crate::devices::rule_presets()
+        .into_iter()
+        .map(|p| (p.rule.action, p.rule.name))
+        .collect()
 }
 
 // Hand-written instead of `#[serde(untagged)]`, which would replace every
@@ -1009,6 +1038,27 @@ impl UartFaultKind {
             UartFaultKind::Disconnect(_) => "disconnect",
         }
     }
+}
+
+/// Decodes the hex after `hex:` (an `inject` fault's bytes): pairs of hex digits, blanks between bytes allowed.
+pub fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for group in hex.split_whitespace() {
+        if group.len() % 2 != 0 {
+            return Err(format!("`{group}` has an odd number of hex digits"));
+        }
+        if let Some(c) = group.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(format!("`{c}` is not a hex digit"));
+        }
+        for pair in group.as_bytes().chunks(2) {
+            let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+            out.push(u8::from_str_radix(text, 16).map_err(|e| e.to_string())?);
+        }
+    }
+    if out.is_empty() {
+        return Err("no bytes given".to_owned());
+    }
+    Ok(out)
 }
 
 /// A fault on a device's link to the broker: `device` and exactly one kind

@@ -559,10 +559,7 @@ fn rule_refs_resolve_to_cloud_rule_configs() {
             action: "hand-state".into(),
         }
     );
-    let names: Vec<String> = validate::transforms()
-        .iter()
-        .map(|t| t.name().to_owned())
-        .collect();
+    let names: Vec<String> = transforms().iter().map(|t| t.name().to_owned()).collect();
     assert_eq!(names, ["rvr-telemetry", "hand-state", "cat-feeder-states"]);
 }
 
@@ -1708,4 +1705,14 @@ fn dangling_and_looping_symlinks_are_reported_not_skipped() {
         plain.contains("a symbolic link to `nowhere.yaml`"),
         "{plain}"
     );
+}
+
+#[test]
+fn hex_bytes() {
+    assert_eq!(decode_hex("7e00ff"), Ok(vec![0x7e, 0, 0xff]));
+    assert_eq!(decode_hex(" 7e 00 FF "), Ok(vec![0x7e, 0, 0xff]));
+    assert!(decode_hex("7").is_err());
+    assert!(decode_hex("zz").is_err());
+    assert!(decode_hex("").is_err());
+    assert!(decode_hex("é0").is_err());
 }

@@ -195,7 +195,7 @@ fn main() -> ExitCode {
             Ok(true)
         }
         Command::Schema => {
-            print!("{}", twinrig::devices::scenario_schema_json());
+            print!("{}", twinrig::scenario::scenario_schema_json());
             Ok(true)
         }
         Command::Init { dir } => twinrig::init::write(&dir).map(|written| {

@@ -32,11 +32,11 @@ use twinrig_sim::net::Network;
 use twinrig_sim::{MILLIS, Nanos, SECONDS, Sim, SimHandle, format_nanos};
 
 use crate::cloud_twin::CloudTwin;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, LocalFleet};
 use crate::fleet_prompt::OfflineIntents;
 use crate::fleet_tools::{
-    FleetBackend, FleetStatus, JobCounts, JobCreated, JobReport, JobState, LocalFleet,
-    PromptResult, Recording, Target, ToolCallRecord, run_prompt,
+    FleetBackend, FleetStatus, JobCounts, JobCreated, JobReport, JobState, PromptResult, Recording,
+    Target, ToolCallRecord, run_prompt,
 };
 use crate::runner::CloudRouter;
 use crate::scenario::{DEFAULT_EPOCH_UNIX_S, FleetFile, LinkModel, ScenarioError};

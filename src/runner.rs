@@ -14,17 +14,16 @@ use std::rc::Rc;
 use serde::Serialize;
 use serde_json::{Value, json};
 use twinrig_hal::{MqttClient, QoS};
-use twinrig_sim::net::{LatencyModel, LinkParams, Network, RoutedDelivery, RoutedPublish, Router};
+use twinrig_sim::net::{LinkParams, Network, RoutedDelivery, RoutedPublish, Router};
 use twinrig_sim::physics::{BodySpec, FloorConfig, PhysicsConfig, PhysicsWorld, Shape};
 use twinrig_sim::trace::channels;
 use twinrig_sim::{Nanos, RunStop, Sim, SimHandle, TaskState, Trace, TraceOutput, format_nanos};
 
 use crate::check::{compare, compare_duration, field_check, json_path, payload_matches};
 use crate::cloud_twin::CloudTwin;
-use crate::devices::{self, DeviceContext, DeviceRuntime, line_direction};
+use crate::devices::{self, DeviceContext, DeviceRuntime};
 use crate::scenario::{
-    BodyField, Expect, Fault, Latency, LatencyDistribution, LinkFaultKind, LinkModel, Scenario,
-    ShapeSpec, Step, UartFaultKind,
+    BodyField, Expect, Fault, LinkFaultKind, Scenario, ShapeSpec, Step, UartFaultKind,
 };
 
 /// The object store's bucket (the real system's video bucket).
@@ -148,34 +147,6 @@ impl Router for CloudRouter {
                 payload: d.payload,
             })
             .collect())
-    }
-}
-
-/// Converts a scenario link model.
-pub fn link_params(model: &LinkModel) -> LinkParams {
-    let latency = match &model.latency {
-        Latency::Fixed(d) => LatencyModel::Fixed(d.nanos()),
-        Latency::Distribution(LatencyDistribution::Uniform { min, max }) => LatencyModel::Uniform {
-            min: min.nanos(),
-            max: max.nanos(),
-        },
-        Latency::Distribution(LatencyDistribution::Normal { mean, std_dev }) => {
-            LatencyModel::Normal {
-                mean: mean.nanos(),
-                std_dev: std_dev.nanos(),
-            }
-        }
-        Latency::Distribution(LatencyDistribution::Exponential { min, mean_extra }) => {
-            LatencyModel::Exponential {
-                min: min.nanos(),
-                mean_extra: mean_extra.nanos(),
-            }
-        }
-    };
-    LinkParams {
-        latency,
-        loss: model.loss,
-        qos1_retry: model.qos1_retry.nanos(),
     }
 }
 
@@ -422,7 +393,7 @@ fn build_and_run(
             .iter()
             .find(|k| k.name() == d.kind)
             .ok_or_else(|| format!("unknown device kind {}", d.kind))?;
-        let link = link_params(d.link.as_ref().unwrap_or(&scenario.link));
+        let link = d.link.as_ref().unwrap_or(&scenario.link).link_params();
         let ctx = DeviceContext {
             handle,
             network: &network,
@@ -1270,5 +1241,19 @@ pub fn inject_bytes(text: &str) -> Result<Vec<u8>, String> {
     match text.strip_prefix("hex:") {
         None => Ok(text.as_bytes().to_vec()),
         Some(hex) => crate::scenario::decode_hex(hex),
+    }
+}
+
+/// Maps a scenario's device-relative direction onto a line's ends.
+fn line_direction(
+    dir: crate::scenario::UartDirection,
+    device_is_a: bool,
+) -> twinrig_sim::uart::Direction {
+    use crate::scenario::UartDirection as D;
+    use twinrig_sim::uart::Direction;
+    match (dir, device_is_a) {
+        (D::Both, _) => Direction::Both,
+        (D::FromDevice, true) | (D::ToDevice, false) => Direction::AToB,
+        (D::FromDevice, false) | (D::ToDevice, true) => Direction::BToA,
     }
 }

@@ -13,7 +13,7 @@ fn files() -> Vec<(&'static str, String)> {
         ("hand.yaml", include_str!("hand.yaml").to_owned()),
         (
             "scenario.schema.json",
-            crate::devices::scenario_schema_json(),
+            crate::scenario::scenario_schema_json(),
         ),
     ]
 }

@@ -148,7 +148,7 @@ fn image_bytes(body: u64) -> u64 {
 /// app slots on 64 KiB boundaries and the otadata block before them (as
 /// `src/fleet.rs` lays it out).
 fn flash_bytes(image: u64) -> u64 {
-    let block = crate::fleet::BLOCK as u64;
+    let block = ota_client::partitions::ERASE_BLOCK;
     let slot = image.div_ceil(block).saturating_mul(block);
     block.saturating_add(slot.saturating_mul(2))
 }

@@ -27,7 +27,7 @@ pub use load::{
     ScenarioError, read_scenario_text,
 };
 pub use model::*;
-pub use schema::{ParamsSchemas, scenario_schema, scenario_schema_json};
+pub use schema::{scenario_schema, scenario_schema_json};
 pub use validate::{DeviceKinds, KindNames, PathSeg, SemanticError, validate, validate_with};
 
 /// Reads a scenario from YAML `text`; `path` is used in messages.

@@ -241,6 +241,39 @@ pub struct LinkModel {
     pub qos1_retry: Duration,
 }
 
+impl LinkModel {
+    /// The network model of this link.
+    pub fn link_params(&self) -> twinrig_sim::net::LinkParams {
+        use twinrig_sim::net::{LatencyModel, LinkParams};
+        let latency = match &self.latency {
+            Latency::Fixed(d) => LatencyModel::Fixed(d.nanos()),
+            Latency::Distribution(LatencyDistribution::Uniform { min, max }) => {
+                LatencyModel::Uniform {
+                    min: min.nanos(),
+                    max: max.nanos(),
+                }
+            }
+            Latency::Distribution(LatencyDistribution::Normal { mean, std_dev }) => {
+                LatencyModel::Normal {
+                    mean: mean.nanos(),
+                    std_dev: std_dev.nanos(),
+                }
+            }
+            Latency::Distribution(LatencyDistribution::Exponential { min, mean_extra }) => {
+                LatencyModel::Exponential {
+                    min: min.nanos(),
+                    mean_extra: mean_extra.nanos(),
+                }
+            }
+        };
+        LinkParams {
+            latency,
+            loss: self.loss,
+            qos1_retry: self.qos1_retry.nanos(),
+        }
+    }
+}
+
 impl Default for LinkModel {
     fn default() -> Self {
         LinkModel {

@@ -1,12 +1,10 @@
 //! The JSON Schema of scenario files, generated from the model types.
 //!
-//! With the build's device kinds' params merged in
-//! (`crate::devices::scenario_schema_json`), it is committed as
+//! With the build's device kinds' params merged in, it is committed as
 //! `schema/scenario.schema.json` for editors (a YAML language server picks it
 //! up with `# yaml-language-server: $schema=...`); a test checks the
 //! committed file is up to date.
 
-use schemars::SchemaGenerator;
 use schemars::generate::SchemaSettings;
 
 use super::model::Scenario;
@@ -14,19 +12,17 @@ use super::model::Scenario;
 /// The schema's title.
 pub const SCHEMA_TITLE: &str = "twinrig scenario";
 
-/// The schema of one kind's `params`, made with the scenario's generator
-/// (so the types it refers to land in the same `$defs`).
-pub type ParamsSchemas<'a> =
-    &'a dyn Fn(&mut SchemaGenerator) -> Vec<(&'static str, schemars::Schema)>;
-
-/// The JSON Schema (draft 2020-12) of a scenario file. `params` gives each
-/// device kind's params schema, by kind name: a device of that kind must
-/// have those params (an `if kind = ...` / `then params: ...` pair per kind).
-pub fn scenario_schema(params: ParamsSchemas<'_>) -> serde_json::Value {
+/// The JSON Schema (draft 2020-12) of a scenario file, with each device
+/// kind's params: a device of a kind must have its kind's params (an `if
+/// kind = ...` / `then params: ...` pair per kind of this build).
+pub fn scenario_schema() -> serde_json::Value {
     let mut generator = SchemaSettings::draft2020_12()
         .for_deserialize()
         .into_generator();
-    let per_kind: Vec<serde_json::Value> = params(&mut generator)
+    let per_kind: Vec<serde_json::Value> = crate::devices::kinds()
+        .iter()
+        .map(|k| (k.name(), k.params().schema(&mut generator)))
+        .collect::<Vec<_>>()
         .into_iter()
         .map(|(kind, schema)| {
             serde_json::json!({
@@ -49,9 +45,9 @@ pub fn scenario_schema(params: ParamsSchemas<'_>) -> serde_json::Value {
 }
 
 /// [`scenario_schema`] as pretty JSON with a trailing newline.
-pub fn scenario_schema_json(params: ParamsSchemas<'_>) -> String {
-    let mut text = serde_json::to_string_pretty(&scenario_schema(params))
-        .expect("a JSON value always serializes");
+pub fn scenario_schema_json() -> String {
+    let mut text =
+        serde_json::to_string_pretty(&scenario_schema()).expect("a JSON value always serializes");
     text.push('\n');
     text
 }
@@ -60,9 +56,42 @@ pub fn scenario_schema_json(params: ParamsSchemas<'_>) -> String {
 mod tests {
     use super::*;
 
+    const COMMITTED: &str = include_str!("../../schema/scenario.schema.json");
+
+    #[test]
+    fn committed_schema_is_up_to_date() {
+        assert!(
+            COMMITTED == scenario_schema_json(),
+            "schema/scenario.schema.json is out of date; regenerate it with \
+             `cargo run -- schema > schema/scenario.schema.json`"
+        );
+    }
+
+    #[test]
+    fn every_kind_s_params_are_in_the_schema() {
+        let schema: serde_json::Value = serde_json::from_str(&scenario_schema_json()).unwrap();
+        let per_kind = schema["$defs"]["Device"]["allOf"].as_array().unwrap();
+        let kinds: Vec<&str> = per_kind
+            .iter()
+            .map(|k| k["if"]["properties"]["kind"]["const"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, crate::devices::kind_names());
+        // The RVR's params, spelled out with their docs, unknown keys refused.
+        let rvr = &per_kind[1]["then"]["properties"]["params"];
+        let name = rvr["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+        let def = &schema["$defs"][name];
+        assert_eq!(def["additionalProperties"], false, "{def:#}");
+        assert!(
+            def["properties"]["stream_period_ms"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("33")),
+            "{def:#}"
+        );
+    }
+
     #[test]
     fn schema_has_title_draft_and_strict_objects() {
-        let schema = scenario_schema(&|_| Vec::new());
+        let schema = scenario_schema();
         assert_eq!(schema["title"], SCHEMA_TITLE);
         assert_eq!(
             schema["$schema"],

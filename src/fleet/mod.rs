@@ -82,17 +82,20 @@ use crate::check::compare;
 use crate::cloud_twin::CloudTwin;
 use crate::devices::ReadyWhen;
 use crate::fleet_prompt::{OfflineIntents, Target, VersionSpec};
-use crate::fleet_tools::{FleetBackend, LocalFleet, OtaJobSpec, PromptResult, run_prompt};
+use crate::fleet_tools::{FleetBackend, OtaJobSpec, PromptResult, run_prompt};
+
+mod local_backend;
 use crate::scenario::fleet::{
     CreateJobStep, ExpectAlert, ExpectFleet, ExpectJob, FleetConfig, JobTarget, OtaGate,
     VersionRef, member_ota_client_id,
 };
 use crate::scenario::{Comparison, Device, LinkModel};
+pub use local_backend::LocalFleet;
 
 /// Erase sector of the simulated flash (ESP32: 4 KiB).
 pub const SECTOR: usize = 4096;
 /// Block of the simulated flash: the large erase unit (SPI NOR: 64 KiB).
-pub const BLOCK: usize = 64 * 1024;
+pub const BLOCK: usize = ota_client::partitions::ERASE_BLOCK as usize;
 /// Program page of the simulated flash (SPI NOR: 256 bytes).
 pub const PAGE: usize = 256;
 /// Write granularity of the simulated flash (ESP32: 4 bytes).
@@ -732,7 +735,7 @@ impl Fleet {
         }
         let gates = RefCell::new(gates);
         let timing = FlashTiming::default();
-        let link = crate::runner::link_params(config.link.as_ref().unwrap_or(default_link));
+        let link = config.link.as_ref().unwrap_or(default_link).link_params();
         let members = devices;
         let mut devices = Vec::new();
         for (id, group) in config.device_ids() {
@@ -770,7 +773,7 @@ impl Fleet {
                     .iter()
                     .find(|d| d.id == id)
                     .ok_or_else(|| format!("fleet member {id} is not a scenario device"))?;
-                let link = crate::runner::link_params(member.link.as_ref().unwrap_or(default_link));
+                let link = member.link.as_ref().unwrap_or(default_link).link_params();
                 (member_ota_client_id(&id), link, Some(id.clone()))
             } else {
                 (id.clone(), link.clone(), None)

@@ -88,6 +88,26 @@ pub struct CloudTwin {
     client: RefCell<Option<twinrig_sim::net::SimMqttClient>>,
 }
 
+/// Why the cloud twin could not start or serve a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloudTwinError {
+    /// The in-memory records store did not open.
+    #[error("records store: {0}")]
+    Store(String),
+    /// The shadow service refused an update.
+    #[error("{0}")]
+    Shadow(String),
+    /// The twin's MQTT client could not connect.
+    #[error("{0}")]
+    Connect(String),
+}
+
+impl From<CloudTwinError> for String {
+    fn from(e: CloudTwinError) -> String {
+        e.to_string()
+    }
+}
+
 impl CloudTwin {
     /// Cloud services with `pipeline` (None: no rules) and an in-memory store;
     /// virtual time 0 is `epoch_s` (unix seconds).
@@ -95,8 +115,9 @@ impl CloudTwin {
         handle: &SimHandle,
         pipeline: Option<Pipeline>,
         epoch_s: u64,
-    ) -> Result<Rc<CloudTwin>, String> {
-        let store = RecordStore::open_in_memory().map_err(|e| format!("records store: {e}"))?;
+    ) -> Result<Rc<CloudTwin>, CloudTwinError> {
+        let store =
+            RecordStore::open_in_memory().map_err(|e| CloudTwinError::Store(e.to_string()))?;
         Ok(Rc::new(CloudTwin {
             handle: handle.clone(),
             epoch_s,
@@ -147,12 +168,12 @@ impl CloudTwin {
     /// UpdateThingShadow (the HTTP API an agent calls) on a classic shadow at
     /// the current time; publishes what an MQTT update would (accepted,
     /// delta, documents).
-    pub async fn update_shadow(&self, thing: &str, payload: &[u8]) -> Result<(), String> {
+    pub async fn update_shadow(&self, thing: &str, payload: &[u8]) -> Result<(), CloudTwinError> {
         let response = self
             .shadows
             .borrow_mut()
             .update_from_service(thing, None, payload, self.now_s())
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(|e| CloudTwinError::Shadow(format!("{e:?}")))?;
         let client = self.client.borrow().clone();
         if let Some(client) = client {
             for p in response.publishes {
@@ -236,8 +257,10 @@ impl CloudTwin {
     }
 
     /// Connects the cloud client and starts serving.
-    pub fn start(self: &Rc<Self>, network: &Network) -> Result<(), String> {
-        let client = network.connect(CLOUD_CLIENT, LinkParams::ideal())?;
+    pub fn start(self: &Rc<Self>, network: &Network) -> Result<(), CloudTwinError> {
+        let client = network
+            .connect(CLOUD_CLIENT, LinkParams::ideal())
+            .map_err(CloudTwinError::Connect)?;
         *self.client.borrow_mut() = Some(client.clone());
         let me = self.clone();
         let net = network.clone();

@@ -198,13 +198,15 @@ fn main() -> ExitCode {
             print!("{}", twinrig::scenario::scenario_schema_json());
             Ok(true)
         }
-        Command::Init { dir } => twinrig::init::write(&dir).map(|written| {
-            for p in &written {
-                println!("wrote {}", p.display());
-            }
-            println!("run them: twinrig run {}", dir.display());
-            true
-        }),
+        Command::Init { dir } => twinrig::init::write(&dir)
+            .map(|written| {
+                for p in &written {
+                    println!("wrote {}", p.display());
+                }
+                println!("run them: twinrig run {}", dir.display());
+                true
+            })
+            .map_err(|e| e.to_string()),
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails
             // (`| head`); a closed pipe here is the reader's choice, not an error.

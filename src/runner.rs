@@ -1190,7 +1190,7 @@ impl Timeline {
                 let dir = line_direction(u.direction, device_is_a);
                 match &u.kind {
                     UartFaultKind::Inject(text) => {
-                        let bytes = inject_bytes(text)?;
+                        let bytes = inject_bytes(text).map_err(|e| e.to_string())?;
                         uart.inject(dir, &bytes);
                     }
                     UartFaultKind::BitErrors { rate, duration } => {
@@ -1237,7 +1237,7 @@ impl Timeline {
 }
 
 /// Bytes of an `inject` fault: text, or `hex:` followed by hex digits.
-pub fn inject_bytes(text: &str) -> Result<Vec<u8>, String> {
+pub fn inject_bytes(text: &str) -> Result<Vec<u8>, crate::scenario::HexBytesError> {
     match text.strip_prefix("hex:") {
         None => Ok(text.as_bytes().to_vec()),
         Some(hex) => crate::scenario::decode_hex(hex),

@@ -18,25 +18,56 @@ fn files() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Why `twinrig init` wrote nothing (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// A file of the example is already there.
+    #[error(
+        "{} already exists; `twinrig init` never overwrites (choose another directory)",
+        .0.display()
+    )]
+    Exists(PathBuf),
+    /// The folder could not be made.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Writes the example folder into `dir` (created if missing). Refuses, before
 /// writing anything, if one of its files already exists there.
-pub fn write(dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn write(dir: &Path) -> Result<Vec<PathBuf>, InitError> {
     let files = files();
     if let Some(existing) = files
         .iter()
         .map(|(name, _)| dir.join(name))
         .find(|p| p.exists())
     {
-        return Err(format!(
-            "{} already exists; `twinrig init` never overwrites (choose another directory)",
-            existing.display()
-        ));
+        return Err(InitError::Exists(existing));
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| InitError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
     let mut written = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if let Err(source) = std::fs::write(&path, text) {
+            return Err(InitError::Write { path, source });
+        }
         written.push(path);
     }
     Ok(written)
@@ -67,7 +98,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("rvr.yaml"), "mine").unwrap();
         let e = write(dir.path()).unwrap_err();
-        assert!(e.contains("rvr.yaml already exists"), "{e}");
+        assert!(
+            matches!(&e, InitError::Exists(p) if p == &dir.path().join("rvr.yaml")),
+            "{e}"
+        );
+        assert!(e.to_string().contains("rvr.yaml already exists"), "{e}");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("rvr.yaml")).unwrap(),
             "mine"

@@ -436,9 +436,30 @@ fn default_epoch() -> u64 {
     DEFAULT_EPOCH_UNIX_S
 }
 
+/// Why a scenario's `epoch` is not a time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EpochError {
+    /// Not written as `2026-01-01T00:00:00Z`.
+    #[error(
+        "`{0}` is not a UTC time like 2026-01-01T00:00:00Z (RFC 3339, whole seconds, ending in `Z`; no offsets)"
+    )]
+    Shape(String),
+    /// Written so, but not a time.
+    #[error("`{text}` is not a valid time: {why}")]
+    Invalid {
+        /// The text.
+        text: String,
+        /// Why not.
+        why: String,
+    },
+    /// Before the unix epoch.
+    #[error("`{0}` is before 1970")]
+    Before1970(String),
+}
+
 /// Reads an epoch as written in a scenario: RFC 3339 in UTC with whole
 /// seconds and a `Z` (`2026-01-01T00:00:00Z`), from 1970 to 9999. Unix seconds.
-pub fn parse_epoch(text: &str) -> Result<u64, String> {
+pub fn parse_epoch(text: &str) -> Result<u64, EpochError> {
     let b = text.as_bytes();
     let shape_ok = b.len() == 20
         && text.is_ascii()
@@ -448,10 +469,7 @@ pub fn parse_epoch(text: &str) -> Result<u64, String> {
             .enumerate()
             .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19) || c.is_ascii_digit());
     if !shape_ok {
-        return Err(format!(
-            "`{text}` is not a UTC time like 2026-01-01T00:00:00Z \
-             (RFC 3339, whole seconds, ending in `Z`; no offsets)"
-        ));
+        return Err(EpochError::Shape(text.to_owned()));
     }
     let time = humantime::parse_rfc3339(text).map_err(|e| {
         let why = match e {
@@ -461,11 +479,14 @@ pub fn parse_epoch(text: &str) -> Result<u64, String> {
             }
             other => other.to_string(),
         };
-        format!("`{text}` is not a valid time: {why}")
+        EpochError::Invalid {
+            text: text.to_owned(),
+            why,
+        }
     })?;
     time.duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .map_err(|_| format!("`{text}` is before 1970"))
+        .map_err(|_| EpochError::Before1970(text.to_owned()))
 }
 
 /// Writes unix seconds as in a scenario (`2026-01-01T00:00:00Z`); `None`
@@ -1073,23 +1094,32 @@ impl UartFaultKind {
     }
 }
 
+/// Why the hex of an `inject` fault gives no bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HexBytesError {
+    /// A group of digits that does not make whole bytes.
+    #[error("`{0}` has an odd number of hex digits")]
+    OddLength(String),
+    /// A character that is not a hex digit.
+    #[error("`{0}` is not a hex digit")]
+    NotHex(char),
+    /// Nothing but blanks.
+    #[error("no bytes given")]
+    Empty,
+}
+
 /// Decodes the hex after `hex:` (an `inject` fault's bytes): pairs of hex digits, blanks between bytes allowed.
-pub fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
+pub fn decode_hex(text: &str) -> Result<Vec<u8>, HexBytesError> {
     let mut out = Vec::new();
-    for group in hex.split_whitespace() {
-        if group.len() % 2 != 0 {
-            return Err(format!("`{group}` has an odd number of hex digits"));
-        }
+    for group in text.split_whitespace() {
         if let Some(c) = group.chars().find(|c| !c.is_ascii_hexdigit()) {
-            return Err(format!("`{c}` is not a hex digit"));
+            return Err(HexBytesError::NotHex(c));
         }
-        for pair in group.as_bytes().chunks(2) {
-            let text = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
-            out.push(u8::from_str_radix(text, 16).map_err(|e| e.to_string())?);
-        }
+        let bytes = hex::decode(group).map_err(|_| HexBytesError::OddLength(group.to_owned()))?;
+        out.extend(bytes);
     }
     if out.is_empty() {
-        return Err("no bytes given".to_owned());
+        return Err(HexBytesError::Empty);
     }
     Ok(out)
 }

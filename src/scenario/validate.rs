@@ -1190,20 +1190,36 @@ pub fn step_key(step: &Step) -> &'static str {
 /// The rule for a device id (`devices[].id`, and every id a fleet group
 /// expands to): an MQTT client id used in topics, not one of the harness's.
 /// The reason, without saying which device.
-pub fn check_device_id(id: &str) -> Result<(), String> {
+pub fn check_device_id(id: &str) -> Result<(), DeviceIdError> {
     if id.is_empty() {
-        return Err("`id` must not be empty".to_owned());
+        return Err(DeviceIdError::Empty);
     }
     if id
         .chars()
         .any(|c| matches!(c, '/' | '+' | '#' | '$') || c.is_whitespace() || c.is_control())
     {
-        return Err("an id is an MQTT client id and used in topics; it must not contain `/`, `+`, `#`, `$` or blanks".to_owned());
+        return Err(DeviceIdError::NotForTopics);
     }
     if id == RESERVED_CLIENT_ID || id == CLOUD_CLIENT_ID {
-        return Err(format!("`{id}` is the harness's own MQTT client id"));
+        return Err(DeviceIdError::Harness(id.to_owned()));
     }
     Ok(())
+}
+
+/// Why a text cannot be a device id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceIdError {
+    /// Empty.
+    #[error("`id` must not be empty")]
+    Empty,
+    /// Holds a character a topic level cannot.
+    #[error(
+        "an id is an MQTT client id and used in topics; it must not contain `/`, `+`, `#`, `$` or blanks"
+    )]
+    NotForTopics,
+    /// One of the harness's own client ids.
+    #[error("`{0}` is the harness's own MQTT client id")]
+    Harness(String),
 }
 
 /// An MQTT topic name (what a message is published to): no wildcards.

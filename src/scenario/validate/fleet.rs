@@ -211,7 +211,7 @@ impl Checker<'_> {
             for n in 1..=count {
                 let id = pattern.expand(n);
                 let problem = if let Err(why) = check_device_id(&id) {
-                    Some(why)
+                    Some(why.to_string())
                 } else if !valid_thing_name(&id) {
                     Some(format!(
                         "a fleet device is an AWS thing: 1 to {MAX_THING_NAME} of A-Z, a-z, 0-9, `:`, `_` and `-`"

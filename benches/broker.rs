@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use twinrig::runner::CloudRouter;
+use twinrig::world::CloudRouter;
 use twinrig_hal::{MqttClient, QoS};
 use twinrig_sim::net::{LatencyModel, LinkParams, Network};
 use twinrig_sim::{MILLIS, Sim};

@@ -20,3 +20,4 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod suite;
+pub mod world;

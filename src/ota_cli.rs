@@ -28,7 +28,6 @@ use twinrig_cloud::jobs::{
     AbortAction, AbortConfig, AbortCriteria, FailureType, RolloutConfig, RolloutSettings,
     TimeoutConfig,
 };
-use twinrig_sim::net::Network;
 use twinrig_sim::{MILLIS, Nanos, SECONDS, Sim, SimHandle, format_nanos};
 
 use crate::cloud_twin::CloudTwin;
@@ -38,8 +37,8 @@ use crate::fleet_tools::{
     FleetBackend, FleetStatus, JobCounts, JobCreated, JobReport, JobState, PromptResult, Recording,
     Target, ToolCallRecord, run_prompt,
 };
-use crate::runner::CloudRouter;
 use crate::scenario::{DEFAULT_EPOCH_UNIX_S, FleetFile, LinkModel, ScenarioError};
+use crate::world::{FleetSpec, WorldError, WorldSpec};
 
 /// The built-in fleet, used when no `--fleet` is given.
 pub const DEFAULT_FLEET_YAML: &str = include_str!("../fleets/default.yaml");
@@ -107,27 +106,31 @@ pub struct OtaArgs {
 
 impl OtaArgs {
     /// The rollout settings the flags ask for.
-    pub fn rollout(&self) -> Result<RolloutSettings, String> {
+    pub fn rollout(&self) -> Result<RolloutSettings, InvalidFlag> {
         if self.max_in_progress == 0 {
-            return Err("--max-in-progress must be at least 1".into());
+            return Err(InvalidFlag("--max-in-progress must be at least 1"));
         }
         if !(0.0..=100.0).contains(&self.abort_percent) {
-            return Err("--abort-percent must be from 0 to 100".into());
+            return Err(InvalidFlag("--abort-percent must be from 0 to 100"));
         }
         if self.abort_percent > 0.0 && self.abort_min_executed == 0 {
-            return Err("--abort-min-executed must be at least 1".into());
+            return Err(InvalidFlag("--abort-min-executed must be at least 1"));
         }
         if self
             .max_per_minute
             .is_some_and(|m| !(1..=1000).contains(&m))
         {
-            return Err("--max-per-minute must be from 1 to 1000".into());
+            return Err(InvalidFlag("--max-per-minute must be from 1 to 1000"));
         }
         if self.in_progress_timeout_minutes > 10_080 {
-            return Err("--in-progress-timeout-minutes must be at most 10080 (7 days)".into());
+            return Err(InvalidFlag(
+                "--in-progress-timeout-minutes must be at most 10080 (7 days)",
+            ));
         }
         if self.queued_timeout_minutes > 10_080 {
-            return Err("--queued-timeout-minutes must be at most 10080 (7 days)".into());
+            return Err(InvalidFlag(
+                "--queued-timeout-minutes must be at most 10080 (7 days)",
+            ));
         }
         let timeout_config = TimeoutConfig {
             in_progress_timeout_in_minutes: (self.in_progress_timeout_minutes > 0)
@@ -239,6 +242,42 @@ pub fn load_fleet(path: Option<&std::path::Path>) -> Result<(FleetFile, String),
     }
 }
 
+/// Why an `ota` session could not be played to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum OtaRunError {
+    /// The world could not be built.
+    #[error(transparent)]
+    World(#[from] WorldError),
+    /// The world came without the fleet it was asked for.
+    #[error("the world was built without its fleet")]
+    NoFleet,
+    /// The simulator stopped with an error.
+    #[error("{0}")]
+    Sim(String),
+    /// A device task panicked (which, where and why).
+    #[error("a device task panicked: {0}")]
+    Panicked(String),
+    /// Nothing was scheduled any more before the session ended.
+    #[error(
+        "the session stopped at {at}: nothing is scheduled any more, so virtual time \
+         cannot advance; {waiting}"
+    )]
+    Stalled {
+        /// Virtual time it stopped at.
+        at: String,
+        /// The tasks still waiting, and on what.
+        waiting: String,
+    },
+    /// Virtual time reached the session's limit.
+    #[error("the session did not finish within its time limit")]
+    TimeLimit,
+}
+
+/// A command-line flag out of its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidFlag(&'static str);
+
 /// Runs one prompt against `file`'s fleet in virtual time. `follow` is how
 /// long to follow a job; `progress` is called as the session goes on.
 /// Returns the report and the trace.
@@ -250,33 +289,40 @@ pub fn run(
     rollout: &RolloutSettings,
     follow: Nanos,
     progress: impl FnMut(Progress) + 'static,
-) -> Result<(OtaReport, twinrig_sim::Trace), String> {
+) -> Result<(OtaReport, twinrig_sim::Trace), OtaRunError> {
     let mut sim = Sim::new(file.seed);
     let handle = sim.handle();
-    let network = Network::new(&handle, Box::new(CloudRouter(twinrig_cloud::Broker::new())));
-    sim.add_process("broker", network.clone());
-    // The cloud twin is the only reader of the broker's log (it holds a
-    // cursor): what it has read can go, so a long session stays flat.
-    network.set_retention(|_| false, crate::runner::OBSERVED_WINDOW);
-    let cloud = CloudTwin::new(&handle, None, DEFAULT_EPOCH_UNIX_S)?;
-    cloud.start(&network)?;
     // Saturating: a `--timeout` near the end of virtual time follows the job
     // to its end instead of wrapping round to a limit already passed.
     let limit = BOOT_WAIT
         .saturating_add(follow)
         .saturating_add(SETTLE)
         .saturating_add(10 * SECONDS);
-    let fleet = Fleet::start(
-        &handle,
-        &network,
-        &cloud,
-        &file.fleet,
-        // A fleet file has no scenario devices, so no group `members`
-        // (its check refuses them).
-        &[],
-        &LinkModel::default(),
-        limit,
+    let world = crate::world::build(
+        &mut sim,
+        WorldSpec {
+            scene: None,
+            rules: None,
+            epoch_unix_s: DEFAULT_EPOCH_UNIX_S,
+            fleet: Some(FleetSpec {
+                config: &file.fleet,
+                // A fleet file has no scenario devices, so no group
+                // `members` (its check refuses them).
+                members: &[],
+                default_link: &LinkModel::default(),
+                run_limit: limit,
+            }),
+        },
     )?;
+    // The cloud twin is the only reader of the broker's log (it holds a
+    // cursor): what it has read can go, so a long session stays flat.
+    world
+        .network
+        .set_retention(|_| false, crate::runner::OBSERVED_WINDOW);
+    let (cloud, fleet) = match world.fleet {
+        Some(fleet) => (world.cloud, fleet),
+        None => return Err(OtaRunError::NoFleet),
+    };
     let session = Session {
         handle: handle.clone(),
         cloud,
@@ -289,7 +335,7 @@ pub fn run(
     };
     let ran = sim
         .run_to_completion("operator", limit, async move { session.play().await })
-        .map_err(|e| e.to_string());
+        .map_err(|e| OtaRunError::Sim(e.to_string()));
     let panics: Vec<String> = sim
         .failures()
         .iter()
@@ -303,13 +349,12 @@ pub fn run(
     let played = ran?;
     let Some(mut played) = played else {
         return Err(match panics.first() {
-            Some(p) => format!("a device task panicked: {p}"),
-            None if stopped_at < limit => format!(
-                "the session stopped at {}: nothing is scheduled any more, so virtual time \
-                 cannot advance; {waiting}",
-                format_nanos(stopped_at)
-            ),
-            None => "the session did not finish within its time limit".into(),
+            Some(p) => OtaRunError::Panicked(p.clone()),
+            None if stopped_at < limit => OtaRunError::Stalled {
+                at: format_nanos(stopped_at),
+                waiting,
+            },
+            None => OtaRunError::TimeLimit,
         });
     };
     played.fleet = fleet_name.to_owned();

@@ -14,20 +14,18 @@ use std::rc::Rc;
 use serde::Serialize;
 use serde_json::{Value, json};
 use twinrig_hal::{MqttClient, QoS};
-use twinrig_sim::net::{LinkParams, Network, RoutedDelivery, RoutedPublish, Router};
+use twinrig_sim::net::{LinkParams, Network};
 use twinrig_sim::physics::{BodySpec, FloorConfig, PhysicsConfig, PhysicsWorld, Shape};
 use twinrig_sim::trace::channels;
 use twinrig_sim::{Nanos, RunStop, Sim, SimHandle, TaskState, Trace, TraceOutput, format_nanos};
 
 use crate::check::{compare, compare_duration, field_check, json_path, payload_matches};
 use crate::cloud_twin::CloudTwin;
-use crate::devices::{self, DeviceContext, DeviceRuntime};
+use crate::devices::{self, DeviceRuntime};
 use crate::scenario::{
     BodyField, Expect, Fault, LinkFaultKind, Scenario, ShapeSpec, Step, UartFaultKind,
 };
-
-/// The object store's bucket (the real system's video bucket).
-pub const VIDEO_BUCKET: &str = "cc-amazing-video";
+use crate::world::{FleetSpec, Scene, SceneSpec, World, WorldSpec};
 
 /// How long a `stop` step waits for the device to finish shutting down.
 const STOP_TIMEOUT: Nanos = 60 * twinrig_sim::SECONDS;
@@ -109,44 +107,6 @@ impl Outcome {
     /// True when the timeline finished and every assertion held.
     pub fn passed(&self) -> bool {
         self.failure.is_none() && self.assertions.iter().all(|a| a.passed)
-    }
-}
-
-/// Adapts the embedded rumqttd broker to the network's [`Router`].
-pub struct CloudRouter(pub twinrig_cloud::Broker);
-
-impl Router for CloudRouter {
-    fn connect(&mut self, client: &str) -> Result<usize, String> {
-        self.0
-            .connect(client)
-            .map(|c| c.0)
-            .map_err(|e| e.to_string())
-    }
-    fn subscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
-        self.0
-            .subscribe(twinrig_cloud::ClientId(client), filter)
-            .map_err(|e| e.to_string())
-    }
-    fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String> {
-        let out: Vec<twinrig_cloud::Outgoing> = batch
-            .iter()
-            .map(|p| twinrig_cloud::Outgoing {
-                from: twinrig_cloud::ClientId(p.from),
-                topic: p.topic.clone(),
-                payload: p.payload.clone(),
-            })
-            .collect();
-        let deliveries = self.0.route(&out).map_err(|e| e.to_string())?;
-        Ok(deliveries
-            .into_iter()
-            .map(|d| RoutedDelivery {
-                publish: d.publish,
-                to: d.to.0,
-                filter: d.filter,
-                topic: d.topic,
-                payload: d.payload,
-            })
-            .collect())
     }
 }
 
@@ -368,78 +328,44 @@ fn build_and_run(
     options: &RunOptions,
     progress: impl FnMut(Nanos) + 'static,
 ) -> Result<Rc<Timeline>, String> {
-    let network = Network::new(handle, Box::new(CloudRouter(twinrig_cloud::Broker::new())));
-    let physics = PhysicsWorld::new(handle, physics_config(scenario)).map_err(|e| e.to_string())?;
-    for o in &scenario.world.obstacles {
-        physics
-            .add_body(&body_spec(o))
-            .map_err(|e| format!("obstacle {}: {e}", o.name))?;
-    }
-    sim.add_process("broker", network.clone());
-    sim.add_process("physics", physics.clone());
-
-    // The S3 stand-in: hand videos. Its signing key is fixed: URLs are part of
-    // the trace and must not change from run to run.
-    let services = devices::CloudServices {
-        objects: Rc::new(RefCell::new(
-            twinrig_cloud::objects::ObjectStore::new(VIDEO_BUCKET, b"twinrig-object-store")
-                .map_err(|e| e.to_string())?,
-        )),
-    };
-    let mut runtimes = BTreeMap::new();
-    let mut command_models = BTreeMap::new();
-    for d in &scenario.devices {
-        let kind = kinds
-            .iter()
-            .find(|k| k.name() == d.kind)
-            .ok_or_else(|| format!("unknown device kind {}", d.kind))?;
-        let link = d.link.as_ref().unwrap_or(&scenario.link).link_params();
-        let ctx = DeviceContext {
-            handle,
-            network: &network,
-            physics: &physics,
-            link,
+    let world = crate::world::build(
+        sim,
+        WorldSpec {
+            scene: Some(SceneSpec {
+                physics: physics_config(scenario),
+                obstacles: scenario
+                    .world
+                    .obstacles
+                    .iter()
+                    .map(|o| (o.name.clone(), body_spec(o)))
+                    .collect(),
+                devices: &scenario.devices,
+                kinds,
+                default_link: &scenario.link,
+            }),
+            rules: rules_pipeline(scenario)?,
             epoch_unix_s: scenario.cloud.epoch_unix_s,
-            services: &services,
-        };
-        if let Some(model) = kind.command_model() {
-            command_models.insert(d.id.clone(), model);
-        }
-        // Checked scenarios carry the spec their params were parsed into.
-        let parsed;
-        let spec = match d.spec.get() {
-            Some(spec) => spec,
-            None => {
-                parsed = kind
-                    .params()
-                    .parse(&d.params)
-                    .map_err(|e| format!("device {} ({}): params: {e}", d.id, d.kind))?;
-                &parsed
-            }
-        };
-        let runtime = kind
-            .spawn(&ctx, &d.id, spec)
-            .map_err(|e| format!("device {} ({}): {e}", d.id, d.kind))?;
-        runtimes.insert(d.id.clone(), runtime);
-    }
-    let cloud = CloudTwin::new(
-        handle,
-        rules_pipeline(scenario)?,
-        scenario.cloud.epoch_unix_s,
-    )?;
-    cloud.start(&network)?;
-    let fleet = match &scenario.fleet {
-        Some(config) => Some(crate::fleet::Fleet::start(
-            handle,
-            &network,
-            &cloud,
-            config,
-            &scenario.devices,
-            &scenario.link,
-            scenario.duration_limit.nanos(),
-        )?),
-        None => None,
-    };
+            fleet: scenario.fleet.as_ref().map(|config| FleetSpec {
+                config,
+                members: &scenario.devices,
+                default_link: &scenario.link,
+                run_limit: scenario.duration_limit.nanos(),
+            }),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let World {
+        network,
+        scene,
+        services,
+        cloud,
+        fleet,
+    } = world;
+    let Scene {
+        physics,
+        devices: runtimes,
+        command_models,
+    } = scene.ok_or("the world was built without its scene")?;
     let client = network.connect(SCENARIO_CLIENT, LinkParams::ideal())?;
     network.set_retention(retention_rule(scenario, &runtimes), options.observed_window);
     let readiness_cursor = network.cursor(0);
@@ -770,7 +696,11 @@ impl Timeline {
             Step::Fault(f) => self.fault(f),
             Step::Say(say) => self.say(&say.device, &say.text).await,
             Step::CreateJob(c) => {
-                let id = self.fleet()?.create_job(&self.cloud, c).await?;
+                let id = self
+                    .fleet()?
+                    .create_job(&self.cloud, c)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 self.handle.trace(
                     crate::fleet::FLEET_CHANNEL,
                     json!({"step": n, "created": id}),
@@ -986,7 +916,8 @@ impl Timeline {
         let outcome = self
             .fleet()?
             .prompt(&self.cloud, &p.text, p.as_name.as_deref())
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         let event = match &outcome {
             PromptOutcome::Created(id) => json!({"created": id}),
             PromptOutcome::Status(s) => json!({"status": s}),

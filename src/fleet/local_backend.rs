@@ -315,7 +315,7 @@ impl FleetBackend for LocalFleet<'_> {
             .fleet
             .set_gate(self.cloud, device_type, enabled)
             .await
-            .map_err(ToolError::Refused)?;
+            .map_err(|e| ToolError::Refused(e.to_string()))?;
         Ok(GateChange {
             device_type: device_type.to_owned(),
             enabled,

@@ -65,7 +65,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use ota_client::image::{ImageHeader, build_image};
+use ota_client::image::{ImageHeader, Version, build_image};
 use ota_client::{Exit, Layout, OtaConfig, Partitions};
 use rand::{Rng, RngCore};
 use serde_json::json;
@@ -99,6 +99,59 @@ pub const FLEET_CHANNEL: &str = "/fleet";
 /// Topic of the answers to prompts that were not acted on.
 pub const ANSWER_TOPIC: &str = "twinrig/fleet/answer";
 
+/// Why a fleet could not be set up or an operator's step on it failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// An image size this machine cannot hold in memory.
+    #[error("image too large")]
+    ImageTooLarge,
+    /// The OTA client cannot build an image for the type (its name does not
+    /// fit the image header).
+    #[error("cannot build an image for device type {0:?}")]
+    Image(String),
+    /// The firmware registry refused an image.
+    #[error("publishing firmware: {0}")]
+    Publish(String),
+    /// A device's shadow could not be written.
+    #[error("{device}: shadow: {message}")]
+    Shadow {
+        /// The device.
+        device: String,
+        /// What the shadow service said.
+        message: String,
+    },
+    /// A device's factory version is not in the registry.
+    #[error("{device}: no firmware {device_type} {version}")]
+    NoFirmware {
+        /// The device.
+        device: String,
+        /// Its type.
+        device_type: String,
+        /// Its factory version.
+        version: Version,
+    },
+    /// A device's flash could not be provisioned with its factory image.
+    #[error("{device}: provisioning: {message}")]
+    Provisioning {
+        /// The device.
+        device: String,
+        /// What the partition table said.
+        message: String,
+    },
+    /// A group lists a member that is not among the scenario's devices.
+    #[error("fleet member {0} is not a scenario device")]
+    NotAScenarioDevice(String),
+    /// The simulated network refused a device's connection.
+    #[error("{0}")]
+    Connect(String),
+    /// A fleet tool failed (create a job, ...).
+    #[error(transparent)]
+    Tool(#[from] crate::fleet_tools::ToolError),
+    /// A prompt could not be carried out.
+    #[error("{0}")]
+    Prompt(String),
+}
+
 // ---------------------------------------------------------------------------
 // Firmware
 
@@ -106,13 +159,13 @@ pub const ANSWER_TOPIC: &str = "twinrig/fleet/answer";
 /// a body of `size` bytes from a ChaCha stream named after type and version.
 pub fn firmware_image(
     device_type: &str,
-    version: crate::scenario::fleet::Version,
+    version: Version,
     size: u64,
-) -> Result<Vec<u8>, String> {
-    let mut body = vec![0u8; usize::try_from(size).map_err(|_| "image too large".to_owned())?];
+) -> Result<Vec<u8>, FleetError> {
+    let mut body = vec![0u8; usize::try_from(size).map_err(|_| FleetError::ImageTooLarge)?];
     twinrig_sim::rng::stream(0, &format!("firmware:{device_type}:{version}")).fill_bytes(&mut body);
     build_image(device_type, version, &body)
-        .ok_or_else(|| format!("cannot build an image for device type {device_type:?}"))
+        .ok_or_else(|| FleetError::Image(device_type.to_owned()))
 }
 
 // ---------------------------------------------------------------------------
@@ -208,7 +261,7 @@ impl Fleet {
         devices: &[Device],
         default_link: &LinkModel,
         run_ns: Nanos,
-    ) -> Result<Rc<Fleet>, String> {
+    ) -> Result<Rc<Fleet>, FleetError> {
         let now_s = cloud.now_s();
         // Largest image per type, for the slot size.
         let mut largest: BTreeMap<String, u64> = BTreeMap::new();
@@ -220,7 +273,7 @@ impl Fleet {
                     .registry()
                     .borrow_mut()
                     .publish(&set.device_type, &v.to_string(), image, now_s)
-                    .map_err(|e| format!("publishing firmware: {e}"))?;
+                    .map_err(|e| FleetError::Publish(e.to_string()))?;
                 let l = largest.entry(set.device_type.clone()).or_default();
                 *l = (*l).max(len);
             }
@@ -241,7 +294,10 @@ impl Fleet {
                 cloud
                     .shadows_mut()
                     .update_from_service(&id, None, &gate_document(false), now_s)
-                    .map_err(|e| format!("{id}: shadow: {e:?}"))?;
+                    .map_err(|e| FleetError::Shadow {
+                        device: id.clone(),
+                        message: format!("{e:?}"),
+                    })?;
             }
         }
         let gates = RefCell::new(gates);
@@ -263,7 +319,7 @@ impl Fleet {
             let slot = image_len.div_ceil(BLOCK as u64) * BLOCK as u64;
             let layout = Layout {
                 otadata_offset: (BLOCK - 2 * SECTOR) as u32,
-                slot_size: u32::try_from(slot).map_err(|_| "image too large".to_owned())?,
+                slot_size: u32::try_from(slot).map_err(|_| FleetError::ImageTooLarge)?,
             };
             let mut flash = RamFlash::new(layout.end::<RamFlash>() as usize);
             let factory = cloud
@@ -271,10 +327,17 @@ impl Fleet {
                 .borrow()
                 .get(&device_type, &group.version.to_string())
                 .map(|f| f.image.clone())
-                .ok_or_else(|| format!("{id}: no firmware {device_type} {}", group.version))?;
+                .ok_or_else(|| FleetError::NoFirmware {
+                    device: id.clone(),
+                    device_type: device_type.clone(),
+                    version: group.version,
+                })?;
             Partitions::new(&mut flash, layout)
                 .and_then(|mut p| p.provision(&factory))
-                .map_err(|e| format!("{id}: provisioning: {e:?}"))?;
+                .map_err(|e| FleetError::Provisioning {
+                    device: id.clone(),
+                    message: format!("{e:?}"),
+                })?;
             // A member's OTA client is a second program on the robot: its own
             // MQTT connection (AWS IoT allows one per client id, and the
             // robot's firmware holds `{id}`) over the robot's own link, on the
@@ -283,13 +346,15 @@ impl Fleet {
                 let member = members
                     .iter()
                     .find(|d| d.id == id)
-                    .ok_or_else(|| format!("fleet member {id} is not a scenario device"))?;
+                    .ok_or_else(|| FleetError::NotAScenarioDevice(id.clone()))?;
                 let link = member.link.as_ref().unwrap_or(default_link).link_params();
                 (member_ota_client_id(&id), link, Some(id.clone()))
             } else {
                 (id.clone(), link.clone(), None)
             };
-            let mqtt = network.connect(&client_id, link)?;
+            let mqtt = network
+                .connect(&client_id, link)
+                .map_err(FleetError::Connect)?;
             let last_boot = Rc::new(Cell::new(handle.now()));
             if offline {
                 network.outage(&client_id, run_ns);
@@ -368,7 +433,7 @@ impl Fleet {
         cloud: &CloudTwin,
         device_type: &str,
         enabled: bool,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, FleetError> {
         self.gates
             .borrow_mut()
             .insert(device_type.to_owned(), enabled);
@@ -377,7 +442,10 @@ impl Fleet {
             cloud
                 .update_shadow(&d.id, &gate_document(enabled))
                 .await
-                .map_err(|e| format!("{}: shadow: {e}", d.id))?;
+                .map_err(|e| FleetError::Shadow {
+                    device: d.id.clone(),
+                    message: e.to_string(),
+                })?;
             n += 1;
         }
         Ok(n)
@@ -394,7 +462,7 @@ impl Fleet {
         &self,
         cloud: &CloudTwin,
         step: &CreateJobStep,
-    ) -> Result<String, String> {
+    ) -> Result<String, FleetError> {
         let spec = OtaJobSpec {
             job_id: step.id.clone(),
             target: match &step.target {
@@ -413,7 +481,7 @@ impl Fleet {
             .create_ota_job(&spec)
             .await
             .map(|created| created.job_id)
-            .map_err(|e| e.to_string())
+            .map_err(FleetError::from)
     }
 
     /// A `prompt` step: the offline intent model maps it onto the fleet tools
@@ -424,7 +492,7 @@ impl Fleet {
         cloud: &CloudTwin,
         text: &str,
         as_name: Option<&str>,
-    ) -> Result<PromptOutcome, String> {
+    ) -> Result<PromptOutcome, FleetError> {
         let mut job_id = || {
             let n = self.prompts.get() + 1;
             self.prompts.set(n);
@@ -444,7 +512,7 @@ impl Fleet {
             PromptResult::Canceled(job) => Ok(PromptOutcome::Canceled(job)),
             PromptResult::Gate(g) => Ok(PromptOutcome::Gate(g.to_string())),
             PromptResult::Unclear(answer) => Ok(PromptOutcome::Unclear(answer)),
-            PromptResult::Failed(e) => Err(e),
+            PromptResult::Failed(e) => Err(FleetError::Prompt(e)),
         }
     }
 
@@ -454,7 +522,7 @@ impl Fleet {
     }
 
     /// `expect: fleet`.
-    pub fn check_fleet(&self, cloud: &CloudTwin, e: &ExpectFleet) -> Result<String, String> {
+    pub(crate) fn check_fleet(&self, cloud: &CloudTwin, e: &ExpectFleet) -> Result<String, String> {
         let of_type: Vec<&FleetDevice> = self
             .devices
             .iter()
@@ -531,7 +599,7 @@ pub fn reported_firmware(cloud: &CloudTwin, thing: &str) -> Option<String> {
 }
 
 /// `expect: job`.
-pub fn check_job(cloud: &CloudTwin, e: &ExpectJob) -> Result<String, String> {
+pub(crate) fn check_job(cloud: &CloudTwin, e: &ExpectJob) -> Result<String, String> {
     let d = cloud
         .jobs()
         .borrow()
@@ -659,7 +727,7 @@ fn reasons_matching(
 }
 
 /// `expect: alert`.
-pub fn check_alert(cloud: &CloudTwin, e: &ExpectAlert) -> Result<String, String> {
+pub(crate) fn check_alert(cloud: &CloudTwin, e: &ExpectAlert) -> Result<String, String> {
     let count = cloud
         .alerts()
         .iter()

@@ -716,10 +716,16 @@ pub const BYTE_SIZE_PATTERN: &str = r"^[0-9]+(\.[0-9]+)? ?(B|KiB|MiB)$";
 
 const SIZE_UNITS: &[(&str, u64)] = &[("MiB", MIB), ("KiB", KIB), ("B", 1)];
 
-impl FromStr for ByteSize {
-    type Err = String;
+/// Why a size or bandwidth does not read: the text, what is wrong, and
+/// the units to use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QuantityError(String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl FromStr for ByteSize {
+    type Err = QuantityError;
+
+    fn from_str(text: &str) -> Result<Self, QuantityError> {
         parse_with_unit(text, SIZE_UNITS, "size", "B, KiB, MiB").map(ByteSize)
     }
 }
@@ -783,9 +789,9 @@ pub const BANDWIDTH_PATTERN: &str = r"^[0-9]+(\.[0-9]+)? ?(bit/s|kbit/s|Mbit/s)$
 const RATE_UNITS: &[(&str, u64)] = &[("Mbit/s", 1_000_000), ("kbit/s", 1_000), ("bit/s", 1)];
 
 impl FromStr for Bandwidth {
-    type Err = String;
+    type Err = QuantityError;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, QuantityError> {
         parse_with_unit(text, RATE_UNITS, "bandwidth", "bit/s, kbit/s, Mbit/s").map(Bandwidth)
     }
 }
@@ -837,49 +843,51 @@ fn parse_with_unit(
     units: &[(&str, u64)],
     what: &str,
     list: &str,
-) -> Result<u64, String> {
+) -> Result<u64, QuantityError> {
     let number_end = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(number_end);
     let unit = unit.strip_prefix(' ').unwrap_or(unit);
     if number.is_empty() {
-        return Err(format!(
+        return Err(QuantityError(format!(
             "`{text}` is not a {what}: expected a number and a unit ({list})"
-        ));
+        )));
     }
     if unit.is_empty() {
-        return Err(format!("a {what} needs a unit ({list}): `{text}`"));
+        return Err(QuantityError(format!(
+            "a {what} needs a unit ({list}): `{text}`"
+        )));
     }
     let Some(&(_, scale)) = units.iter().find(|(u, _)| *u == unit) else {
-        return Err(format!(
+        return Err(QuantityError(format!(
             "unknown {what} unit `{unit}` in `{text}`; use one of {list}"
-        ));
+        )));
     };
     let (whole, frac) = match number.split_once('.') {
         Some((w, f)) => (w, f),
         None => (number, ""),
     };
     if whole.is_empty() || number.ends_with('.') || frac.contains('.') {
-        return Err(format!(
+        return Err(QuantityError(format!(
             "`{text}` is not a {what}: malformed number `{number}`"
-        ));
+        )));
     }
-    let too_big = || format!("`{text}` is too large");
+    let too_big = || QuantityError(format!("`{text}` is too large"));
     let whole: u128 = whole.parse().map_err(|_| too_big())?;
     let mut value = whole.checked_mul(u128::from(scale)).ok_or_else(too_big)?;
     if !frac.is_empty() {
         if frac.len() > 18 {
-            return Err(format!("`{text}` has too many decimals"));
+            return Err(QuantityError(format!("`{text}` has too many decimals")));
         }
         let digits: u128 = frac.parse().map_err(|_| too_big())?;
         let denom = 10u128.pow(u32::try_from(frac.len()).map_err(|_| too_big())?);
         let scaled = digits * u128::from(scale);
         if !scaled.is_multiple_of(denom) {
-            return Err(format!(
+            return Err(QuantityError(format!(
                 "`{text}` is not a whole number of {}",
                 units.last().map_or("units", |(u, _)| u)
-            ));
+            )));
         }
         value = value.checked_add(scaled / denom).ok_or_else(too_big)?;
     }
@@ -914,7 +922,7 @@ impl<T> StrVisitor<T> {
     }
 }
 
-impl<T: FromStr<Err = String>> Visitor<'_> for StrVisitor<T> {
+impl<T: FromStr<Err: fmt::Display>> Visitor<'_> for StrVisitor<T> {
     type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -983,24 +991,29 @@ impl IdPattern {
     }
 }
 
-impl FromStr for IdPattern {
-    type Err = String;
+/// Why an id pattern does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IdPatternError(String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl FromStr for IdPattern {
+    type Err = IdPatternError;
+
+    fn from_str(text: &str) -> Result<Self, IdPatternError> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
         while let Some(i) = rest.find(['{', '}']) {
             literal.push_str(&rest[..i]);
             if rest[i..].starts_with('}') {
-                return Err(format!(
+                return Err(IdPatternError(format!(
                     "id pattern `{text}`: a `}}` without `{{`; the only placeholder is `{{n}}` or `{{n:0W}}`"
-                ));
+                )));
             }
             let Some(close) = rest[i..].find('}') else {
-                return Err(format!(
+                return Err(IdPatternError(format!(
                     "id pattern `{text}`: a `{{` without `}}`; the only placeholder is `{{n}}` or `{{n:0W}}`"
-                ));
+                )));
             };
             let inner = &rest[i + 1..i + close];
             let width = match inner {
@@ -1010,16 +1023,16 @@ impl FromStr for IdPattern {
                         match w.parse::<usize>() {
                             Ok(w) if (1..=MAX_PATTERN_WIDTH).contains(&w) => w,
                             _ => {
-                                return Err(format!(
+                                return Err(IdPatternError(format!(
                                     "id pattern `{text}`: the width in `{{{inner}}}` must be from 1 to {MAX_PATTERN_WIDTH}"
-                                ));
+                                )));
                             }
                         }
                     }
                     _ => {
-                        return Err(format!(
+                        return Err(IdPatternError(format!(
                             "id pattern `{text}`: `{{{inner}}}` is not a placeholder; use `{{n}}` or `{{n:0W}}` (e.g. `{{n:03}}`)"
-                        ));
+                        )));
                     }
                 },
             };

@@ -671,18 +671,16 @@ mod tests {
         let mut sim = Sim::new(1);
         let w = world(&sim);
         sim.add_process("physics", w.clone());
-        w.add_body(&BodySpec {
-            name: "wall".into(),
-            shape: Shape::Cuboid {
-                half_extents: [0.05, 1.0, 0.25],
-            },
-            position: [0.5, 0.0, 0.25],
-            yaw_deg: 0.0,
-            dynamic: false,
-            mass: None,
-            friction: 0.5,
-            restitution: 0.0,
-        })
+        w.add_body(
+            &BodySpec::new(
+                "wall",
+                Shape::Cuboid {
+                    half_extents: [0.05, 1.0, 0.25],
+                },
+            )
+            .at([0.5, 0.0, 0.25])
+            .fixed(),
+        )
         .unwrap();
         let rvr = RvrBody::spawn(&w, "rvr", 0.0, 0.0, 0.0, DriveParams::default()).unwrap();
         sim.run_until(SECONDS, |_| false).unwrap();

@@ -583,18 +583,16 @@ fn with_no_queue_a_second_maneuver_is_refused_busy() {
 fn driving_into_a_wall_is_reported_blocked() {
     let mut rig = rig_with(config(), |world| {
         world
-            .add_body(&BodySpec {
-                name: "wall".into(),
-                shape: Shape::Cuboid {
-                    half_extents: [0.05, 1.0, 0.25],
-                },
-                position: [0.6, 0.0, 0.25],
-                yaw_deg: 0.0,
-                dynamic: false,
-                mass: None,
-                friction: 0.5,
-                restitution: 0.0,
-            })
+            .add_body(
+                &BodySpec::new(
+                    "wall",
+                    Shape::Cuboid {
+                        half_extents: [0.05, 1.0, 0.25],
+                    },
+                )
+                .at([0.6, 0.0, 0.25])
+                .fixed(),
+            )
             .unwrap();
     });
     rig.send(r#"{"id":"w","action":"forward","distance_m":2.0}"#);

@@ -143,18 +143,16 @@ fn rig_with(config: RvrConfig, wall: bool) -> Rig {
     sim.add_process("physics", world.clone());
     if wall {
         world
-            .add_body(&BodySpec {
-                name: "wall".into(),
-                shape: Shape::Cuboid {
-                    half_extents: [1.0, 0.05, 0.25],
-                },
-                position: [0.0, 0.5, 0.25],
-                yaw_deg: 0.0,
-                dynamic: false,
-                mass: None,
-                friction: 0.5,
-                restitution: 0.0,
-            })
+            .add_body(
+                &BodySpec::new(
+                    "wall",
+                    Shape::Cuboid {
+                        half_extents: [1.0, 0.05, 0.25],
+                    },
+                )
+                .at([0.0, 0.5, 0.25])
+                .fixed(),
+            )
             .unwrap();
     }
     let body = RvrBody::spawn(&world, "rvr", 0.0, 0.0, 90.0, DriveParams::default()).unwrap();

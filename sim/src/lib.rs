@@ -485,6 +485,25 @@ impl Sim {
         Ok(out.borrow_mut().take())
     }
 
+    /// Runs `f` on `state` as task `name` until it finishes (at most `within`
+    /// of virtual time from now, or until a task panics) and gives the state
+    /// back if it finished. Tests drive a twin from the far end of its line
+    /// this way, keeping what the host saw for their assertions.
+    pub fn run_with<S: 'static>(
+        &mut self,
+        name: &str,
+        within: Nanos,
+        state: S,
+        f: impl AsyncFnOnce(&mut S) + 'static,
+    ) -> Result<Option<S>, SimError> {
+        let limit = self.now().saturating_add(within);
+        self.run_to_completion(name, limit, async move {
+            let mut state = state;
+            f(&mut state).await;
+            state
+        })
+    }
+
     /// Drops all tasks and processes' futures (ends the run).
     pub fn shutdown(&mut self) {
         self.executor.clear();

@@ -742,14 +742,7 @@ mod tests {
     }
 
     fn run_host(sim: &mut Sim, host: Host, f: impl AsyncFnOnce(&mut Host) + 'static) -> Host {
-        let limit = sim.now() + 60 * SECONDS;
-        let host = sim
-            .run_to_completion("host", limit, async move {
-                let mut host = host;
-                f(&mut host).await;
-                host
-            })
-            .unwrap();
+        let host = sim.run_with("host", 60 * SECONDS, host, f).unwrap();
         assert!(sim.failures().is_empty(), "{:?}", sim.failures());
         host.expect("host finished")
     }

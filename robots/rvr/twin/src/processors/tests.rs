@@ -177,15 +177,9 @@ fn rig() -> (Sim, RvrTwin, Host) {
 }
 
 fn run_host(sim: &mut Sim, host: Host, f: impl AsyncFnOnce(&mut Host) + 'static) -> Host {
-    let limit = sim.now() + 120 * SECONDS;
-    let host = sim
-        .run_to_completion("host", limit, async move {
-            let mut host = host;
-            f(&mut host).await;
-            host
-        })
-        .unwrap();
-    host.expect("host finished")
+    sim.run_with("host", 120 * SECONDS, host, f)
+        .unwrap()
+        .expect("host finished")
 }
 
 fn run(rig: Rig, f: impl AsyncFnOnce(&mut Host) + 'static) -> (RvrTwin, Host) {

@@ -288,13 +288,14 @@ fn init_writes_a_folder_that_runs_green_and_never_overwrites() {
         "echo.yaml",
         "rvr.yaml",
         "hand.yaml",
+        "cat_feeder.yaml",
         "scenario.schema.json",
     ] {
         assert!(target.join(f).is_file(), "{f}: {}", text(&o));
     }
     let o = twinrig(&["run", target.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("3 passed, 0 failed"), "{}", text(&o));
+    assert!(text(&o).contains("4 passed, 0 failed"), "{}", text(&o));
 
     let o = twinrig(&["init", target.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -187,6 +187,12 @@ pub trait DeviceKind: Sync {
     fn rule_presets(&self) -> Vec<RulePreset> {
         Vec::new()
     }
+    /// A short scenario of one such device that runs green (a data file in
+    /// the robot's folder); `twinrig init` writes it as `{name}.yaml`.
+    /// Default: none.
+    fn starter_scenario(&self) -> Option<&'static str> {
+        None
+    }
     /// How its twin is served live on a serial line (`twinrig serve`);
     /// `None` (the default): it cannot be.
     fn serve(&self) -> Option<&'static dyn serve::ServeModel> {

@@ -1,21 +1,37 @@
 //! `twinrig init [DIR]`: a small scenario folder that runs green at once,
-//! an example per robot kind, the JSON Schema for editors and a README.
-//! The files live beside this module as data.
+//! an example per robot kind (each kind's starter scenario, a data file in
+//! its robot's folder), the JSON Schema for editors and a README (beside
+//! this module).
 
 use std::path::{Path, PathBuf};
 
 /// The files `init` writes: name and contents (the schema is generated).
-fn files() -> Vec<(&'static str, String)> {
-    vec![
-        ("README.md", include_str!("README.md").to_owned()),
-        ("echo.yaml", include_str!("echo.yaml").to_owned()),
-        ("rvr.yaml", include_str!("rvr.yaml").to_owned()),
-        ("hand.yaml", include_str!("hand.yaml").to_owned()),
-        (
-            "scenario.schema.json",
-            crate::scenario::scenario_schema_json(),
-        ),
-    ]
+fn files() -> Vec<(String, String)> {
+    let starters: Vec<(String, &str, &str)> = crate::devices::kinds()
+        .iter()
+        .filter_map(|k| {
+            k.starter_scenario()
+                .map(|text| (format!("{}.yaml", k.name()), k.summary(), text))
+        })
+        .collect();
+    let list: String = starters
+        .iter()
+        .map(|(file, summary, _)| format!("- `{file}`: {summary}\n"))
+        .collect();
+    let mut files = vec![(
+        "README.md".to_owned(),
+        include_str!("README.md").replace("{starters}\n", &list),
+    )];
+    files.extend(
+        starters
+            .into_iter()
+            .map(|(file, _, text)| (file, text.to_owned())),
+    );
+    files.push((
+        "scenario.schema.json".to_owned(),
+        crate::scenario::scenario_schema_json(),
+    ));
+    files
 }
 
 /// Why `twinrig init` wrote nothing (or stopped).

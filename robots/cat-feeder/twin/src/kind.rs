@@ -82,6 +82,9 @@ impl DeviceKind for CatFeederKind {
     fn rule_presets(&self) -> Vec<RulePreset> {
         crate::rules::presets()
     }
+    fn starter_scenario(&self) -> Option<&'static str> {
+        Some(include_str!("../starter.yaml"))
+    }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,

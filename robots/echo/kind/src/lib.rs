@@ -83,6 +83,9 @@ impl DeviceKind for EchoKind {
     fn params(&self) -> &'static dyn ParamsModel {
         &ParamsOf::<EchoParams>::NEW
     }
+    fn starter_scenario(&self) -> Option<&'static str> {
+        Some(include_str!("../starter.yaml"))
+    }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,

@@ -364,6 +364,9 @@ impl DeviceKind for HandKind {
     fn serve(&self) -> Option<&'static dyn ServeModel> {
         Some(&crate::serve::HandServe)
     }
+    fn starter_scenario(&self) -> Option<&'static str> {
+        Some(include_str!("../starter.yaml"))
+    }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,

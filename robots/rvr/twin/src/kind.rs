@@ -130,6 +130,9 @@ impl DeviceKind for RvrKind {
     fn serve(&self) -> Option<&'static dyn ServeModel> {
         Some(&crate::serve::RvrServe)
     }
+    fn starter_scenario(&self) -> Option<&'static str> {
+        Some(include_str!("../starter.yaml"))
+    }
     fn spawn(
         &self,
         ctx: &DeviceContext<'_>,

@@ -2,6 +2,7 @@
 //! twin (`twinrig-cloud`) and device firmware (`devices/*`) together, and the
 //! reports it writes. The `twinrig` binary is the CLI on top.
 
+pub mod certs;
 pub mod check;
 pub mod cloud_twin;
 pub mod devices;

@@ -63,6 +63,11 @@ enum Command {
         #[arg(default_value = "twinrig-scenarios")]
         dir: PathBuf,
     },
+    /// Write credentials for the live cloud twin: a local root CA (it plays
+    /// Amazon Root CA 1), the endpoint's server certificate, and per thing a
+    /// key pair and a certificate attached to it (as CreateKeysAndCertificate),
+    /// with an endpoint file and the certificate registry.
+    Certs(twinrig::certs::CertsArgs),
     /// Print a shell completion script (e.g. `twinrig completions bash > ~/.local/share/bash-completion/completions/twinrig`).
     Completions {
         /// The shell.
@@ -204,6 +209,14 @@ fn main() -> ExitCode {
                     println!("wrote {}", p.display());
                 }
                 println!("run them: twinrig run {}", dir.display());
+                true
+            })
+            .map_err(|e| e.to_string()),
+        Command::Certs(args) => twinrig::certs::run(&args)
+            .map(|written| {
+                for p in &written {
+                    println!("wrote {}", p.display());
+                }
                 true
             })
             .map_err(|e| e.to_string()),

@@ -5,6 +5,7 @@
 //! (and jobs).
 
 pub mod broker;
+pub mod identity;
 pub mod jobs;
 pub mod objects;
 pub mod presign;

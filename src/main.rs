@@ -118,11 +118,12 @@ enum Command {
     /// input, 3 when the prompt was not understood (nothing is done then).
     Ota(twinrig::ota_cli::OtaArgs),
     /// Serve a simulated robot live (wall clock) on a pseudo-terminal, for host
-    /// programs that speak its protocol over a serial port.
+    /// programs that speak its protocol over a serial port; or `cloud`: the
+    /// cloud twin (broker, shadows, jobs) for MQTT clients outside the process.
     Serve {
-        /// The robot to serve: a device kind that can be served (`twinrig
-        /// list` names them): rvr (the RVR on its UART) or hand (the Amazing
-        /// Hand's 8-servo SCS bus, for rustypot or another host driver).
+        /// What to serve: a device kind that can be served (`twinrig list`
+        /// names them): rvr (the RVR on its UART) or hand (the Amazing Hand's
+        /// 8-servo SCS bus, for rustypot or another host driver); or `cloud`.
         robot: String,
         /// Serve on a pseudo-terminal; its device path is printed on stdout.
         #[arg(long)]
@@ -137,6 +138,11 @@ enum Command {
         /// Write every packet both ways (time, direction, hex, decoded) to this file.
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,
+        /// `serve cloud`: MQTT 3.1.1 on plain TCP at this address, e.g.
+        /// 127.0.0.1:1883 (no TLS, no client certificates: local tools only;
+        /// port 0 picks a free port, printed when ready).
+        #[arg(long, value_name = "ADDR")]
+        insecure_tcp: Option<std::net::SocketAddr>,
     },
 }
 
@@ -264,10 +270,23 @@ fn main() -> ExitCode {
         } => record(update, &scenarios, &replays),
         Command::Serve {
             robot,
+            insecure_tcp,
+            duration,
+            pty,
+            baud,
+            log,
+        } if robot == "cloud" => serve_cloud(
+            insecure_tcp,
+            duration,
+            pty || baud.is_some() || log.is_some(),
+        ),
+        Command::Serve {
+            robot,
             pty,
             baud,
             duration,
             log,
+            insecure_tcp: _,
         } => {
             use std::sync::Arc;
             use std::sync::atomic::{AtomicBool, Ordering};
@@ -314,6 +333,47 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `twinrig serve cloud`.
+fn serve_cloud(
+    insecure_tcp: Option<std::net::SocketAddr>,
+    duration: Option<std::time::Duration>,
+    serial_options: bool,
+) -> Result<bool, String> {
+    use std::io::Write as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use twinrig::serve::cloud::{CloudServeOptions, serve_cloud};
+    if serial_options {
+        return Err(
+            "--pty, --baud and --log are for robots; `serve cloud` takes --insecure-tcp".into(),
+        );
+    }
+    let Some(insecure_tcp) = insecure_tcp else {
+        return Err(
+            "`serve cloud` serves MQTT on plain TCP so far: give --insecure-tcp ADDR (e.g. \
+             127.0.0.1:1883); the TLS listener with client certificates is not served yet"
+                .into(),
+        );
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    let options = CloudServeOptions {
+        insecure_tcp,
+        duration,
+        seed: 0,
+    };
+    let summary = serve_cloud(&options, &stop, |endpoints| {
+        println!("{}", endpoints.ready_line());
+        // Tests and scripts wait for this line before connecting.
+        let _ = std::io::stdout().flush();
+    })
+    .map_err(|e| e.to_string())?;
+    println!("{summary}");
+    Ok(true)
 }
 
 fn print_load_error(e: LoadError) {

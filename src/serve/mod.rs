@@ -43,6 +43,7 @@
 //! [`OUTBOX_CAP`]; beyond that they are dropped and counted (a receiver
 //! overrun, as a real host UART driver would have).
 
+pub mod cloud;
 mod packet_log;
 mod pty;
 
@@ -283,6 +284,17 @@ pub enum DurationArgError {
     Units(twinrig_kind::ParseDurationError),
 }
 
+/// Keeps a timer pending so every turn of a serve loop reaches its
+/// wall-clock target (the world's clock stops where nothing is scheduled).
+fn keep_time_moving(sim: &mut Sim) {
+    let anchor = sim.handle();
+    sim.spawn("wall-clock anchor", async move {
+        loop {
+            anchor.sleep(3600 * SECONDS).await;
+        }
+    });
+}
+
 /// Serves `robot` on a fresh pseudo-terminal, paced by the wall clock, until
 /// `stop` is set or `options.duration` elapses. `on_ready` gets the slave's
 /// path (e.g. `/dev/pts/7`) once the robot is ready for a host to open it.
@@ -363,14 +375,7 @@ pub fn serve_robot_pty(
             let _ = tx.write_all(&chunk.bytes).await;
         }
     });
-    // Keeps a timer pending so every run reaches its wall-clock target even if
-    // the twin ever had nothing scheduled.
-    let anchor = sim.handle();
-    sim.spawn("wall-clock anchor", async move {
-        loop {
-            anchor.sleep(3600 * SECONDS).await;
-        }
-    });
+    keep_time_moving(&mut sim);
 
     on_ready(&pty.path);
 

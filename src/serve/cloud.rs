@@ -1,0 +1,624 @@
+//! `twinrig serve cloud`: the cloud twin on the wall clock, for MQTT clients
+//! outside the process (mosquitto, the AWS IoT Device SDKs, a board on the
+//! bench).
+//!
+//! The world is the one `twinrig ota` builds ([`crate::world::build`]): the
+//! broker (rumqttd's router) and the cloud twin's services on the simulated
+//! network, unchanged. Each MQTT session from outside becomes a client of that
+//! network under its own client id, so shadows, jobs and rules answer it as
+//! they answer a simulated device. The serve loop, as `serve --pty` does,
+//! runs the world up to `virtual start + wall time elapsed`, then moves
+//! packets between the sockets and the sessions (non-blocking), then waits
+//! 1 ms when nothing moved.
+//!
+//! So far: MQTT 3.1.1 over plain TCP (`--insecure-tcp`), CONNECT, SUBSCRIBE
+//! (QoS 0 and 1), PUBLISH (QoS 0 and 1, PUBACK once the message is queued to
+//! the broker), PINGREQ and DISCONNECT. What differs from AWS IoT Core and
+//! what is not served yet: docs/LIVE-CLOUD.md.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{
+    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
+};
+use rumqttc::mqttbytes::{Error as CodecError, QoS as WireQoS};
+use twinrig_hal::{MqttClient as _, QoS};
+use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
+use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
+
+use crate::world::{WorldError, WorldSpec};
+
+/// Largest MQTT packet accepted or sent (AWS IoT Core's message limit is
+/// 128 KiB of payload; this leaves room for the topic and header).
+pub const MAX_PACKET: usize = 128 * 1024 + 1024;
+
+/// QoS 1 messages held for a session while its client is away (AWS keeps
+/// them for a persistent session; QoS 0 messages are not kept). Beyond
+/// this, the oldest go and are counted.
+pub const OFFLINE_QUEUE_CAP: usize = 1000;
+
+/// How long a connection may stay without a CONNECT (assumed; AWS does not
+/// publish its value). Its first byte must be a CONNECT's, so only a client
+/// that stalls mid-packet waits this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to serve the cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudServeOptions {
+    /// Where the plain-TCP MQTT listener binds (no TLS, no client
+    /// certificates: for local tools and tests only). Port 0 picks a free one.
+    pub insecure_tcp: SocketAddr,
+    /// Stop after this much wall time (None: only when the stop flag is set).
+    pub duration: Option<Duration>,
+    /// The world's seed.
+    pub seed: u64,
+}
+
+/// Where the cloud is served (given to `on_ready`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEndpoints {
+    /// The plain-TCP MQTT listener's address.
+    pub mqtt_tcp: SocketAddr,
+}
+
+impl CloudEndpoints {
+    /// The line to print once the cloud is served.
+    pub fn ready_line(&self) -> String {
+        format!(
+            "cloud twin: MQTT 3.1.1 on tcp://{} (insecure: no TLS, no client certificates); Ctrl-C to stop",
+            self.mqtt_tcp
+        )
+    }
+}
+
+/// What happened while serving the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CloudServeSummary {
+    /// Wall time served.
+    pub wall: Duration,
+    /// Virtual time the world ran (follows `wall`).
+    pub virtual_ns: Nanos,
+    /// Connections accepted.
+    pub connections: u64,
+    /// Connections refused or closed for a protocol error.
+    pub refused: u64,
+    /// PUBLISH packets received from clients.
+    pub published: u64,
+    /// PUBLISH packets delivered to clients.
+    pub delivered: u64,
+    /// QoS 1 messages dropped from full offline queues.
+    pub dropped_offline: u64,
+}
+
+impl std::fmt::Display for CloudServeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "served the cloud for {:.1} s ({} virtual): {} connections ({} refused or closed for a \
+             protocol error), {} messages in, {} out, {} dropped from offline queues",
+            self.wall.as_secs_f64(),
+            format_nanos(self.virtual_ns),
+            self.connections,
+            self.refused,
+            self.published,
+            self.delivered,
+            self.dropped_offline,
+        )
+    }
+}
+
+/// Why the cloud could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudServeError {
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The world could not be built.
+    #[error(transparent)]
+    World(#[from] WorldError),
+    /// The world stopped with an error.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// A simulated task panicked (a twin bug).
+    #[error("task `{task}` panicked at {}: {message}", format_nanos(*at))]
+    TaskFailed {
+        /// The task's name.
+        task: String,
+        /// The panic message.
+        message: String,
+        /// Virtual time of the panic.
+        at: Nanos,
+    },
+}
+
+/// An MQTT session on the simulated network: it outlives the connections
+/// that use it, as a persistent session on AWS IoT does.
+struct Session {
+    client: SimMqttClient,
+    /// Packets for the client, in order (SUBACKs and deliveries).
+    outbox: RefCell<VecDeque<Packet>>,
+    /// The connection using the session, if any.
+    attached: Cell<Option<u64>>,
+    next_pkid: Cell<u16>,
+    dropped_offline: Cell<u64>,
+}
+
+impl Session {
+    fn pkid(&self) -> u16 {
+        // Packet ids run 1..=65535.
+        let id = self.next_pkid.get().max(1);
+        self.next_pkid.set(id.checked_add(1).unwrap_or(1));
+        id
+    }
+
+    /// Queues a delivery; while no client is attached only QoS 1 is kept,
+    /// at most [`OFFLINE_QUEUE_CAP`] of it.
+    fn deliver(&self, publish: Publish) {
+        let mut outbox = self.outbox.borrow_mut();
+        if self.attached.get().is_none() {
+            if publish.qos == WireQoS::AtMostOnce {
+                return;
+            }
+            if outbox.len() >= OFFLINE_QUEUE_CAP {
+                outbox.pop_front();
+                self.dropped_offline.set(self.dropped_offline.get() + 1);
+            }
+        }
+        outbox.push_back(Packet::Publish(publish));
+    }
+}
+
+/// One TCP connection.
+struct Connection {
+    id: u64,
+    stream: TcpStream,
+    inbuf: BytesMut,
+    outbuf: BytesMut,
+    session: Option<(String, Rc<Session>)>,
+    closing: bool,
+    /// When a packet last arrived (or the connection was accepted).
+    last_packet: Instant,
+    /// The keep-alive the client asked for (0: none).
+    keep_alive: Duration,
+}
+
+/// Serves the cloud twin until `stop` is set or `options.duration` elapses.
+/// `on_ready` gets the endpoints once clients can connect. Runs the world on
+/// the calling thread (it is not `Send`).
+pub fn serve_cloud(
+    options: &CloudServeOptions,
+    stop: &AtomicBool,
+    on_ready: impl FnOnce(&CloudEndpoints),
+) -> Result<CloudServeSummary, CloudServeError> {
+    let listen_error = |source| CloudServeError::Listen {
+        addr: options.insecure_tcp,
+        source,
+    };
+    let listener = TcpListener::bind(options.insecure_tcp).map_err(listen_error)?;
+    listener.set_nonblocking(true).map_err(listen_error)?;
+    let endpoints = CloudEndpoints {
+        mqtt_tcp: listener.local_addr().map_err(listen_error)?,
+    };
+
+    let mut sim = Sim::new(options.seed);
+    // Live mode: virtual time 0 is now, so the services' timestamps are real.
+    let epoch_unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let world = crate::world::build(
+        &mut sim,
+        WorldSpec {
+            scene: None,
+            rules: None,
+            epoch_unix_s,
+            fleet: None,
+        },
+    )?;
+    // The cloud twin is the only reader of the broker's log: what it has
+    // read can go, so memory stays flat however long the cloud is served.
+    world
+        .network
+        .set_retention(|_| false, crate::runner::OBSERVED_WINDOW);
+    let network = world.network.clone();
+    super::keep_time_moving(&mut sim);
+
+    on_ready(&endpoints);
+
+    let mut summary = CloudServeSummary::default();
+    let mut sessions: BTreeMap<String, Rc<Session>> = BTreeMap::new();
+    let mut connections: Vec<Connection> = Vec::new();
+    let mut next_connection = 0u64;
+    let wall_start = Instant::now();
+    let virtual_start = sim.now();
+    let mut read_buf = vec![0u8; 16 * 1024];
+    loop {
+        let mut moved = false;
+        let elapsed = wall_start.elapsed();
+        let done = stop.load(Ordering::SeqCst) || options.duration.is_some_and(|d| elapsed >= d);
+
+        // New connections.
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    moved = true;
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    summary.connections += 1;
+                    next_connection += 1;
+                    connections.push(Connection {
+                        id: next_connection,
+                        stream,
+                        inbuf: BytesMut::new(),
+                        outbuf: BytesMut::new(),
+                        session: None,
+                        closing: false,
+                        last_packet: Instant::now(),
+                        keep_alive: Duration::ZERO,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+
+        // Packets from the clients.
+        for i in 0..connections.len() {
+            let mut packets = Vec::new();
+            {
+                let c = &mut connections[i];
+                match c.stream.read(&mut read_buf) {
+                    Ok(0) => c.closing = true,
+                    Ok(n) => {
+                        moved = true;
+                        c.inbuf.extend_from_slice(&read_buf[..n]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => c.closing = true,
+                }
+                // A stream that does not open with a CONNECT is not MQTT.
+                if c.session.is_none() && c.inbuf.first().is_some_and(|&b| b != CONNECT_BYTE) {
+                    c.closing = true;
+                    summary.refused += 1;
+                    c.inbuf.clear();
+                }
+                if !c.closing && timed_out(c) {
+                    c.closing = true;
+                    summary.refused += u64::from(c.session.is_none());
+                }
+                loop {
+                    match Packet::read(&mut c.inbuf, MAX_PACKET) {
+                        Ok(p) => {
+                            c.last_packet = Instant::now();
+                            if let Packet::Connect(connect) = &p {
+                                c.keep_alive = aws_keep_alive(connect.keep_alive);
+                            }
+                            packets.push(p);
+                        }
+                        Err(CodecError::InsufficientBytes(_)) => break,
+                        Err(_) => {
+                            // Malformed or not MQTT 3.1.1: AWS closes the connection.
+                            c.closing = true;
+                            summary.refused += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            for packet in packets {
+                handle(
+                    &mut sim,
+                    &network,
+                    &mut sessions,
+                    &mut connections,
+                    i,
+                    packet,
+                    &mut summary,
+                );
+            }
+        }
+
+        // The world, up to the wall clock.
+        let target =
+            virtual_start.saturating_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        sim.run_until(target, |_| false)?;
+        if let Some(f) = sim.failures().first() {
+            return Err(CloudServeError::TaskFailed {
+                task: f.task.clone(),
+                message: f.message.clone(),
+                at: f.at,
+            });
+        }
+        drop(sim.take_trace());
+
+        // Packets to the clients.
+        for c in &mut connections {
+            if let Some((_, session)) = &c.session {
+                let mut outbox = session.outbox.borrow_mut();
+                while let Some(p) = outbox.pop_front() {
+                    if matches!(p, Packet::Publish(_)) {
+                        summary.delivered += 1;
+                    }
+                    // Packets the twin makes fit MAX_PACKET (the broker
+                    // refuses larger publishes); one that did not is skipped.
+                    let _ = p.write(&mut c.outbuf, MAX_PACKET);
+                }
+            }
+            while !c.outbuf.is_empty() {
+                match c.stream.write(&c.outbuf) {
+                    Ok(0) => {
+                        c.closing = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        moved = true;
+                        let _ = c.outbuf.split_to(n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        c.closing = true;
+                        break;
+                    }
+                }
+            }
+        }
+        connections.retain(|c| {
+            if c.closing {
+                if let Some((_, s)) = &c.session
+                    && s.attached.get() == Some(c.id)
+                {
+                    s.attached.set(None);
+                }
+                let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            }
+            !c.closing
+        });
+        if done {
+            break;
+        }
+        if !moved {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    summary.wall = wall_start.elapsed();
+    summary.virtual_ns = sim.now() - virtual_start;
+    summary.dropped_offline = sessions.values().map(|s| s.dropped_offline.get()).sum();
+    sim.shutdown();
+    Ok(summary)
+}
+
+/// The first byte of a CONNECT packet (type 1, no flags).
+const CONNECT_BYTE: u8 = 0x10;
+
+/// The keep-alive AWS IoT applies for the one a client asks for: 30 to
+/// 1200 s; 0 or more than 1200 becomes 1200, 1 to 29 becomes 30
+/// (reference: aws-iot-core-endpoint.md, limits).
+pub fn aws_keep_alive(asked_s: u16) -> Duration {
+    Duration::from_secs(match asked_s {
+        0 | 1201.. => 1200,
+        1..=29 => 30,
+        s => s.into(),
+    })
+}
+
+/// Whether a connection has waited too long: for its CONNECT
+/// ([`CONNECT_TIMEOUT`]), or, once connected, 1.5 keep-alive periods
+/// without a packet (AWS IoT's rule).
+fn timed_out(c: &Connection) -> bool {
+    let idle = c.last_packet.elapsed();
+    match &c.session {
+        None => idle > CONNECT_TIMEOUT,
+        Some(_) => idle > c.keep_alive.mul_f64(1.5),
+    }
+}
+
+/// Client ids the harness itself uses on the network.
+fn reserved(client_id: &str) -> bool {
+    client_id == crate::scenario::RESERVED_CLIENT_ID
+        || client_id == crate::scenario::CLOUD_CLIENT_ID
+}
+
+fn handle(
+    sim: &mut Sim,
+    network: &Network,
+    sessions: &mut BTreeMap<String, Rc<Session>>,
+    connections: &mut [Connection],
+    index: usize,
+    packet: Packet,
+    summary: &mut CloudServeSummary,
+) {
+    let conn_id = connections[index].id;
+    let session = connections[index].session.as_ref().map(|(_, s)| s.clone());
+    let refuse = |c: &mut Connection, summary: &mut CloudServeSummary| {
+        c.closing = true;
+        summary.refused += 1;
+    };
+    match (packet, session) {
+        (Packet::Connect(connect), None) => {
+            let client_id = connect.client_id;
+            let conn = &mut connections[index];
+            if client_id.is_empty()
+                || reserved(&client_id)
+                || twinrig_hal::mqtt::validate_publish_topic(&client_id).is_err()
+            {
+                let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadClientId, false))
+                    .write(&mut conn.outbuf, MAX_PACKET);
+                refuse(conn, summary);
+                return;
+            }
+            let existing = sessions.get(&client_id).cloned();
+            let session_present = existing.is_some() && !connect.clean_session;
+            let session = match existing {
+                Some(s) => s,
+                None => match network.connect(&client_id, LinkParams::ideal()) {
+                    Ok(client) => {
+                        let s = Rc::new(Session {
+                            client,
+                            outbox: RefCell::new(VecDeque::new()),
+                            attached: Cell::new(None),
+                            next_pkid: Cell::new(1),
+                            dropped_offline: Cell::new(0),
+                        });
+                        spawn_receiver(sim, &client_id, s.clone());
+                        sessions.insert(client_id.clone(), s.clone());
+                        s
+                    }
+                    Err(_) => {
+                        let _ = Packet::ConnAck(ConnAck::new(
+                            ConnectReturnCode::ServiceUnavailable,
+                            false,
+                        ))
+                        .write(&mut conn.outbuf, MAX_PACKET);
+                        refuse(conn, summary);
+                        return;
+                    }
+                },
+            };
+            // A second connection with the same client id closes the first (AWS IoT).
+            if let Some(old) = session.attached.get() {
+                for c in connections.iter_mut().filter(|c| c.id == old) {
+                    c.closing = true;
+                }
+            }
+            if connect.clean_session {
+                session.outbox.borrow_mut().clear();
+            }
+            session.attached.set(Some(conn_id));
+            let conn = &mut connections[index];
+            let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present))
+                .write(&mut conn.outbuf, MAX_PACKET);
+            conn.session = Some((client_id, session));
+        }
+        (_, None) | (Packet::Connect(_), Some(_)) => {
+            // Anything before CONNECT, or a second CONNECT: a protocol error.
+            refuse(&mut connections[index], summary);
+        }
+        (Packet::Subscribe(subscribe), Some(session)) => {
+            let filters: Vec<(String, Option<QoS>)> = subscribe
+                .filters
+                .into_iter()
+                .map(|f| {
+                    let qos = match f.qos {
+                        WireQoS::AtMostOnce => Some(QoS::AtMostOnce),
+                        WireQoS::AtLeastOnce => Some(QoS::AtLeastOnce),
+                        // AWS IoT supports no QoS 2.
+                        WireQoS::ExactlyOnce => None,
+                    };
+                    (f.path, qos)
+                })
+                .collect();
+            let pkid = subscribe.pkid;
+            let s = session.clone();
+            sim.spawn("serve: subscribe", async move {
+                let mut codes = Vec::new();
+                for (filter, qos) in filters {
+                    let code = match qos {
+                        Some(qos) => match s.client.subscribe(&filter, qos).await {
+                            Ok(()) => SubscribeReasonCode::Success(wire_qos(qos)),
+                            Err(_) => SubscribeReasonCode::Failure,
+                        },
+                        None => SubscribeReasonCode::Failure,
+                    };
+                    codes.push(code);
+                }
+                s.outbox
+                    .borrow_mut()
+                    .push_back(Packet::SubAck(SubAck::new(pkid, codes)));
+            });
+        }
+        (Packet::Publish(publish), Some(session)) => {
+            summary.published += 1;
+            let qos = match publish.qos {
+                WireQoS::AtMostOnce => QoS::AtMostOnce,
+                WireQoS::AtLeastOnce => QoS::AtLeastOnce,
+                WireQoS::ExactlyOnce => {
+                    // AWS IoT refuses QoS 2 and closes an MQTT 3.1.1 connection.
+                    refuse(&mut connections[index], summary);
+                    return;
+                }
+            };
+            if twinrig_hal::mqtt::validate_publish_topic(&publish.topic).is_err() {
+                refuse(&mut connections[index], summary);
+                return;
+            }
+            if qos == QoS::AtLeastOnce {
+                let _ = Packet::PubAck(PubAck::new(publish.pkid))
+                    .write(&mut connections[index].outbuf, MAX_PACKET);
+            }
+            let s = session.clone();
+            sim.spawn("serve: publish", async move {
+                // Queued to the broker at once; errors were checked above.
+                let _ = s
+                    .client
+                    .publish(&publish.topic, &publish.payload, qos)
+                    .await;
+            });
+        }
+        (Packet::PingReq, Some(_)) => {
+            let _ = Packet::PingResp.write(&mut connections[index].outbuf, MAX_PACKET);
+        }
+        (Packet::Disconnect, Some(_)) => connections[index].closing = true,
+        // Acknowledgements of our QoS 1 deliveries: nothing is redelivered yet.
+        (Packet::PubAck(_), Some(_)) => {}
+        (_, Some(_)) => {
+            // UNSUBSCRIBE (not served yet), QoS 2 flow packets, server-only
+            // packets: closed, as AWS closes on what it does not support.
+            refuse(&mut connections[index], summary);
+        }
+    }
+}
+
+fn wire_qos(qos: QoS) -> WireQoS {
+    match qos {
+        QoS::AtMostOnce => WireQoS::AtMostOnce,
+        QoS::AtLeastOnce => WireQoS::AtLeastOnce,
+    }
+}
+
+/// Moves the session's deliveries from the network into its outbox.
+fn spawn_receiver(sim: &mut Sim, client_id: &str, session: Rc<Session>) {
+    sim.spawn(format!("serve: deliveries to {client_id}"), async move {
+        while let Ok(m) = session.client.receive().await {
+            let qos = wire_qos(m.qos);
+            let pkid = if qos == WireQoS::AtMostOnce {
+                0
+            } else {
+                session.pkid()
+            };
+            let mut publish = Publish::new(m.topic, qos, m.payload);
+            publish.pkid = pkid;
+            session.deliver(publish);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_is_clamped_as_aws_iot_clamps_it() {
+        assert_eq!(aws_keep_alive(0), Duration::from_secs(1200));
+        assert_eq!(aws_keep_alive(1), Duration::from_secs(30));
+        assert_eq!(aws_keep_alive(29), Duration::from_secs(30));
+        assert_eq!(aws_keep_alive(30), Duration::from_secs(30));
+        assert_eq!(aws_keep_alive(60), Duration::from_secs(60));
+        assert_eq!(aws_keep_alive(1200), Duration::from_secs(1200));
+        assert_eq!(aws_keep_alive(1201), Duration::from_secs(1200));
+        assert_eq!(aws_keep_alive(u16::MAX), Duration::from_secs(1200));
+    }
+}

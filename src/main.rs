@@ -143,6 +143,14 @@ enum Command {
         /// port 0 picks a free port, printed when ready).
         #[arg(long, value_name = "ADDR")]
         insecure_tcp: Option<std::net::SocketAddr>,
+        /// `serve cloud`: serve MQTT over TLS with client certificates, with
+        /// the identity and things of this `twinrig certs` folder.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+        /// `serve cloud --certs`: where the TLS listener binds (AWS IoT's
+        /// port 8883 on loopback by default; port 0 picks a free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8883")]
+        mqtt: std::net::SocketAddr,
     },
 }
 
@@ -271,12 +279,15 @@ fn main() -> ExitCode {
         Command::Serve {
             robot,
             insecure_tcp,
+            certs,
+            mqtt,
             duration,
             pty,
             baud,
             log,
         } if robot == "cloud" => serve_cloud(
             insecure_tcp,
+            certs.map(|dir| (mqtt, dir)),
             duration,
             pty || baud.is_some() || log.is_some(),
         ),
@@ -286,7 +297,7 @@ fn main() -> ExitCode {
             baud,
             duration,
             log,
-            insecure_tcp: _,
+            ..
         } => {
             use std::sync::Arc;
             use std::sync::atomic::{AtomicBool, Ordering};
@@ -338,6 +349,7 @@ fn main() -> ExitCode {
 /// `twinrig serve cloud`.
 fn serve_cloud(
     insecure_tcp: Option<std::net::SocketAddr>,
+    tls: Option<(std::net::SocketAddr, PathBuf)>,
     duration: Option<std::time::Duration>,
     serial_options: bool,
 ) -> Result<bool, String> {
@@ -347,22 +359,25 @@ fn serve_cloud(
     use twinrig::serve::cloud::{CloudServeOptions, serve_cloud};
     if serial_options {
         return Err(
-            "--pty, --baud and --log are for robots; `serve cloud` takes --insecure-tcp".into(),
-        );
-    }
-    let Some(insecure_tcp) = insecure_tcp else {
-        return Err(
-            "`serve cloud` serves MQTT on plain TCP so far: give --insecure-tcp ADDR (e.g. \
-             127.0.0.1:1883); the TLS listener with client certificates is not served yet"
+            "--pty, --baud and --log are for robots; `serve cloud` takes --certs DIR and --insecure-tcp ADDR"
                 .into(),
         );
-    };
+    }
+    if insecure_tcp.is_none() && tls.is_none() {
+        return Err(
+            "`serve cloud` needs a listener: --certs DIR (MQTT over TLS with client certificates, \
+             made by `twinrig certs`; --mqtt ADDR, default 127.0.0.1:8883) and/or --insecure-tcp \
+             ADDR (plain MQTT, e.g. 127.0.0.1:1883)"
+                .into(),
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     let options = CloudServeOptions {
         insecure_tcp,
+        tls,
         duration,
         seed: 0,
     };

@@ -23,15 +23,15 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
+        Served::start_with(&["--insecure-tcp", "127.0.0.1:0"], "tcp")
+    }
+
+    /// `serve cloud` with `listener` arguments; the port is read from the
+    /// ready line's `{scheme}://127.0.0.1:PORT`.
+    fn start_with(listener: &[&str], scheme: &str) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_twinrig"))
-            .args([
-                "serve",
-                "cloud",
-                "--insecure-tcp",
-                "127.0.0.1:0",
-                "--duration",
-                "600",
-            ])
+            .args(["serve", "cloud", "--duration", "600"])
+            .args(listener)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -40,12 +40,14 @@ impl Served {
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let port = line
-            .split("tcp://127.0.0.1:")
+            .split(&format!("{scheme}://127.0.0.1:"))
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no ready line: {line:?}"));
-        assert!(line.contains("insecure: no TLS"), "{line}");
+        if scheme == "tcp" {
+            assert!(line.contains("insecure: no TLS"), "{line}");
+        }
         Served {
             child,
             stdout,
@@ -92,9 +94,20 @@ fn subscribe(
     topics: &[&str],
     count: usize,
 ) -> (Reaped, BufReader<ChildStdout>) {
+    subscribe_with(port, client_id, topics, count, &[])
+}
+
+/// [`subscribe`] with more arguments (TLS: see [`tls`]).
+fn subscribe_with(
+    port: u16,
+    client_id: &str,
+    topics: &[&str],
+    count: usize,
+    extra: &[String],
+) -> (Reaped, BufReader<ChildStdout>) {
     let mut args = vec![
         "-h".to_owned(),
-        "127.0.0.1".into(),
+        host(extra).into(),
         "-p".into(),
         port.to_string(),
         "-V".into(),
@@ -114,6 +127,7 @@ fn subscribe(
         args.push("-t".into());
         args.push((*t).into());
     }
+    args.extend_from_slice(extra);
     // Line-buffered (coreutils' stdbuf): its SUBACK line must reach us
     // while it runs, not when it exits.
     let mut child = Reaped(
@@ -171,10 +185,50 @@ fn messages(mut child: Reaped, out: BufReader<ChildStdout>) -> Vec<(String, Valu
 }
 
 fn publish(port: u16, client_id: &str, topic: &str, payload: &str, qos: &str) -> Output {
+    publish_with(port, client_id, topic, payload, qos, &[])
+}
+
+/// The host to connect to: over TLS the name in the server's certificate.
+fn host(extra: &[String]) -> &'static str {
+    if extra.is_empty() {
+        "127.0.0.1"
+    } else {
+        "localhost"
+    }
+}
+
+/// mosquitto's TLS arguments: trust `certs`' root CA and present `thing`'s
+/// certificate (none: present none).
+fn tls(certs: &std::path::Path, thing: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "--cafile".to_owned(),
+        certs.join("root-ca.pem").display().to_string(),
+    ];
+    if let Some(thing) = thing {
+        let dir = certs.join("things").join(thing);
+        args.extend([
+            "--cert".to_owned(),
+            dir.join("certificate.pem.crt").display().to_string(),
+            "--key".to_owned(),
+            dir.join("private.pem.key").display().to_string(),
+        ]);
+    }
+    args
+}
+
+/// [`publish`] with more arguments (TLS: see [`tls`]).
+fn publish_with(
+    port: u16,
+    client_id: &str,
+    topic: &str,
+    payload: &str,
+    qos: &str,
+    extra: &[String],
+) -> Output {
     Command::new("mosquitto_pub")
         .args([
             "-h",
-            "127.0.0.1",
+            host(extra),
             "-p",
             &port.to_string(),
             "-V",
@@ -189,6 +243,7 @@ fn publish(port: u16, client_id: &str, topic: &str, payload: &str, qos: &str) ->
             payload,
             "-d",
         ])
+        .args(extra)
         .output()
         .unwrap()
 }
@@ -345,13 +400,17 @@ fn serve_cloud_asks_for_what_it_can_serve() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("--insecure-tcp ADDR"), "{}", text(&o));
+    assert!(text(&o).contains("needs a listener"), "{}", text(&o));
     let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
         .args(["serve", "cloud", "--insecure-tcp", "127.0.0.1:0", "--pty"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("takes --insecure-tcp"), "{}", text(&o));
+    assert!(
+        text(&o).contains("takes --certs DIR and --insecure-tcp ADDR"),
+        "{}",
+        text(&o)
+    );
     // A port in use is a clear error naming the address.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
@@ -365,4 +424,125 @@ fn serve_cloud_asks_for_what_it_can_serve() {
         "{}",
         text(&o)
     );
+}
+
+fn certs(dir: &std::path::Path, name: &str, things: &[&str]) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let mut args = vec!["certs", "--out", out.to_str().unwrap()];
+    for t in things {
+        args.extend(["--thing", t]);
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    out
+}
+
+#[test]
+fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = certs(dir.path(), "ours", &["feeder-001", "hub"]);
+    let theirs = certs(dir.path(), "theirs", &["feeder-001"]);
+    let served = Served::start_with(
+        &["--certs", ours.to_str().unwrap(), "--mqtt", "127.0.0.1:0"],
+        "mqtts",
+    );
+    let port = served.port;
+    let shadow = "$aws/things/feeder-001/shadow";
+
+    // A thing with its own certificate and its own name as client id: the
+    // hub watches, the feeder reports, the values arrive.
+    let (sub, out) = subscribe_with(
+        port,
+        "hub",
+        &[&format!("{shadow}/update/accepted")],
+        1,
+        &tls(&ours, Some("hub")),
+    );
+    let o = publish_with(
+        port,
+        "feeder-001",
+        &format!("{shadow}/update"),
+        r#"{"state":{"reported":{"food_capacity":87}}}"#,
+        "1",
+        &tls(&ours, Some("feeder-001")),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("received PUBACK"), "{}", text(&o));
+    let got = messages(sub, out);
+    assert_eq!(got[0].1["state"]["reported"]["food_capacity"], 87);
+    assert_eq!(got[0].1["version"], 1);
+
+    // Refused, each as the client sees it.
+    let refused = |client_id: &str, args: Vec<String>, why: &str| {
+        let o = publish_with(port, client_id, "a/b", "x", "1", &args);
+        assert!(!o.status.success(), "{why}: {}", text(&o));
+        assert!(
+            !text(&o).contains("received CONNACK"),
+            "{why}: {}",
+            text(&o)
+        );
+        text(&o)
+    };
+    // Another thing's name as client id (the default policy).
+    refused("hub", tls(&ours, Some("feeder-001")), "someone else's name");
+    // No client certificate: TLS refuses it.
+    let t = refused("feeder-001", tls(&ours, None), "no certificate");
+    assert!(t.contains("certificate required"), "{t}");
+    // A certificate from another CA: TLS refuses it.
+    let mut other = tls(&ours, None);
+    other.extend(tls(&theirs, Some("feeder-001")).into_iter().skip(2));
+    let t = refused("feeder-001", other, "another CA");
+    // Refused inside the handshake with a TLS alert: both local CAs have the
+    // same name, so the chain is built to ours and its signature fails
+    // ("decrypt error"); a CA of another name gives "unknown ca".
+    assert!(
+        t.contains("alert decrypt error") || t.contains("alert unknown ca"),
+        "{t}"
+    );
+
+    let summary = served.stop();
+    assert!(summary.contains("5 connections (3 refused"), "{summary}");
+}
+
+#[test]
+fn a_revoked_certificate_cannot_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = certs(dir.path(), "ours", &["feeder-001"]);
+    let registry = ours.join("registry.json");
+    let text_before = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(&registry, text_before.replace("\"ACTIVE\"", "\"REVOKED\"")).unwrap();
+    let served = Served::start_with(
+        &["--certs", ours.to_str().unwrap(), "--mqtt", "127.0.0.1:0"],
+        "mqtts",
+    );
+    let o = publish_with(
+        served.port,
+        "feeder-001",
+        "a/b",
+        "x",
+        "1",
+        &tls(&ours, Some("feeder-001")),
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("received CONNACK"), "{}", text(&o));
+    drop(served);
+
+    // A folder that is not one: a clear error naming the file.
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args([
+            "serve",
+            "cloud",
+            "--certs",
+            dir.path().to_str().unwrap(),
+            "--mqtt",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("root-ca.pem"), "{}", text(&o));
+    assert!(text(&o).contains("twinrig certs"), "{}", text(&o));
 }

@@ -18,8 +18,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{self, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -33,7 +34,9 @@ use twinrig_hal::{MqttClient as _, QoS};
 use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
+use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::world::{WorldError, WorldSpec};
+use rustls::ServerConnection;
 
 /// Largest MQTT packet accepted or sent (AWS IoT Core's message limit is
 /// 128 KiB of payload; this leaves room for the topic and header).
@@ -54,7 +57,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CloudServeOptions {
     /// Where the plain-TCP MQTT listener binds (no TLS, no client
     /// certificates: for local tools and tests only). Port 0 picks a free one.
-    pub insecure_tcp: SocketAddr,
+    pub insecure_tcp: Option<SocketAddr>,
+    /// Where the MQTT over TLS listener binds, and the `twinrig certs`
+    /// folder with its identity and the things' certificates.
+    pub tls: Option<(SocketAddr, PathBuf)>,
     /// Stop after this much wall time (None: only when the stop flag is set).
     pub duration: Option<Duration>,
     /// The world's seed.
@@ -65,16 +71,26 @@ pub struct CloudServeOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudEndpoints {
     /// The plain-TCP MQTT listener's address.
-    pub mqtt_tcp: SocketAddr,
+    pub mqtt_tcp: Option<SocketAddr>,
+    /// The MQTT over TLS listener's address.
+    pub mqtt_tls: Option<SocketAddr>,
 }
 
 impl CloudEndpoints {
-    /// The line to print once the cloud is served.
+    /// The lines to print once the cloud is served.
     pub fn ready_line(&self) -> String {
-        format!(
-            "cloud twin: MQTT 3.1.1 on tcp://{} (insecure: no TLS, no client certificates); Ctrl-C to stop",
-            self.mqtt_tcp
-        )
+        let mut parts = Vec::new();
+        if let Some(a) = self.mqtt_tls {
+            parts.push(format!(
+                "MQTT 3.1.1 on mqtts://{a} (TLS, client certificates required)"
+            ));
+        }
+        if let Some(a) = self.mqtt_tcp {
+            parts.push(format!(
+                "MQTT 3.1.1 on tcp://{a} (insecure: no TLS, no client certificates)"
+            ));
+        }
+        format!("cloud twin: {}; Ctrl-C to stop", parts.join("; "))
     }
 }
 
@@ -117,6 +133,9 @@ impl std::fmt::Display for CloudServeSummary {
 /// Why the cloud could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudServeError {
+    /// The certificates folder could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -184,7 +203,7 @@ impl Session {
 /// One TCP connection.
 struct Connection {
     id: u64,
-    stream: TcpStream,
+    transport: Transport,
     inbuf: BytesMut,
     outbuf: BytesMut,
     session: Option<(String, Rc<Session>)>,
@@ -203,15 +222,31 @@ pub fn serve_cloud(
     stop: &AtomicBool,
     on_ready: impl FnOnce(&CloudEndpoints),
 ) -> Result<CloudServeSummary, CloudServeError> {
-    let listen_error = |source| CloudServeError::Listen {
-        addr: options.insecure_tcp,
-        source,
+    let identity = match &options.tls {
+        Some((_, dir)) => Some(TlsIdentity::load(dir)?),
+        None => None,
     };
-    let listener = TcpListener::bind(options.insecure_tcp).map_err(listen_error)?;
-    listener.set_nonblocking(true).map_err(listen_error)?;
-    let endpoints = CloudEndpoints {
-        mqtt_tcp: listener.local_addr().map_err(listen_error)?,
+    let mut listeners: Vec<(TcpListener, bool)> = Vec::new();
+    let mut endpoints = CloudEndpoints {
+        mqtt_tcp: None,
+        mqtt_tls: None,
     };
+    for (addr, tls) in [
+        (options.tls.as_ref().map(|(a, _)| *a), true),
+        (options.insecure_tcp, false),
+    ] {
+        let Some(addr) = addr else { continue };
+        let listen_error = |source| CloudServeError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).map_err(listen_error)?;
+        listener.set_nonblocking(true).map_err(listen_error)?;
+        let bound = Some(listener.local_addr().map_err(listen_error)?);
+        if tls {
+            endpoints.mqtt_tls = bound;
+        } else {
+            endpoints.mqtt_tcp = bound;
+        }
+        listeners.push((listener, tls));
+    }
 
     let mut sim = Sim::new(options.seed);
     // Live mode: virtual time 0 is now, so the services' timestamps are real.
@@ -250,30 +285,37 @@ pub fn serve_cloud(
         let done = stop.load(Ordering::SeqCst) || options.duration.is_some_and(|d| elapsed >= d);
 
         // New connections.
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    moved = true;
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    summary.connections += 1;
-                    next_connection += 1;
-                    connections.push(Connection {
-                        id: next_connection,
-                        stream,
-                        inbuf: BytesMut::new(),
-                        outbuf: BytesMut::new(),
-                        session: None,
-                        closing: false,
-                        last_packet: Instant::now(),
-                        keep_alive: Duration::ZERO,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => break,
+        for (listener, tls) in &listeners {
+            let Ok((stream, _)) = listener.accept() else {
+                continue;
+            };
+            moved = true;
+            if stream.set_nonblocking(true).is_err() {
+                continue;
             }
+            let _ = stream.set_nodelay(true);
+            let transport = match (tls, &identity) {
+                (true, Some(identity)) => match ServerConnection::new(identity.config.clone()) {
+                    Ok(tls) => Transport::Tls {
+                        tcp: stream,
+                        tls: Box::new(tls),
+                    },
+                    Err(_) => continue,
+                },
+                _ => Transport::Plain(stream),
+            };
+            summary.connections += 1;
+            next_connection += 1;
+            connections.push(Connection {
+                id: next_connection,
+                transport,
+                inbuf: BytesMut::new(),
+                outbuf: BytesMut::new(),
+                session: None,
+                closing: false,
+                last_packet: Instant::now(),
+                keep_alive: Duration::ZERO,
+            });
         }
 
         // Packets from the clients.
@@ -281,14 +323,16 @@ pub fn serve_cloud(
             let mut packets = Vec::new();
             {
                 let c = &mut connections[i];
-                match c.stream.read(&mut read_buf) {
-                    Ok(0) => c.closing = true,
-                    Ok(n) => {
-                        moved = true;
-                        c.inbuf.extend_from_slice(&read_buf[..n]);
+                match c.transport.receive(&mut read_buf, &mut c.inbuf) {
+                    Ok(Received::Nothing) => {}
+                    Ok(Received::Data) => moved = true,
+                    Ok(Received::Closed) => c.closing = true,
+                    Err(_) => {
+                        // A failed TLS handshake (unknown CA, no
+                        // certificate) or a broken socket.
+                        c.closing = true;
+                        summary.refused += u64::from(c.session.is_none());
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => c.closing = true,
                 }
                 // A stream that does not open with a CONNECT is not MQTT.
                 if c.session.is_none() && c.inbuf.first().is_some_and(|&b| b != CONNECT_BYTE) {
@@ -323,6 +367,7 @@ pub fn serve_cloud(
                 handle(
                     &mut sim,
                     &network,
+                    identity.as_ref(),
                     &mut sessions,
                     &mut connections,
                     i,
@@ -358,32 +403,19 @@ pub fn serve_cloud(
                     let _ = p.write(&mut c.outbuf, MAX_PACKET);
                 }
             }
-            while !c.outbuf.is_empty() {
-                match c.stream.write(&c.outbuf) {
-                    Ok(0) => {
-                        c.closing = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        moved = true;
-                        let _ = c.outbuf.split_to(n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        c.closing = true;
-                        break;
-                    }
-                }
+            match c.transport.send(&mut c.outbuf) {
+                Ok(sent) => moved |= sent,
+                Err(_) => c.closing = true,
             }
         }
-        connections.retain(|c| {
+        connections.retain_mut(|c| {
             if c.closing {
+                c.transport.close();
                 if let Some((_, s)) = &c.session
                     && s.attached.get() == Some(c.id)
                 {
                     s.attached.set(None);
                 }
-                let _ = c.stream.shutdown(std::net::Shutdown::Both);
             }
             !c.closing
         });
@@ -432,9 +464,11 @@ fn reserved(client_id: &str) -> bool {
         || client_id == crate::scenario::CLOUD_CLIENT_ID
 }
 
+#[allow(clippy::too_many_arguments)]
 fn handle(
     sim: &mut Sim,
     network: &Network,
+    identity: Option<&TlsIdentity>,
     sessions: &mut BTreeMap<String, Rc<Session>>,
     connections: &mut [Connection],
     index: usize,
@@ -459,6 +493,17 @@ fn handle(
                     .write(&mut conn.outbuf, MAX_PACKET);
                 refuse(conn, summary);
                 return;
+            }
+            // Over TLS: the certificate must be ACTIVE and attached to the
+            // thing the client id names (the default policy). AWS IoT
+            // closes an MQTT 3.1.1 connection it does not allow, without a
+            // CONNACK.
+            if conn.transport.is_tls() {
+                let id = conn.transport.client_certificate_id();
+                if !identity.is_some_and(|i| i.may_connect(id.as_deref(), &client_id)) {
+                    refuse(conn, summary);
+                    return;
+                }
             }
             let existing = sessions.get(&client_id).cloned();
             let session_present = existing.is_some() && !connect.clean_session;

@@ -46,6 +46,7 @@
 pub mod cloud;
 mod packet_log;
 mod pty;
+pub mod transport;
 
 use std::cell::RefCell;
 use std::fmt;

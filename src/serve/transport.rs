@@ -1,0 +1,245 @@
+//! The byte streams `serve cloud` speaks MQTT over: plain TCP, or TLS with
+//! client certificates as AWS IoT's ATS endpoint (rustls, driven by hand on
+//! non-blocking sockets so one loop serves every connection).
+
+use std::collections::BTreeMap;
+use std::io::{self, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+use twinrig_cloud::identity::{CertificateStatus, certificate_id};
+
+use crate::certs::RegistryFile;
+
+/// What a read brought.
+pub enum Received {
+    /// Nothing yet.
+    Nothing,
+    /// Bytes, appended to the buffer.
+    Data,
+    /// The peer closed the stream.
+    Closed,
+}
+
+/// One accepted connection's stream.
+pub enum Transport {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls {
+        /// The socket.
+        tcp: TcpStream,
+        /// The TLS session.
+        tls: Box<ServerConnection>,
+    },
+}
+
+impl Transport {
+    /// Reads what has arrived into `into`.
+    pub fn receive(&mut self, buf: &mut [u8], into: &mut BytesMut) -> io::Result<Received> {
+        match self {
+            Transport::Plain(tcp) => match tcp.read(buf) {
+                Ok(0) => Ok(Received::Closed),
+                Ok(n) => {
+                    into.extend_from_slice(&buf[..n]);
+                    Ok(Received::Data)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Received::Nothing),
+                Err(e) => Err(e),
+            },
+            Transport::Tls { tcp, tls } => {
+                let mut eof = false;
+                if tls.wants_read() {
+                    match tls.read_tls(tcp) {
+                        Ok(0) => eof = true,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                    if let Err(e) = tls.process_new_packets() {
+                        // Send the alert (unknown CA, bad certificate) before closing.
+                        let _ = tls.write_tls(tcp);
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
+                }
+                let mut got = false;
+                loop {
+                    match tls.reader().read(buf) {
+                        Ok(0) => return Ok(Received::Closed),
+                        Ok(n) => {
+                            into.extend_from_slice(&buf[..n]);
+                            got = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(match (got, eof) {
+                    (true, _) => Received::Data,
+                    (false, true) => Received::Closed,
+                    (false, false) => Received::Nothing,
+                })
+            }
+        }
+    }
+
+    /// Sends as much of `out` as the socket takes now; whether any went.
+    pub fn send(&mut self, out: &mut BytesMut) -> io::Result<bool> {
+        match self {
+            Transport::Plain(tcp) => {
+                let mut moved = false;
+                while !out.is_empty() {
+                    match tcp.write(out) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => {
+                            moved = true;
+                            let _ = out.split_to(n);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(moved)
+            }
+            Transport::Tls { tcp, tls } => {
+                if !out.is_empty() && !tls.is_handshaking() {
+                    // rustls buffers the plaintext (no limit is set).
+                    tls.writer().write_all(out)?;
+                    out.clear();
+                }
+                let mut moved = false;
+                while tls.wants_write() {
+                    match tls.write_tls(tcp) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(_) => moved = true,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(moved)
+            }
+        }
+    }
+
+    /// The id of the client's certificate (TLS only, once the handshake is done).
+    pub fn client_certificate_id(&self) -> Option<String> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls { tls, .. } => tls
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| certificate_id(der.as_ref())),
+        }
+    }
+
+    /// Whether the stream is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Transport::Tls { .. })
+    }
+
+    /// Closes the stream (TLS: with a close_notify).
+    pub fn close(&mut self) {
+        let tcp = match self {
+            Transport::Plain(tcp) => tcp,
+            Transport::Tls { tcp, tls } => {
+                tls.send_close_notify();
+                let _ = tls.write_tls(tcp);
+                tcp
+            }
+        };
+        let _ = tcp.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// The TLS endpoint's identity and the certificates it knows, from a
+/// `twinrig certs` folder.
+pub struct TlsIdentity {
+    /// The server configuration: the endpoint's certificate, client
+    /// certificates required and checked against the root CA.
+    pub config: Arc<ServerConfig>,
+    /// Certificate id -> (status, the thing it is attached to).
+    pub registry: BTreeMap<String, (CertificateStatus, String)>,
+}
+
+/// Why a `twinrig certs` folder could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    /// A file is missing or unreadable.
+    #[error("{}: {message} (make the folder with `twinrig certs`)", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+impl TlsIdentity {
+    /// Reads `root-ca.pem`, `server.pem.crt`, `server.pem.key` and
+    /// `registry.json` from `dir`.
+    pub fn load(dir: &Path) -> Result<TlsIdentity, TlsSetupError> {
+        let file_error = |name: &str, message: String| TlsSetupError::File {
+            path: dir.join(name),
+            message,
+        };
+        let ca: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("root-ca.pem"))
+                .and_then(Iterator::collect)
+                .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
+        let mut roots = RootCertStore::empty();
+        for c in ca {
+            roots
+                .add(c)
+                .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
+        }
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("server.pem.crt"))
+                .and_then(Iterator::collect)
+                .map_err(|e| file_error("server.pem.crt", e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.pem.key"))
+            .map_err(|e| file_error("server.pem.key", e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+            .map_err(|e| TlsSetupError::Config(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        let registry_text = std::fs::read_to_string(dir.join("registry.json"))
+            .map_err(|e| file_error("registry.json", e.to_string()))?;
+        let registry: RegistryFile = serde_json::from_str(&registry_text)
+            .map_err(|e| file_error("registry.json", e.to_string()))?;
+        Ok(TlsIdentity {
+            config: Arc::new(config),
+            registry: registry
+                .certificates
+                .into_iter()
+                .map(|c| (c.certificate_id, (c.status, c.thing_name)))
+                .collect(),
+        })
+    }
+
+    /// Whether a connection presenting certificate `id` may connect as
+    /// `client_id`: the certificate is registered and ACTIVE, and the client
+    /// id is the name of the thing it is attached to (the default policy:
+    /// `iot:Connect` on `client/${iot:Connection.Thing.ThingName}`).
+    pub fn may_connect(&self, id: Option<&str>, client_id: &str) -> bool {
+        id.and_then(|id| self.registry.get(id))
+            .is_some_and(|(status, thing)| {
+                *status == CertificateStatus::Active && thing == client_id
+            })
+    }
+}

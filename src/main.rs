@@ -151,6 +151,11 @@ enum Command {
         /// port 8883 on loopback by default; port 0 picks a free port).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8883")]
         mqtt: std::net::SocketAddr,
+        /// `serve cloud --certs`: the AWS IoT policy document attached to
+        /// every certificate (default: a thing connects as itself and uses
+        /// only topics with its name as a level).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -281,6 +286,7 @@ fn main() -> ExitCode {
             insecure_tcp,
             certs,
             mqtt,
+            policy,
             duration,
             pty,
             baud,
@@ -288,6 +294,7 @@ fn main() -> ExitCode {
         } if robot == "cloud" => serve_cloud(
             insecure_tcp,
             certs.map(|dir| (mqtt, dir)),
+            policy,
             duration,
             pty || baud.is_some() || log.is_some(),
         ),
@@ -350,6 +357,7 @@ fn main() -> ExitCode {
 fn serve_cloud(
     insecure_tcp: Option<std::net::SocketAddr>,
     tls: Option<(std::net::SocketAddr, PathBuf)>,
+    policy: Option<PathBuf>,
     duration: Option<std::time::Duration>,
     serial_options: bool,
 ) -> Result<bool, String> {
@@ -375,9 +383,13 @@ fn serve_cloud(
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
+    if policy.is_some() && tls.is_none() {
+        return Err("--policy applies to the TLS listener: give --certs DIR too".into());
+    }
     let options = CloudServeOptions {
         insecure_tcp,
         tls,
+        policy,
         duration,
         seed: 0,
     };

@@ -19,6 +19,7 @@ struct Served {
     child: Child,
     stdout: BufReader<ChildStdout>,
     port: u16,
+    ready: String,
 }
 
 impl Served {
@@ -52,7 +53,18 @@ impl Served {
             child,
             stdout,
             port,
+            ready: line,
         }
+    }
+
+    /// The port of the `scheme` listener in the ready line.
+    fn port_of(&self, scheme: &str) -> u16 {
+        self.ready
+            .split(&format!("{scheme}://127.0.0.1:"))
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no {scheme} listener: {}", self.ready))
     }
 
     /// SIGINT, then the summary line it prints as it stops.
@@ -446,21 +458,42 @@ fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
     let ours = certs(dir.path(), "ours", &["feeder-001", "hub"]);
     let theirs = certs(dir.path(), "theirs", &["feeder-001"]);
     let served = Served::start_with(
-        &["--certs", ours.to_str().unwrap(), "--mqtt", "127.0.0.1:0"],
+        &[
+            "--certs",
+            ours.to_str().unwrap(),
+            "--mqtt",
+            "127.0.0.1:0",
+            "--insecure-tcp",
+            "127.0.0.1:0",
+        ],
         "mqtts",
     );
     let port = served.port;
+    let local_tools = served.port_of("tcp");
     let shadow = "$aws/things/feeder-001/shadow";
 
-    // A thing with its own certificate and its own name as client id: the
-    // hub watches, the feeder reports, the values arrive.
+    // A thing with its own certificate and its own name as client id, on its
+    // own topics (the default policy): a desired state from a local tool
+    // reaches it as a delta, with its values.
     let (sub, out) = subscribe_with(
         port,
-        "hub",
-        &[&format!("{shadow}/update/accepted")],
+        "feeder-001",
+        &[&format!("{shadow}/update/delta")],
         1,
-        &tls(&ours, Some("hub")),
+        &tls(&ours, Some("feeder-001")),
     );
+    let o = publish(
+        local_tools,
+        "operator",
+        &format!("{shadow}/update"),
+        r#"{"state":{"desired":{"food_capacity":100}}}"#,
+        "1",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = messages(sub, out);
+    assert_eq!(got[0].1["state"]["food_capacity"], 100);
+    assert_eq!(got[0].1["version"], 1);
+    // It reports on its own shadow.
     let o = publish_with(
         port,
         "feeder-001",
@@ -471,9 +504,46 @@ fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("received PUBACK"), "{}", text(&o));
-    let got = messages(sub, out);
-    assert_eq!(got[0].1["state"]["reported"]["food_capacity"], 87);
-    assert_eq!(got[0].1["version"], 1);
+
+    // Another thing's topics: the subscription is refused (SUBACK failure
+    // code), the publish closes the connection.
+    let o = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &port.to_string(),
+            "-V",
+            "mqttv311",
+            "-i",
+            "hub",
+        ])
+        .args([
+            "-t",
+            &format!("{shadow}/update/accepted"),
+            "-C",
+            "1",
+            "-W",
+            "60",
+        ])
+        .args(tls(&ours, Some("hub")))
+        .output()
+        .unwrap();
+    assert!(
+        text(&o).contains("All subscription requests were denied"),
+        "{}",
+        text(&o)
+    );
+    let o = publish_with(
+        port,
+        "hub",
+        &format!("{shadow}/update"),
+        r#"{"state":{"desired":{"food_capacity":0}}}"#,
+        "1",
+        &tls(&ours, Some("hub")),
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains("received PUBACK"), "{}", text(&o));
 
     // Refused, each as the client sees it.
     let refused = |client_id: &str, args: Vec<String>, why: &str| {
@@ -504,7 +574,8 @@ fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
     );
 
     let summary = served.stop();
-    assert!(summary.contains("5 connections (3 refused"), "{summary}");
+    // Five connections above (the hub's publish refused), three refused here.
+    assert!(summary.contains("8 connections (4 refused"), "{summary}");
 }
 
 #[test]
@@ -545,4 +616,91 @@ fn a_revoked_certificate_cannot_connect() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("root-ca.pem"), "{}", text(&o));
     assert!(text(&o).contains("twinrig certs"), "{}", text(&o));
+}
+
+#[test]
+fn a_policy_file_replaces_the_default_and_a_deny_beats_an_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = certs(dir.path(), "ours", &["feeder-001", "hub"]);
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{
+          "Version": "2012-10-17",
+          "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect",
+             "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+            {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"],
+             "Resource": "arn:aws:iot:*:*:topic/$aws/things/*"},
+            {"Effect": "Allow", "Action": "iot:Subscribe",
+             "Resource": "arn:aws:iot:*:*:topicfilter/$aws/things/+/shadow/*"},
+            {"Effect": "Deny", "Action": "iot:Receive",
+             "Resource": "arn:aws:iot:*:*:topic/$aws/things/*/shadow/update/documents"}
+          ]
+        }"#,
+    )
+    .unwrap();
+    let served = Served::start_with(
+        &[
+            "--certs",
+            ours.to_str().unwrap(),
+            "--mqtt",
+            "127.0.0.1:0",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        "mqtts",
+    );
+    let port = served.port;
+    // The hub may watch every thing's shadow now; the documents topic is
+    // denied to Receive, so only the accepted document arrives.
+    let (sub, out) = subscribe_with(
+        port,
+        "hub",
+        &[
+            "$aws/things/+/shadow/update/documents",
+            "$aws/things/+/shadow/update/accepted",
+        ],
+        1,
+        &tls(&ours, Some("hub")),
+    );
+    let o = publish_with(
+        port,
+        "feeder-001",
+        "$aws/things/feeder-001/shadow/update",
+        r#"{"state":{"reported":{"food_capacity":87}}}"#,
+        "1",
+        &tls(&ours, Some("feeder-001")),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = messages(sub, out);
+    assert_eq!(got[0].0, "$aws/things/feeder-001/shadow/update/accepted");
+    assert_eq!(got[0].1["state"]["reported"]["food_capacity"], 87);
+    let summary = served.stop();
+    assert!(
+        summary.contains("1 not allowed to be received"),
+        "{summary}"
+    );
+
+    // A policy file that is not one: a clear error naming it.
+    std::fs::write(&policy, r#"{"Version": "2012-10-17"}"#).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args([
+            "serve",
+            "cloud",
+            "--certs",
+            ours.to_str().unwrap(),
+            "--mqtt",
+            "127.0.0.1:0",
+        ])
+        .args(["--policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("policy.json"), "{}", text(&o));
+    assert!(
+        text(&o).contains("not an AWS IoT policy document"),
+        "{}",
+        text(&o)
+    );
 }

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod identity;
 pub mod jobs;
 pub mod objects;
+pub mod policy;
 pub mod presign;
 pub mod records;
 pub mod registry;

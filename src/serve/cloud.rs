@@ -37,6 +37,7 @@ use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::world::{WorldError, WorldSpec};
 use rustls::ServerConnection;
+use twinrig_cloud::policy::{Action as PolicyAction, Principal};
 
 /// Largest MQTT packet accepted or sent (AWS IoT Core's message limit is
 /// 128 KiB of payload; this leaves room for the topic and header).
@@ -61,6 +62,9 @@ pub struct CloudServeOptions {
     /// Where the MQTT over TLS listener binds, and the `twinrig certs`
     /// folder with its identity and the things' certificates.
     pub tls: Option<(SocketAddr, PathBuf)>,
+    /// The policy attached to every certificate (default: the default thing
+    /// policy, `cloud/policies/default-thing.json`).
+    pub policy: Option<PathBuf>,
     /// Stop after this much wall time (None: only when the stop flag is set).
     pub duration: Option<Duration>,
     /// The world's seed.
@@ -111,6 +115,8 @@ pub struct CloudServeSummary {
     pub delivered: u64,
     /// QoS 1 messages dropped from full offline queues.
     pub dropped_offline: u64,
+    /// Deliveries dropped because the policies do not allow `iot:Receive`.
+    pub not_received: u64,
 }
 
 impl std::fmt::Display for CloudServeSummary {
@@ -118,7 +124,8 @@ impl std::fmt::Display for CloudServeSummary {
         write!(
             f,
             "served the cloud for {:.1} s ({} virtual): {} connections ({} refused or closed for a \
-             protocol error), {} messages in, {} out, {} dropped from offline queues",
+             protocol error), {} messages in, {} out, {} dropped from offline queues, {} not \
+             allowed to be received",
             self.wall.as_secs_f64(),
             format_nanos(self.virtual_ns),
             self.connections,
@@ -126,6 +133,7 @@ impl std::fmt::Display for CloudServeSummary {
             self.published,
             self.delivered,
             self.dropped_offline,
+            self.not_received,
         )
     }
 }
@@ -212,6 +220,8 @@ struct Connection {
     last_packet: Instant,
     /// The keep-alive the client asked for (0: none).
     keep_alive: Duration,
+    /// Over TLS: who the policies judge (None on plain TCP: no checks).
+    principal: Option<Principal>,
 }
 
 /// Serves the cloud twin until `stop` is set or `options.duration` elapses.
@@ -223,7 +233,7 @@ pub fn serve_cloud(
     on_ready: impl FnOnce(&CloudEndpoints),
 ) -> Result<CloudServeSummary, CloudServeError> {
     let identity = match &options.tls {
-        Some((_, dir)) => Some(TlsIdentity::load(dir)?),
+        Some((_, dir)) => Some(TlsIdentity::load(dir, options.policy.as_deref())?),
         None => None,
     };
     let mut listeners: Vec<(TcpListener, bool)> = Vec::new();
@@ -315,6 +325,7 @@ pub fn serve_cloud(
                 closing: false,
                 last_packet: Instant::now(),
                 keep_alive: Duration::ZERO,
+                principal: None,
             });
         }
 
@@ -395,7 +406,15 @@ pub fn serve_cloud(
             if let Some((_, session)) = &c.session {
                 let mut outbox = session.outbox.borrow_mut();
                 while let Some(p) = outbox.pop_front() {
-                    if matches!(p, Packet::Publish(_)) {
+                    if let Packet::Publish(publish) = &p {
+                        // A delivery the policies do not allow to Receive is
+                        // dropped (AWS IoT drops it silently).
+                        if let (Some(who), Some(identity)) = (&c.principal, &identity)
+                            && !identity.allows(who, PolicyAction::Receive, &publish.topic)
+                        {
+                            summary.not_received += 1;
+                            continue;
+                        }
                         summary.delivered += 1;
                     }
                     // Packets the twin makes fit MAX_PACKET (the broker
@@ -500,9 +519,12 @@ fn handle(
             // CONNACK.
             if conn.transport.is_tls() {
                 let id = conn.transport.client_certificate_id();
-                if !identity.is_some_and(|i| i.may_connect(id.as_deref(), &client_id)) {
-                    refuse(conn, summary);
-                    return;
+                match identity.and_then(|i| i.connect(id.as_deref(), &client_id)) {
+                    Some(who) => conn.principal = Some(who),
+                    None => {
+                        refuse(conn, summary);
+                        return;
+                    }
                 }
             }
             let existing = sessions.get(&client_id).cloned();
@@ -553,6 +575,7 @@ fn handle(
             refuse(&mut connections[index], summary);
         }
         (Packet::Subscribe(subscribe), Some(session)) => {
+            let who = connections[index].principal.clone();
             let filters: Vec<(String, Option<QoS>)> = subscribe
                 .filters
                 .into_iter()
@@ -563,7 +586,12 @@ fn handle(
                         // AWS IoT supports no QoS 2.
                         WireQoS::ExactlyOnce => None,
                     };
-                    (f.path, qos)
+                    // A filter the policies do not allow gets a failure code.
+                    let allowed = match (&who, identity) {
+                        (Some(who), Some(i)) => i.allows(who, PolicyAction::Subscribe, &f.path),
+                        _ => true,
+                    };
+                    (f.path, qos.filter(|_| allowed))
                 })
                 .collect();
             let pkid = subscribe.pkid;
@@ -597,6 +625,14 @@ fn handle(
                 }
             };
             if twinrig_hal::mqtt::validate_publish_topic(&publish.topic).is_err() {
+                refuse(&mut connections[index], summary);
+                return;
+            }
+            // A publish the policies do not allow closes an MQTT 3.1.1
+            // connection (AWS IoT).
+            if let (Some(who), Some(i)) = (&connections[index].principal, identity)
+                && !i.allows(who, PolicyAction::Publish, &publish.topic)
+            {
                 refuse(&mut connections[index], summary);
                 return;
             }

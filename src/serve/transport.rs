@@ -14,6 +14,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 use twinrig_cloud::identity::{CertificateStatus, certificate_id};
+use twinrig_cloud::jobs::JobsConfig;
+use twinrig_cloud::policy::{Action, Policy, Principal, allows};
 
 use crate::certs::RegistryFile;
 
@@ -165,6 +167,11 @@ pub struct TlsIdentity {
     pub config: Arc<ServerConfig>,
     /// Certificate id -> (status, the thing it is attached to).
     pub registry: BTreeMap<String, (CertificateStatus, String)>,
+    /// The policies attached to every certificate.
+    pub policies: Vec<Policy>,
+    /// Region and account in ARNs.
+    region: String,
+    account_id: String,
 }
 
 /// Why a `twinrig certs` folder could not be used.
@@ -178,6 +185,14 @@ pub enum TlsSetupError {
         /// What is wrong with it.
         message: String,
     },
+    /// The policy file is not a policy document.
+    #[error("{}: {message}", path.display())]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(String),
@@ -185,8 +200,22 @@ pub enum TlsSetupError {
 
 impl TlsIdentity {
     /// Reads `root-ca.pem`, `server.pem.crt`, `server.pem.key` and
-    /// `registry.json` from `dir`.
-    pub fn load(dir: &Path) -> Result<TlsIdentity, TlsSetupError> {
+    /// `registry.json` from `dir`; every certificate gets `policy` (an AWS
+    /// IoT policy document) or the default thing policy.
+    pub fn load(dir: &Path, policy: Option<&Path>) -> Result<TlsIdentity, TlsSetupError> {
+        let policies = vec![match policy {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| TlsSetupError::File {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+                Policy::parse(&text).map_err(|e| TlsSetupError::Policy {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Policy::default_thing(),
+        }];
         let file_error = |name: &str, message: String| TlsSetupError::File {
             path: dir.join(name),
             message,
@@ -222,7 +251,11 @@ impl TlsIdentity {
             .map_err(|e| file_error("registry.json", e.to_string()))?;
         let registry: RegistryFile = serde_json::from_str(&registry_text)
             .map_err(|e| file_error("registry.json", e.to_string()))?;
+        let defaults = JobsConfig::default();
         Ok(TlsIdentity {
+            policies,
+            region: defaults.region,
+            account_id: defaults.account_id,
             config: Arc::new(config),
             registry: registry
                 .certificates
@@ -232,14 +265,27 @@ impl TlsIdentity {
         })
     }
 
-    /// Whether a connection presenting certificate `id` may connect as
-    /// `client_id`: the certificate is registered and ACTIVE, and the client
-    /// id is the name of the thing it is attached to (the default policy:
-    /// `iot:Connect` on `client/${iot:Connection.Thing.ThingName}`).
-    pub fn may_connect(&self, id: Option<&str>, client_id: &str) -> bool {
-        id.and_then(|id| self.registry.get(id))
-            .is_some_and(|(status, thing)| {
-                *status == CertificateStatus::Active && thing == client_id
-            })
+    /// The principal of a connection presenting certificate `id` as
+    /// `client_id`, if the certificate is registered and ACTIVE and the
+    /// policies allow `iot:Connect` on the client id. The connection's thing
+    /// is the certificate's when the client id is its name (AWS's rule for a
+    /// non-exclusive attachment).
+    pub fn connect(&self, id: Option<&str>, client_id: &str) -> Option<Principal> {
+        let (status, thing) = id.and_then(|id| self.registry.get(id))?;
+        if *status != CertificateStatus::Active {
+            return None;
+        }
+        let who = Principal {
+            client_id: client_id.to_owned(),
+            thing_name: (thing == client_id).then(|| thing.clone()),
+            region: self.region.clone(),
+            account_id: self.account_id.clone(),
+        };
+        self.allows(&who, Action::Connect, client_id).then_some(who)
+    }
+
+    /// Whether the policies allow `who` `action` on `object`.
+    pub fn allows(&self, who: &Principal, action: Action, object: &str) -> bool {
+        allows(&self.policies, who, action, object)
     }
 }

@@ -704,3 +704,73 @@ fn a_policy_file_replaces_the_default_and_a_deny_beats_an_allow() {
         text(&o)
     );
 }
+
+#[test]
+fn lifecycle_events_tell_who_connected_and_why_they_left() {
+    use std::io::{Read as _, Write as _};
+    let served = Served::start();
+    let port = served.port;
+    let (sub, out) = subscribe(
+        port,
+        "watcher",
+        &[
+            "$aws/events/presence/+/feeder-001",
+            "$aws/events/presence/+/raw-1",
+        ],
+        4,
+    );
+    // A client that says goodbye.
+    let o = publish(port, "feeder-001", "feeder-001/state", "{}", "1");
+    assert!(o.status.success(), "{}", text(&o));
+    // A client that drops its connection after the CONNACK.
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        s.write_all(&[
+            0x10, 0x11, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x05,
+            b'r', b'a', b'w', b'-', b'1',
+        ])
+        .unwrap();
+        let mut connack = [0u8; 4];
+        s.read_exact(&mut connack).unwrap();
+        assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    }
+    let got = messages(sub, out);
+    // Per client, connected comes before disconnected; between clients AWS
+    // promises no order.
+    let at = |topic: &str| {
+        got.iter()
+            .position(|(t, _)| t == topic)
+            .unwrap_or_else(|| panic!("no {topic}: {got:?}"))
+    };
+    for client in ["feeder-001", "raw-1"] {
+        assert!(
+            at(&format!("$aws/events/presence/connected/{client}"))
+                < at(&format!("$aws/events/presence/disconnected/{client}")),
+            "{got:?}"
+        );
+    }
+    let event = |topic: &str| &got[at(topic)].1;
+    let connected = event("$aws/events/presence/connected/feeder-001");
+    let left = event("$aws/events/presence/disconnected/feeder-001");
+    let raw_left = event("$aws/events/presence/disconnected/raw-1");
+    assert_eq!(connected["clientId"], "feeder-001");
+    assert_eq!(connected["eventType"], "connected");
+    assert_eq!(connected["ipAddress"], "127.0.0.1");
+    assert_eq!(connected["versionNumber"], 1);
+    let ms = connected["timestamp"].as_i64().unwrap();
+    assert!((ms / 1000 - now_s()).abs() < 3600, "timestamp {ms}");
+    assert_eq!(left["eventType"], "disconnected");
+    assert_eq!(left["disconnectReason"], "CLIENT_INITIATED_DISCONNECT");
+    assert_eq!(left["clientInitiatedDisconnect"], true);
+    assert_eq!(left["sessionIdentifier"], connected["sessionIdentifier"]);
+    assert_eq!(left["versionNumber"], 1);
+    assert!(left.get("ipAddress").is_none(), "{left}");
+    assert_eq!(raw_left["disconnectReason"], "CONNECTION_LOST");
+    assert_eq!(raw_left["clientInitiatedDisconnect"], false);
+    assert_ne!(
+        raw_left["sessionIdentifier"],
+        connected["sessionIdentifier"]
+    );
+    drop(served);
+}

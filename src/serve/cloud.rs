@@ -30,6 +30,7 @@ use rumqttc::mqttbytes::v4::{
     ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
 };
 use rumqttc::mqttbytes::{Error as CodecError, QoS as WireQoS};
+use serde_json::json;
 use twinrig_hal::{MqttClient as _, QoS};
 use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
@@ -181,6 +182,8 @@ struct Session {
     attached: Cell<Option<u64>>,
     next_pkid: Cell<u16>,
     dropped_offline: Cell<u64>,
+    /// Connections so far (lifecycle events' `versionNumber`).
+    versions: Cell<u64>,
 }
 
 impl Session {
@@ -222,6 +225,13 @@ struct Connection {
     keep_alive: Duration,
     /// Over TLS: who the policies judge (None on plain TCP: no checks).
     principal: Option<Principal>,
+    /// Why it is closing, for its `disconnected` lifecycle event (AWS's
+    /// `disconnectReason`).
+    reason: &'static str,
+    /// The client's address (`ipAddress` in lifecycle events).
+    peer: std::net::IpAddr,
+    /// Its `versionNumber` in lifecycle events, once connected.
+    version: u64,
 }
 
 /// Serves the cloud twin until `stop` is set or `options.duration` elapses.
@@ -296,7 +306,7 @@ pub fn serve_cloud(
 
         // New connections.
         for (listener, tls) in &listeners {
-            let Ok((stream, _)) = listener.accept() else {
+            let Ok((stream, peer)) = listener.accept() else {
                 continue;
             };
             moved = true;
@@ -326,6 +336,9 @@ pub fn serve_cloud(
                 last_packet: Instant::now(),
                 keep_alive: Duration::ZERO,
                 principal: None,
+                reason: CONNECTION_LOST,
+                peer: peer.ip(),
+                version: 0,
             });
         }
 
@@ -353,6 +366,7 @@ pub fn serve_cloud(
                 }
                 if !c.closing && timed_out(c) {
                     c.closing = true;
+                    c.reason = "MQTT_KEEP_ALIVE_TIMEOUT";
                     summary.refused += u64::from(c.session.is_none());
                 }
                 loop {
@@ -368,6 +382,7 @@ pub fn serve_cloud(
                         Err(_) => {
                             // Malformed or not MQTT 3.1.1: AWS closes the connection.
                             c.closing = true;
+                            c.reason = CLIENT_ERROR;
                             summary.refused += 1;
                             break;
                         }
@@ -430,10 +445,15 @@ pub fn serve_cloud(
         connections.retain_mut(|c| {
             if c.closing {
                 c.transport.close();
-                if let Some((_, s)) = &c.session
-                    && s.attached.get() == Some(c.id)
-                {
-                    s.attached.set(None);
+                if let Some((client_id, s)) = &c.session {
+                    if s.attached.get() == Some(c.id) {
+                        s.attached.set(None);
+                    }
+                    let mut event = lifecycle_event(c, client_id, "disconnected");
+                    event["clientInitiatedDisconnect"] =
+                        json!(c.reason == CLIENT_INITIATED_DISCONNECT);
+                    event["disconnectReason"] = json!(c.reason);
+                    publish_lifecycle(&mut sim, s, client_id, "disconnected", &event);
                 }
             }
             !c.closing
@@ -450,6 +470,53 @@ pub fn serve_cloud(
     summary.dropped_offline = sessions.values().map(|s| s.dropped_offline.get()).sum();
     sim.shutdown();
     Ok(summary)
+}
+
+/// `disconnectReason`s (AWS IoT lifecycle events).
+const CONNECTION_LOST: &str = "CONNECTION_LOST";
+const CLIENT_ERROR: &str = "CLIENT_ERROR";
+const CLIENT_INITIATED_DISCONNECT: &str = "CLIENT_INITIATED_DISCONNECT";
+
+/// The fields a `connected` and a `disconnected` event share
+/// (reference: aws-iot-core-endpoint.md, lifecycle events).
+fn lifecycle_event(c: &Connection, client_id: &str, event_type: &str) -> serde_json::Value {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut event = json!({
+        "clientId": client_id,
+        "timestamp": u64::try_from(now_ms).unwrap_or(u64::MAX),
+        "eventType": event_type,
+        "sessionIdentifier": format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), c.id),
+        "versionNumber": c.version,
+    });
+    if let Some(id) = c.transport.client_certificate_id() {
+        event["principalIdentifier"] = json!(id);
+    }
+    if let Some(thing) = c.principal.as_ref().and_then(|p| p.thing_name.as_ref()) {
+        event["thingName"] = json!(thing);
+    }
+    event
+}
+
+/// Publishes a lifecycle event on `$aws/events/presence/{kind}/{clientId}`
+/// through the client's own session (the broker routes it as AWS's would).
+fn publish_lifecycle(
+    sim: &mut Sim,
+    session: &Rc<Session>,
+    client_id: &str,
+    kind: &str,
+    event: &serde_json::Value,
+) {
+    let topic = format!("$aws/events/presence/{kind}/{client_id}");
+    let payload = event.to_string();
+    let s = session.clone();
+    sim.spawn("serve: lifecycle event", async move {
+        let _ = s
+            .client
+            .publish(&topic, payload.as_bytes(), QoS::AtLeastOnce)
+            .await;
+    });
 }
 
 /// The first byte of a CONNECT packet (type 1, no flags).
@@ -498,6 +565,7 @@ fn handle(
     let session = connections[index].session.as_ref().map(|(_, s)| s.clone());
     let refuse = |c: &mut Connection, summary: &mut CloudServeSummary| {
         c.closing = true;
+        c.reason = CLIENT_ERROR;
         summary.refused += 1;
     };
     match (packet, session) {
@@ -539,6 +607,7 @@ fn handle(
                             attached: Cell::new(None),
                             next_pkid: Cell::new(1),
                             dropped_offline: Cell::new(0),
+                            versions: Cell::new(0),
                         });
                         spawn_receiver(sim, &client_id, s.clone());
                         sessions.insert(client_id.clone(), s.clone());
@@ -559,6 +628,7 @@ fn handle(
             if let Some(old) = session.attached.get() {
                 for c in connections.iter_mut().filter(|c| c.id == old) {
                     c.closing = true;
+                    c.reason = "DUPLICATE_CLIENTID";
                 }
             }
             if connect.clean_session {
@@ -568,6 +638,11 @@ fn handle(
             let conn = &mut connections[index];
             let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present))
                 .write(&mut conn.outbuf, MAX_PACKET);
+            session.versions.set(session.versions.get() + 1);
+            conn.version = session.versions.get();
+            let mut event = lifecycle_event(conn, &client_id, "connected");
+            event["ipAddress"] = json!(conn.peer.to_string());
+            publish_lifecycle(sim, &session, &client_id, "connected", &event);
             conn.session = Some((client_id, session));
         }
         (_, None) | (Packet::Connect(_), Some(_)) => {
@@ -634,6 +709,7 @@ fn handle(
                 && !i.allows(who, PolicyAction::Publish, &publish.topic)
             {
                 refuse(&mut connections[index], summary);
+                connections[index].reason = "FORBIDDEN_ACCESS";
                 return;
             }
             if qos == QoS::AtLeastOnce {
@@ -652,7 +728,10 @@ fn handle(
         (Packet::PingReq, Some(_)) => {
             let _ = Packet::PingResp.write(&mut connections[index].outbuf, MAX_PACKET);
         }
-        (Packet::Disconnect, Some(_)) => connections[index].closing = true,
+        (Packet::Disconnect, Some(_)) => {
+            connections[index].closing = true;
+            connections[index].reason = CLIENT_INITIATED_DISCONNECT;
+        }
         // Acknowledgements of our QoS 1 deliveries: nothing is redelivered yet.
         (Packet::PubAck(_), Some(_)) => {}
         (_, Some(_)) => {

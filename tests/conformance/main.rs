@@ -3,6 +3,8 @@
 //!
 //! - `sphero_sdk/suite.py`: Sphero's official Python SDK against `serve rvr --pty`;
 //! - `rustypot/suite.py`: rustypot's Python bindings against `serve hand --pty`;
+//! - `aws_iot_sdk/suite.py`: the AWS IoT Device SDK v2 for Python against
+//!   `serve cloud --certs` (mutual TLS, Device Shadow, the default policy);
 //! - `rustypot/rust.rs` (its own test target): the rustypot crate against the
 //!   same bus, in process.
 //!
@@ -89,4 +91,9 @@ fn sphero_sdk_drives_the_rvr_twin() {
 #[test]
 fn rustypot_python_bindings_drive_the_hand_bus() {
     run_suite("rustypot");
+}
+
+#[test]
+fn aws_iot_device_sdk_uses_the_live_cloud_twin() {
+    run_suite("aws_iot_sdk");
 }

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Conformance suite: the AWS IoT Device SDK v2 for Python (PyPI awsiotsdk
+1.31.0 on awscrt 0.36.1, pinned in requirements.txt) against the live cloud
+twin, `twinrig serve cloud --certs`, over MQTT 3.1.1 with mutual TLS, as it
+connects to AWS IoT Core. Nothing in the SDK is patched or mocked.
+
+    python suite.py --twinrig PATH_TO_twinrig_BINARY
+
+The suite makes credentials with `twinrig certs`, starts the server itself,
+connects with `mqtt_connection_builder.mtls_from_path` (port 8883-style, no
+ALPN), drives the Device Shadow service through the SDK's `IotShadowClient`,
+prints one line per check (`PASS name: detail` or `FAIL name: detail`) and a
+closing `N passed, N failed`, then stops the server with SIGTERM. Exit
+status 0 only if every check passed.
+"""
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+from awscrt import mqtt
+from awsiot import iotshadow, mqtt_connection_builder
+
+THING = "sdk-thing"
+OTHER = "other-thing"
+WAIT_S = 60  # a hang guard, not a timing check
+
+
+class Report:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, ok, detail):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
+        return ok
+
+    def run(self, name, body):
+        try:
+            ok, detail = body()
+        except Exception as e:  # noqa: BLE001 - every error is a failed check
+            ok, detail = False, f"{type(e).__name__}: {e}"
+        self.check(name, ok, detail)
+
+
+def connect(certs, port, thing, client_id):
+    things = certs / "things" / thing
+    connection = mqtt_connection_builder.mtls_from_path(
+        endpoint="localhost",
+        port=port,
+        cert_filepath=str(things / "certificate.pem.crt"),
+        pri_key_filepath=str(things / "private.pem.key"),
+        ca_filepath=str(certs / "root-ca.pem"),
+        client_id=client_id,
+        clean_session=True,
+        keep_alive_secs=30,
+    )
+    return connection, connection.connect()
+
+
+class Inbox:
+    """The first message of each kind, as futures."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.futures = {}
+
+    def future(self, key):
+        with self.lock:
+            return self.futures.setdefault(key, Future())
+
+    def put(self, key, value):
+        f = self.future(key)
+        if not f.done():
+            f.set_result(value)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--twinrig", required=True)
+    args = parser.parse_args()
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="twinrig-aws-iot-sdk-"))
+    certs = work / "certs"
+    made = subprocess.run(
+        [args.twinrig, "certs", "--out", str(certs), "--thing", THING, "--thing", OTHER],
+        capture_output=True,
+        text=True,
+    )
+    detail = f"{len(made.stdout.splitlines())} files" if made.returncode == 0 else made.stderr.strip()
+    if not report.check("twinrig certs", made.returncode == 0, detail):
+        print(f"{report.passed} passed, {report.failed} failed")
+        return 1
+    server = subprocess.Popen(
+        [args.twinrig, "serve", "cloud", "--certs", str(certs), "--mqtt", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = server.stdout.readline()
+        port = int(ready.split("mqtts://127.0.0.1:")[1].split()[0])
+        report.check("serve cloud ready", True, ready.strip())
+        run_checks(report, certs, port)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=WAIT_S)
+        report.check(
+            "serve cloud stops on SIGTERM",
+            server.returncode == 0 and "served the cloud" in out,
+            f"exit {server.returncode}: {out.strip()} {err.strip()}",
+        )
+    print(f"{report.passed} passed, {report.failed} failed")
+    return 0 if report.failed == 0 else 1
+
+
+def run_checks(report, certs, port):
+    connection, connected = connect(certs, port, THING, THING)
+    result = connected.result(WAIT_S)
+    report.check(
+        "mTLS connect as the thing",
+        result["session_present"] is False,
+        f"CONNACK session_present={result['session_present']}",
+    )
+    shadow = iotshadow.IotShadowClient(connection)
+    inbox = Inbox()
+    subscriptions = [
+        shadow.subscribe_to_update_shadow_accepted(
+            iotshadow.UpdateShadowSubscriptionRequest(thing_name=THING),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: inbox.put(("accepted", r.version), r),
+        ),
+        shadow.subscribe_to_shadow_delta_updated_events(
+            iotshadow.ShadowDeltaUpdatedSubscriptionRequest(thing_name=THING),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda e: inbox.put(("delta", e.version), e),
+        ),
+        shadow.subscribe_to_get_shadow_accepted(
+            iotshadow.GetShadowSubscriptionRequest(thing_name=THING),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: inbox.put("get", r),
+        ),
+    ]
+    # IotShadowClient's subscribe futures resolve to the granted QoS.
+    granted = [f.result(WAIT_S) for f, _topic in subscriptions]
+    report.check(
+        "subscribe to the shadow topics",
+        granted == [mqtt.QoS.AT_LEAST_ONCE] * 3,
+        f"granted {granted}",
+    )
+
+    def desired():
+        shadow.publish_update_shadow(
+            iotshadow.UpdateShadowRequest(
+                thing_name=THING,
+                state=iotshadow.ShadowState(desired={"color": "green", "speed": 3}),
+            ),
+            mqtt.QoS.AT_LEAST_ONCE,
+        ).result(WAIT_S)
+        accepted = inbox.future(("accepted", 1)).result(WAIT_S)
+        delta = inbox.future(("delta", 1)).result(WAIT_S)
+        ok = (
+            accepted.state.desired == {"color": "green", "speed": 3}
+            and delta.state == {"color": "green", "speed": 3}
+        )
+        return ok, f"accepted v{accepted.version} desired={accepted.state.desired}; delta {delta.state}"
+
+    report.run("update desired, get the delta", desired)
+
+    def reported():
+        shadow.publish_update_shadow(
+            iotshadow.UpdateShadowRequest(
+                thing_name=THING,
+                state=iotshadow.ShadowState(reported={"color": "green"}),
+            ),
+            mqtt.QoS.AT_LEAST_ONCE,
+        ).result(WAIT_S)
+        accepted = inbox.future(("accepted", 2)).result(WAIT_S)
+        return accepted.state.reported == {"color": "green"}, f"accepted v{accepted.version}"
+
+    report.run("report part of it", reported)
+
+    def get():
+        shadow.publish_get_shadow(
+            iotshadow.GetShadowRequest(thing_name=THING), mqtt.QoS.AT_LEAST_ONCE
+        ).result(WAIT_S)
+        doc = inbox.future("get").result(WAIT_S)
+        ok = (
+            doc.version == 2
+            and doc.state.desired == {"color": "green", "speed": 3}
+            and doc.state.reported == {"color": "green"}
+            and doc.state.delta == {"speed": 3}
+        )
+        return ok, f"v{doc.version} desired={doc.state.desired} reported={doc.state.reported} delta={doc.state.delta}"
+
+    report.run("GetThingShadow shows what is left", get)
+
+    def other_topics():
+        # The default policy: another thing's shadow is not this thing's to read.
+        future, _ = connection.subscribe(
+            f"$aws/things/{OTHER}/shadow/update/accepted", mqtt.QoS.AT_LEAST_ONCE, lambda **kw: None
+        )
+        try:
+            result = future.result(WAIT_S)
+        except Exception as e:  # noqa: BLE001 - awscrt reports a failure code as an error
+            return True, f"{type(e).__name__}: {e}"
+        # Or as a SUBACK without a granted QoS.
+        return result["qos"] is None, f"SUBACK {result}"
+
+    report.run("another thing's shadow is refused", other_topics)
+    connection.disconnect().result(WAIT_S)
+
+    def someone_else():
+        # The thing's certificate with another thing's name as client id.
+        conn, connected = connect(certs, port, THING, OTHER)
+        try:
+            connected.result(WAIT_S)
+            conn.disconnect().result(WAIT_S)
+            return False, "connected"
+        except Exception as e:  # noqa: BLE001 - the refusal is what is checked
+            return True, f"{type(e).__name__}: {e}"
+
+    report.run("connect under another thing's name is refused", someone_else)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -169,18 +169,34 @@ impl CloudTwin {
     /// the current time; publishes what an MQTT update would (accepted,
     /// delta, documents).
     pub async fn update_shadow(&self, thing: &str, payload: &[u8]) -> Result<(), CloudTwinError> {
-        let response = self
-            .shadows
-            .borrow_mut()
-            .update_from_service(thing, None, payload, self.now_s())
-            .map_err(|e| CloudTwinError::Shadow(format!("{e:?}")))?;
+        self.update_shadow_http(thing, None, payload)
+            .await
+            .map(|_| ())
+            .map_err(|e| CloudTwinError::Shadow(format!("{e:?}")))
+    }
+
+    /// UpdateThingShadow on a classic or named shadow, as the HTTP API
+    /// answers it: the accepted document, or the service's refusal (nothing
+    /// changes then). Publishes what an MQTT update would.
+    pub async fn update_shadow_http(
+        &self,
+        thing: &str,
+        shadow_name: Option<&str>,
+        payload: &[u8],
+    ) -> Result<serde_json::Value, twinrig_cloud::shadow::ShadowError> {
+        let response = self.shadows.borrow_mut().update_from_service(
+            thing,
+            shadow_name,
+            payload,
+            self.now_s(),
+        )?;
         let client = self.client.borrow().clone();
         if let Some(client) = client {
             for p in response.publishes {
                 self.publish(&client, &p.topic, &p.payload).await;
             }
         }
-        Ok(())
+        Ok(response.body)
     }
 
     /// The Jobs service (control plane for steps and expectations).

@@ -156,6 +156,14 @@ enum Command {
         /// only topics with its name as a level).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// `serve cloud`: serve the iot-data HTTP API (GetThingShadow,
+        /// UpdateThingShadow, Publish) at this address, e.g. 127.0.0.1:8443.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// `serve cloud --http`: the access key whose SigV4 signatures it
+        /// accepts, as ACCESS_KEY_ID:SECRET (default: twinrig:twinrig-local-secret).
+        #[arg(long, value_name = "ID:SECRET")]
+        aws_credentials: Option<String>,
     },
 }
 
@@ -287,6 +295,8 @@ fn main() -> ExitCode {
             certs,
             mqtt,
             policy,
+            http,
+            aws_credentials,
             duration,
             pty,
             baud,
@@ -295,6 +305,7 @@ fn main() -> ExitCode {
             insecure_tcp,
             certs.map(|dir| (mqtt, dir)),
             policy,
+            http.map(|addr| (addr, aws_credentials)),
             duration,
             pty || baud.is_some() || log.is_some(),
         ),
@@ -358,6 +369,7 @@ fn serve_cloud(
     insecure_tcp: Option<std::net::SocketAddr>,
     tls: Option<(std::net::SocketAddr, PathBuf)>,
     policy: Option<PathBuf>,
+    http: Option<(std::net::SocketAddr, Option<String>)>,
     duration: Option<std::time::Duration>,
     serial_options: bool,
 ) -> Result<bool, String> {
@@ -371,7 +383,7 @@ fn serve_cloud(
                 .into(),
         );
     }
-    if insecure_tcp.is_none() && tls.is_none() {
+    if insecure_tcp.is_none() && tls.is_none() && http.is_none() {
         return Err(
             "`serve cloud` needs a listener: --certs DIR (MQTT over TLS with client certificates, \
              made by `twinrig certs`; --mqtt ADDR, default 127.0.0.1:8883) and/or --insecure-tcp \
@@ -386,10 +398,24 @@ fn serve_cloud(
     if policy.is_some() && tls.is_none() {
         return Err("--policy applies to the TLS listener: give --certs DIR too".into());
     }
+    let credentials = match http.as_ref().and_then(|(_, c)| c.as_deref()) {
+        None => vec![twinrig::serve::cloud::default_credentials()],
+        Some(text) => match text.split_once(':') {
+            Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+                vec![twinrig_cloud::sigv4::Credentials {
+                    access_key_id: id.to_owned(),
+                    secret_access_key: secret.to_owned(),
+                }]
+            }
+            _ => return Err("--aws-credentials takes ACCESS_KEY_ID:SECRET".into()),
+        },
+    };
     let options = CloudServeOptions {
         insecure_tcp,
         tls,
         policy,
+        http: http.map(|(addr, _)| addr),
+        credentials,
         duration,
         seed: 0,
     };

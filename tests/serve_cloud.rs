@@ -774,3 +774,36 @@ fn lifecycle_events_tell_who_connected_and_why_they_left() {
     );
     drop(served);
 }
+
+#[test]
+fn the_http_api_refuses_unsigned_and_malformed_requests() {
+    use std::io::{Read as _, Write as _};
+    let served = Served::start_with(&["--http", "127.0.0.1:0"], "http");
+    let ask = |bytes: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut head = vec![0u8; 4096];
+        let n = s.read(&mut head).unwrap();
+        String::from_utf8_lossy(&head[..n]).into_owned()
+    };
+    let unsigned = ask(b"GET /things/t1/shadow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(unsigned.starts_with("HTTP/1.1 403"), "{unsigned}");
+    assert!(
+        unsigned.contains("x-amzn-ErrorType: MissingAuthenticationTokenException"),
+        "{unsigned}"
+    );
+    let forged = ask(
+        b"GET /things/t1/shadow HTTP/1.1\r\nHost: x\r\nX-Amz-Date: 20261207T000000Z\r\n\
+          Authorization: AWS4-HMAC-SHA256 Credential=twinrig/20261207/us-east-1/iotdata/aws4_request, \
+          SignedHeaders=host;x-amz-date, Signature=00\r\n\r\n",
+    );
+    assert!(forged.starts_with("HTTP/1.1 403"), "{forged}");
+    assert!(forged.contains("InvalidSignatureException"), "{forged}");
+    let garbage = ask(b"\x01\x02\x03 nonsense\r\n\r\n");
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+    let chunked = ask(b"POST /topics/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert!(chunked.starts_with("HTTP/1.1 411"), "{chunked}");
+    let summary = served.stop();
+    assert!(summary.contains("served the cloud"), "{summary}");
+}

@@ -14,6 +14,7 @@ pub mod records;
 pub mod registry;
 pub mod rules;
 pub mod shadow;
+pub mod sigv4;
 pub mod topic;
 
 pub use broker::{Broker, BrokerError, ClientId, Delivery, Outgoing};

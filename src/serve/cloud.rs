@@ -35,10 +35,13 @@ use twinrig_hal::{MqttClient as _, QoS};
 use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
+use super::http::{self, HttpError};
 use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
+use crate::cloud_twin::CloudTwin;
 use crate::world::{WorldError, WorldSpec};
 use rustls::ServerConnection;
 use twinrig_cloud::policy::{Action as PolicyAction, Principal};
+use twinrig_cloud::sigv4::{self, Credentials, SignedRequest};
 
 /// Largest MQTT packet accepted or sent (AWS IoT Core's message limit is
 /// 128 KiB of payload; this leaves room for the topic and header).
@@ -66,6 +69,10 @@ pub struct CloudServeOptions {
     /// The policy attached to every certificate (default: the default thing
     /// policy, `cloud/policies/default-thing.json`).
     pub policy: Option<PathBuf>,
+    /// Where the HTTP listener for the AWS APIs (iot-data) binds.
+    pub http: Option<SocketAddr>,
+    /// The access keys whose SigV4 signatures the HTTP APIs accept.
+    pub credentials: Vec<Credentials>,
     /// Stop after this much wall time (None: only when the stop flag is set).
     pub duration: Option<Duration>,
     /// The world's seed.
@@ -79,6 +86,8 @@ pub struct CloudEndpoints {
     pub mqtt_tcp: Option<SocketAddr>,
     /// The MQTT over TLS listener's address.
     pub mqtt_tls: Option<SocketAddr>,
+    /// The HTTP listener's address (iot-data).
+    pub http: Option<SocketAddr>,
 }
 
 impl CloudEndpoints {
@@ -89,6 +98,9 @@ impl CloudEndpoints {
             parts.push(format!(
                 "MQTT 3.1.1 on mqtts://{a} (TLS, client certificates required)"
             ));
+        }
+        if let Some(a) = self.http {
+            parts.push(format!("iot-data HTTP API on http://{a} (SigV4)"));
         }
         if let Some(a) = self.mqtt_tcp {
             parts.push(format!(
@@ -157,6 +169,9 @@ pub enum CloudServeError {
     /// The world could not be built.
     #[error(transparent)]
     World(#[from] WorldError),
+    /// The simulated network refused the HTTP plane's session.
+    #[error("network: {0}")]
+    Network(String),
     /// The world stopped with an error.
     #[error(transparent)]
     Sim(#[from] SimError),
@@ -250,6 +265,17 @@ pub fn serve_cloud(
     let mut endpoints = CloudEndpoints {
         mqtt_tcp: None,
         mqtt_tls: None,
+        http: None,
+    };
+    let http_listener = match options.http {
+        Some(addr) => {
+            let listen_error = |source| CloudServeError::Listen { addr, source };
+            let l = TcpListener::bind(addr).map_err(listen_error)?;
+            l.set_nonblocking(true).map_err(listen_error)?;
+            endpoints.http = Some(l.local_addr().map_err(listen_error)?);
+            Some(l)
+        }
+        None => None,
     };
     for (addr, tls) in [
         (options.tls.as_ref().map(|(a, _)| *a), true),
@@ -288,6 +314,12 @@ pub fn serve_cloud(
         .network
         .set_retention(|_| false, crate::runner::OBSERVED_WINDOW);
     let network = world.network.clone();
+    let cloud = world.cloud.clone();
+    // The iot-data plane's own session, for Publish.
+    let http_client = network
+        .connect(HTTP_CLIENT, LinkParams::ideal())
+        .map_err(CloudServeError::Network)?;
+    let mut http_connections: Vec<HttpConnection> = Vec::new();
     super::keep_time_moving(&mut sim);
 
     on_ready(&endpoints);
@@ -341,6 +373,32 @@ pub fn serve_cloud(
                 version: 0,
             });
         }
+
+        // HTTP requests.
+        if let Some(l) = &http_listener
+            && let Ok((stream, _)) = l.accept()
+            && stream.set_nonblocking(true).is_ok()
+        {
+            moved = true;
+            http_connections.push(HttpConnection {
+                stream,
+                inbuf: BytesMut::new(),
+                outbuf: Vec::new(),
+                pending: None,
+                closing: false,
+            });
+        }
+        for h in &mut http_connections {
+            moved |= serve_http(
+                h,
+                &mut read_buf,
+                &mut sim,
+                &cloud,
+                &http_client,
+                &options.credentials,
+            );
+        }
+        http_connections.retain(|h| !h.closing);
 
         // Packets from the clients.
         for i in 0..connections.len() {
@@ -544,10 +602,235 @@ fn timed_out(c: &Connection) -> bool {
     }
 }
 
+/// The access key `serve cloud --http` accepts unless told otherwise
+/// (`twinrig` / `twinrig-local-secret`: a local twin's, printed in the docs,
+/// as LocalStack's `test`/`test`).
+pub fn default_credentials() -> Credentials {
+    Credentials {
+        access_key_id: "twinrig".into(),
+        secret_access_key: "twinrig-local-secret".into(),
+    }
+}
+
+/// The MQTT client id of the iot-data HTTP plane's session (its Publish).
+const HTTP_CLIENT: &str = "twinrig-iot-data";
+
 /// Client ids the harness itself uses on the network.
 fn reserved(client_id: &str) -> bool {
     client_id == crate::scenario::RESERVED_CLIENT_ID
         || client_id == crate::scenario::CLOUD_CLIENT_ID
+        || client_id == HTTP_CLIENT
+}
+
+/// One HTTP connection.
+struct HttpConnection {
+    stream: std::net::TcpStream,
+    inbuf: BytesMut,
+    outbuf: Vec<u8>,
+    /// The response to a request the world is still working on.
+    pending: Option<Rc<RefCell<Option<Vec<u8>>>>>,
+    closing: bool,
+}
+
+/// Moves one HTTP connection on: reads, answers a request, writes.
+/// Whether anything moved.
+fn serve_http(
+    h: &mut HttpConnection,
+    read_buf: &mut [u8],
+    sim: &mut Sim,
+    cloud: &Rc<CloudTwin>,
+    http_client: &SimMqttClient,
+    credentials: &[Credentials],
+) -> bool {
+    use std::io::{Read as _, Write as _};
+    let mut moved = false;
+    match h.stream.read(read_buf) {
+        Ok(0) => h.closing = true,
+        Ok(n) => {
+            moved = true;
+            h.inbuf.extend_from_slice(&read_buf[..n]);
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) => h.closing = true,
+    }
+    let ready = h.pending.as_ref().and_then(|slot| slot.borrow_mut().take());
+    if let Some(bytes) = ready {
+        h.outbuf.extend_from_slice(&bytes);
+        h.pending = None;
+    }
+    if h.pending.is_none() && !h.closing {
+        match http::take_request(&mut h.inbuf) {
+            Ok(Some(request)) => {
+                moved = true;
+                match iot_data(&request, sim, cloud, http_client, credentials) {
+                    Answer::Now(bytes) => h.outbuf.extend_from_slice(&bytes),
+                    Answer::Later(slot) => h.pending = Some(slot),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let status = match e {
+                    HttpError::TooLarge => 413,
+                    HttpError::LengthRequired => 411,
+                    HttpError::Malformed(_) => 400,
+                };
+                h.outbuf.extend_from_slice(&http::error_response(
+                    status,
+                    "InvalidRequestException",
+                    &e.to_string(),
+                ));
+                h.inbuf.clear();
+                h.closing = true;
+            }
+        }
+    }
+    while !h.outbuf.is_empty() {
+        match h.stream.write(&h.outbuf) {
+            Ok(0) => {
+                h.closing = true;
+                break;
+            }
+            Ok(n) => {
+                moved = true;
+                h.outbuf.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Keep the connection until the answer is out.
+                h.closing = false;
+                break;
+            }
+            Err(_) => {
+                h.closing = true;
+                break;
+            }
+        }
+    }
+    moved
+}
+
+/// An HTTP answer: ready, or made by a task in the world.
+enum Answer {
+    Now(Vec<u8>),
+    Later(Rc<RefCell<Option<Vec<u8>>>>),
+}
+
+/// The iot-data operations: GetThingShadow, UpdateThingShadow and Publish,
+/// on AWS's REST paths, after the SigV4 check.
+fn iot_data(
+    request: &http::Request,
+    sim: &mut Sim,
+    cloud: &Rc<CloudTwin>,
+    http_client: &SimMqttClient,
+    credentials: &[Credentials],
+) -> Answer {
+    let signed = SignedRequest {
+        method: &request.method,
+        path: &request.path,
+        query: &request.query,
+        headers: &request.headers,
+        body: &request.body,
+    };
+    let auth = match sigv4::verify(&signed, credentials) {
+        Ok(auth) => auth,
+        Err(e) => return Answer::Now(http::error_response(403, e.code(), &e.message())),
+    };
+    if auth.service != "iotdata" {
+        return Answer::Now(http::error_response(
+            400,
+            "InvalidRequestException",
+            &format!(
+                "this endpoint serves iot-data (signing name iotdata), not {}",
+                auth.service
+            ),
+        ));
+    }
+    let query: Vec<(String, String)> = request
+        .query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (sigv4::decode(k), sigv4::decode(v))
+        })
+        .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let labels: Vec<String> = request.path.split('/').skip(1).map(sigv4::decode).collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    match (request.method.as_str(), labels.as_slice()) {
+        ("GET", ["things", thing, "shadow"]) => {
+            let name = param("name");
+            let document = cloud.shadows().document(thing, name.as_deref());
+            Answer::Now(match document {
+                Some(doc) => http::json_response(200, &doc),
+                None => http::error_response(
+                    404,
+                    "ResourceNotFoundException",
+                    &twinrig_cloud::shadow::messages::no_shadow(thing, name.as_deref()),
+                ),
+            })
+        }
+        ("POST", ["things", thing, "shadow"]) => {
+            let (thing, name, body) = (thing.to_string(), param("name"), request.body.clone());
+            let slot = Rc::new(RefCell::new(None));
+            let (c, s) = (cloud.clone(), slot.clone());
+            sim.spawn("serve: UpdateThingShadow", async move {
+                let answer = match c.update_shadow_http(&thing, name.as_deref(), &body).await {
+                    Ok(doc) => http::json_response(200, &doc),
+                    Err(e) => {
+                        let code = match e.code {
+                            404 => "ResourceNotFoundException",
+                            409 => "ConflictException",
+                            413 => "RequestEntityTooLargeException",
+                            415 => "UnsupportedDocumentEncodingException",
+                            _ => "InvalidRequestException",
+                        };
+                        http::error_response(e.code, code, &e.message)
+                    }
+                };
+                *s.borrow_mut() = Some(answer);
+            });
+            Answer::Later(slot)
+        }
+        ("POST", ["topics", topic]) => {
+            let qos = match param("qos").as_deref() {
+                None | Some("0") => QoS::AtMostOnce,
+                Some("1") => QoS::AtLeastOnce,
+                Some(q) => {
+                    return Answer::Now(http::error_response(
+                        400,
+                        "InvalidRequestException",
+                        &format!("qos must be 0 or 1, not {q}"),
+                    ));
+                }
+            };
+            if twinrig_hal::mqtt::validate_publish_topic(topic).is_err() {
+                return Answer::Now(http::error_response(
+                    400,
+                    "InvalidRequestException",
+                    &format!("`{topic}` is not a topic to publish to"),
+                ));
+            }
+            let (client, topic, body) =
+                (http_client.clone(), topic.to_string(), request.body.clone());
+            sim.spawn("serve: Publish", async move {
+                let _ = client.publish(&topic, &body, qos).await;
+            });
+            Answer::Now(http::json_response(200, &serde_json::json!({})))
+        }
+        _ => Answer::Now(http::error_response(
+            404,
+            "ResourceNotFoundException",
+            &format!(
+                "no iot-data operation at {} {}",
+                request.method, request.path
+            ),
+        )),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -44,6 +44,7 @@
 //! overrun, as a real host UART driver would have).
 
 pub mod cloud;
+pub mod http;
 mod packet_log;
 mod pty;
 pub mod transport;

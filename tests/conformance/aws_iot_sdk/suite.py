@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Conformance suite: the AWS IoT Device SDK v2 for Python (PyPI awsiotsdk
-1.31.0 on awscrt 0.36.1, pinned in requirements.txt) against the live cloud
-twin, `twinrig serve cloud --certs`, over MQTT 3.1.1 with mutual TLS, as it
-connects to AWS IoT Core. Nothing in the SDK is patched or mocked.
+1.31.0 on awscrt 0.36.1) and boto3 1.44.18 (pinned in requirements.txt)
+against the live cloud twin, `twinrig serve cloud --certs --http`: the SDK
+over MQTT 3.1.1 with mutual TLS as it connects to AWS IoT Core, boto3's
+`iot-data` client over HTTP with SigV4 as it calls AWS. Nothing in either is
+patched or mocked.
 
     python suite.py --twinrig PATH_TO_twinrig_BINARY
 
@@ -16,6 +18,9 @@ status 0 only if every check passed.
 
 import argparse
 import json
+
+import boto3
+from botocore.exceptions import ClientError
 import signal
 import subprocess
 import sys
@@ -102,7 +107,10 @@ def main():
         print(f"{report.passed} passed, {report.failed} failed")
         return 1
     server = subprocess.Popen(
-        [args.twinrig, "serve", "cloud", "--certs", str(certs), "--mqtt", "127.0.0.1:0"],
+        [
+            args.twinrig, "serve", "cloud", "--certs", str(certs), "--mqtt", "127.0.0.1:0",
+            "--http", "127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -110,8 +118,9 @@ def main():
     try:
         ready = server.stdout.readline()
         port = int(ready.split("mqtts://127.0.0.1:")[1].split()[0])
+        http = "http://127.0.0.1:" + ready.split("http://127.0.0.1:")[1].split()[0]
         report.check("serve cloud ready", True, ready.strip())
-        run_checks(report, certs, port)
+        run_checks(report, certs, port, http)
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=WAIT_S)
@@ -124,7 +133,17 @@ def main():
     return 0 if report.failed == 0 else 1
 
 
-def run_checks(report, certs, port):
+def iot_data(http, secret="twinrig-local-secret"):
+    return boto3.client(
+        "iot-data",
+        endpoint_url=http,
+        region_name="us-east-1",
+        aws_access_key_id="twinrig",
+        aws_secret_access_key=secret,
+    )
+
+
+def run_checks(report, certs, port, http):
     connection, connected = connect(certs, port, THING, THING)
     result = connected.result(WAIT_S)
     report.check(
@@ -204,6 +223,40 @@ def run_checks(report, certs, port):
         return ok, f"v{doc.version} desired={doc.state.desired} reported={doc.state.reported} delta={doc.state.delta}"
 
     report.run("GetThingShadow shows what is left", get)
+
+    def boto3_update():
+        # An operator's UpdateThingShadow over HTTP reaches the device over MQTT.
+        body = iot_data(http).update_thing_shadow(
+            thingName=THING, payload=json.dumps({"state": {"desired": {"speed": 5}}})
+        )
+        accepted = json.loads(body["payload"].read())
+        delta = inbox.future(("delta", 3)).result(WAIT_S)
+        ok = accepted["version"] == 3 and delta.state == {"speed": 5}
+        return ok, f"HTTP accepted v{accepted['version']}; MQTT delta v{delta.version} {delta.state}"
+
+    report.run("boto3 UpdateThingShadow reaches the device", boto3_update)
+
+    def boto3_get():
+        doc = json.loads(iot_data(http).get_thing_shadow(thingName=THING)["payload"].read())
+        ok = doc["version"] == 3 and doc["state"]["reported"] == {"color": "green"}
+        return ok, f"v{doc['version']} state {doc['state']}"
+
+    report.run("boto3 GetThingShadow", boto3_get)
+
+    def boto3_errors():
+        codes = []
+        try:
+            iot_data(http).get_thing_shadow(thingName="no-such-thing")
+        except ClientError as e:
+            codes.append((e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]))
+        try:
+            iot_data(http, secret="not-the-secret").get_thing_shadow(thingName=THING)
+        except ClientError as e:
+            codes.append((e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]))
+        want = [("ResourceNotFoundException", 404), ("InvalidSignatureException", 403)]
+        return codes == want, f"{codes}"
+
+    report.run("boto3 sees AWS's errors (unknown shadow, wrong secret)", boto3_errors)
 
     def other_topics():
         # The default policy: another thing's shadow is not this thing's to read.

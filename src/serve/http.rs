@@ -1,0 +1,170 @@
+//! HTTP/1.1 for `serve cloud`'s AWS APIs: requests read from a
+//! connection's buffer with httparse (a `Content-Length` body; keep-alive),
+//! responses in AWS's restJson1 shape (`x-amzn-ErrorType` and
+//! `{"message": ...}` on errors, as botocore and the Rust SDK read them).
+
+use bytes::BytesMut;
+
+/// Largest request accepted (headers and body).
+pub const MAX_REQUEST: usize = 256 * 1024;
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path as sent (percent-encoded).
+    pub path: String,
+    /// The query as sent, without `?`.
+    pub query: String,
+    /// Every header, as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why the bytes are not a request this server takes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// Not HTTP/1.x.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// Larger than [`MAX_REQUEST`].
+    #[error("request larger than {MAX_REQUEST} bytes")]
+    TooLarge,
+    /// A body without a `Content-Length` (chunked uploads are not taken).
+    #[error("a body needs a Content-Length")]
+    LengthRequired,
+}
+
+/// Takes one whole request off the front of `buf`, if one has arrived.
+pub fn take_request(buf: &mut BytesMut) -> Result<Option<Request>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_REQUEST => {
+            return Err(HttpError::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(HttpError::Malformed(e.to_string())),
+    };
+    let header_list: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect();
+    let find = |name: &str| {
+        header_list
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if find("transfer-encoding").is_some() {
+        return Err(HttpError::LengthRequired);
+    }
+    let body_len: usize = match find("content-length") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| HttpError::Malformed(format!("Content-Length `{v}`")))?,
+        None => 0,
+    };
+    if head_len + body_len > MAX_REQUEST {
+        return Err(HttpError::TooLarge);
+    }
+    if buf.len() < head_len + body_len {
+        return Ok(None);
+    }
+    let target = parsed.path.unwrap_or("/").to_owned();
+    let method = parsed.method.unwrap_or("GET").to_owned();
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.to_owned()),
+        None => (target, String::new()),
+    };
+    let whole = buf.split_to(head_len + body_len);
+    Ok(Some(Request {
+        method,
+        path,
+        query,
+        headers: header_list,
+        body: whole[head_len..].to_vec(),
+    }))
+}
+
+/// A response with a JSON body.
+pub fn json_response(status: u16, body: &serde_json::Value) -> Vec<u8> {
+    response(status, &[], body.to_string().as_bytes())
+}
+
+/// An AWS error response: the code in `x-amzn-ErrorType` and the body.
+pub fn error_response(status: u16, code: &str, message: &str) -> Vec<u8> {
+    let body = serde_json::json!({ "message": message, "__type": code }).to_string();
+    response(status, &[("x-amzn-ErrorType", code)], body.as_bytes())
+}
+
+fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        _ => "Error",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_taken_whole_one_at_a_time() {
+        let mut buf = BytesMut::from(
+            &b"POST /things/t/shadow?name=n HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET /a HTTP/1.1\r\n\r\n"[..],
+        );
+        let r = take_request(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str(), r.query.as_str()),
+            ("POST", "/things/t/shadow", "name=n")
+        );
+        assert_eq!(r.body, b"{}");
+        let r = take_request(&mut buf).unwrap().unwrap();
+        assert_eq!(r.path, "/a");
+        assert!(take_request(&mut buf).unwrap().is_none());
+        // Half a body waits for the rest.
+        let mut half = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab"[..]);
+        assert!(take_request(&mut half).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        for bad in [
+            &b"\x00\x01\x02 garbage\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        ] {
+            assert!(take_request(&mut BytesMut::from(bad)).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -40,6 +40,7 @@ use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::cloud_twin::CloudTwin;
 use crate::world::{WorldError, WorldSpec};
 use rustls::ServerConnection;
+use twinrig_cloud::jobs::{CreateJobRequest, JobsError};
 use twinrig_cloud::policy::{Action as PolicyAction, Principal};
 use twinrig_cloud::sigv4::{self, Credentials, SignedRequest};
 
@@ -708,6 +709,98 @@ fn serve_http(
     moved
 }
 
+/// The `iot` control plane's jobs operations: CreateJob, DescribeJob,
+/// DescribeJobExecution and ListJobExecutionsForJob.
+fn control_plane(request: &http::Request, sim: &mut Sim, cloud: &Rc<CloudTwin>) -> Answer {
+    let labels: Vec<String> = request.path.split('/').skip(1).map(sigv4::decode).collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let body: serde_json::Value = if request.body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&request.body) {
+            Ok(v) => v,
+            Err(e) => {
+                return Answer::Now(http::error_response(
+                    400,
+                    "InvalidRequestException",
+                    &format!("the body is not JSON: {e}"),
+                ));
+            }
+        }
+    };
+    match (request.method.as_str(), labels.as_slice()) {
+        ("PUT", ["jobs", job_id]) => {
+            let create = match CreateJobRequest::from_aws_body(job_id, &body) {
+                Ok(c) => c,
+                Err(e) => return Answer::Now(jobs_error(e)),
+            };
+            let slot = Rc::new(RefCell::new(None));
+            let (c, s, id) = (cloud.clone(), slot.clone(), job_id.to_string());
+            sim.spawn("serve: CreateJob", async move {
+                let answer = match c.create_job(create).await {
+                    Ok(()) => match c.jobs().borrow().describe_job(&id) {
+                        Ok(job) => http::json_response(
+                            200,
+                            &json!({
+                                "jobArn": job.job_arn,
+                                "jobId": job.job_id,
+                                "description": job.description
+                            }),
+                        ),
+                        Err(e) => jobs_error(e),
+                    },
+                    Err(e) => jobs_error(e),
+                };
+                *s.borrow_mut() = Some(answer);
+            });
+            Answer::Later(slot)
+        }
+        ("GET", ["jobs", job_id]) => {
+            Answer::Now(match cloud.jobs().borrow().describe_job(job_id) {
+                Ok(job) => http::json_response(200, &json!({ "job": job })),
+                Err(e) => jobs_error(e),
+            })
+        }
+        ("GET", ["jobs", job_id, "things"]) => Answer::Now(
+            match cloud
+                .jobs()
+                .borrow()
+                .list_job_executions_for_job(job_id, None)
+            {
+                Ok(list) => http::json_response(200, &json!({ "executionSummaries": list })),
+                Err(e) => jobs_error(e),
+            },
+        ),
+        ("GET", ["things", thing, "jobs", job_id]) => Answer::Now(
+            match cloud
+                .jobs()
+                .borrow()
+                .describe_job_execution(job_id, thing, None, cloud.now_s())
+            {
+                Ok(execution) => http::json_response(200, &json!({ "execution": execution })),
+                Err(e) => jobs_error(e),
+            },
+        ),
+        _ => Answer::Now(http::error_response(
+            404,
+            "ResourceNotFoundException",
+            &format!("no iot operation at {} {}", request.method, request.path),
+        )),
+    }
+}
+
+/// A jobs error as AWS's control plane answers it.
+fn jobs_error(e: JobsError) -> Vec<u8> {
+    let status = match e {
+        JobsError::ResourceNotFound(_) => 404,
+        JobsError::ResourceAlreadyExists(_) | JobsError::InvalidStateTransition(_) => 409,
+        JobsError::InvalidRequest(_) => 400,
+    };
+    let text = e.to_string();
+    let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
+    http::error_response(status, e.name(), message)
+}
+
 /// An HTTP answer: ready, or made by a task in the world.
 enum Answer {
     Now(Vec<u8>),
@@ -734,15 +827,17 @@ fn iot_data(
         Ok(auth) => auth,
         Err(e) => return Answer::Now(http::error_response(403, e.code(), &e.message())),
     };
-    if auth.service != "iotdata" {
-        return Answer::Now(http::error_response(
-            400,
-            "InvalidRequestException",
-            &format!(
-                "this endpoint serves iot-data (signing name iotdata), not {}",
-                auth.service
-            ),
-        ));
+    // One port for both planes, told apart by the signing name (as moto does).
+    match auth.service.as_str() {
+        "iotdata" => {}
+        "iot" => return control_plane(request, sim, cloud),
+        other => {
+            return Answer::Now(http::error_response(
+                400,
+                "InvalidRequestException",
+                &format!("this endpoint serves iot and iotdata, not {other}"),
+            ));
+        }
     }
     let query: Vec<(String, String)> = request
         .query

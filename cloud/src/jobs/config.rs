@@ -33,6 +33,53 @@ pub struct CreateJobRequest {
 }
 
 impl CreateJobRequest {
+    /// The request of AWS's CreateJob REST call (`PUT /jobs/{jobId}`):
+    /// `targets` are thing ARNs (`arn:aws:iot:...:thing/{name}`; thing
+    /// groups are not served), `document` is the job document as a string;
+    /// the rollout settings sit at the top level. `targetSelection` other
+    /// than `SNAPSHOT` and a missing `document` (`documentSource` is not
+    /// served) are refused; other keys the twin does not model (tags,
+    /// `presignedUrlConfig`, ...) are ignored.
+    pub fn from_aws_body(job_id: &str, body: &Value) -> Result<Self, super::JobsError> {
+        use super::JobsError::InvalidRequest;
+        let mut fields = body
+            .as_object()
+            .cloned()
+            .ok_or_else(|| InvalidRequest("the body must be a JSON object".into()))?;
+        if let Some(selection) = fields.remove("targetSelection")
+            && selection != "SNAPSHOT"
+        {
+            return Err(InvalidRequest(format!(
+                "targetSelection {selection} is not served (SNAPSHOT only)"
+            )));
+        }
+        let targets = fields
+            .remove("targets")
+            .and_then(|t| t.as_array().cloned())
+            .ok_or_else(|| InvalidRequest("targets: a list of thing ARNs is required".into()))?
+            .iter()
+            .map(|t| {
+                t.as_str()
+                    .and_then(|arn| arn.split_once(":thing/").map(|(_, name)| name.to_owned()))
+                    .ok_or_else(|| InvalidRequest(format!("target {t} is not a thing ARN")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let document = match fields.remove("document") {
+            Some(Value::String(text)) => serde_json::from_str(&text)
+                .map_err(|e| InvalidRequest(format!("document is not JSON: {e}")))?,
+            Some(_) => return Err(InvalidRequest("document must be a string".into())),
+            None => {
+                return Err(InvalidRequest(
+                    "document is required (documentSource is not served)".into(),
+                ));
+            }
+        };
+        fields.insert("jobId".into(), Value::String(job_id.to_owned()));
+        fields.insert("targets".into(), serde_json::json!(targets));
+        fields.insert("document".into(), document);
+        serde_json::from_value(Value::Object(fields)).map_err(|e| InvalidRequest(e.to_string()))
+    }
+
     /// A job with no rollout, abort, timeout or retry configuration.
     pub fn new(job_id: impl Into<String>, targets: &[&str], document: Value) -> Self {
         CreateJobRequest {

@@ -1237,3 +1237,46 @@ fn timer_deadlines_near_the_end_of_time_saturate() {
         Some(u64::MAX - (end + 11))
     );
 }
+
+#[test]
+fn create_job_bodies_read_as_aws_sends_them() {
+    let body = json!({
+        "targets": ["arn:aws:iot:us-east-1:123456789012:thing/t1", "arn:aws:iot:us-east-1:123456789012:thing/t2"],
+        "document": "{\"operation\":\"ota\"}",
+        "targetSelection": "SNAPSHOT",
+        "description": "d",
+        "abortAfterFailures": 2
+    });
+    let r = CreateJobRequest::from_aws_body("job1", &body).unwrap();
+    assert_eq!(r.job_id, "job1");
+    assert_eq!(r.targets, ["t1", "t2"]);
+    assert_eq!(r.document, json!({"operation": "ota"}));
+    assert_eq!(r.settings.abort_after_failures, Some(2));
+    for (bad, why) in [
+        (json!([]), "object"),
+        (json!({"document": "{}"}), "targets"),
+        (
+            json!({"targets": ["arn:aws:iot:us-east-1:1:thinggroup/g"], "document": "{}"}),
+            "not a thing ARN",
+        ),
+        (
+            json!({"targets": ["arn:aws:iot:us-east-1:1:thing/t"]}),
+            "document is required",
+        ),
+        (
+            json!({"targets": ["arn:aws:iot:us-east-1:1:thing/t"], "document": "{"}),
+            "not JSON",
+        ),
+        (
+            json!({"targets": ["arn:aws:iot:us-east-1:1:thing/t"], "document": {}}),
+            "must be a string",
+        ),
+        (
+            json!({"targets": ["arn:aws:iot:us-east-1:1:thing/t"], "document": "{}", "targetSelection": "CONTINUOUS"}),
+            "SNAPSHOT",
+        ),
+    ] {
+        let e = CreateJobRequest::from_aws_body("job1", &bad).unwrap_err();
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+}

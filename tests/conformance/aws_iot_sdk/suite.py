@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from awscrt import mqtt
-from awsiot import iotshadow, mqtt_connection_builder
+from awsiot import iotjobs, iotshadow, mqtt_connection_builder
 
 THING = "sdk-thing"
 OTHER = "other-thing"
@@ -133,9 +133,9 @@ def main():
     return 0 if report.failed == 0 else 1
 
 
-def iot_data(http, secret="twinrig-local-secret"):
+def iot_data(http, secret="twinrig-local-secret", service="iot-data"):
     return boto3.client(
-        "iot-data",
+        service,
         endpoint_url=http,
         region_name="us-east-1",
         aws_access_key_id="twinrig",
@@ -257,6 +257,71 @@ def run_checks(report, certs, port, http):
         return codes == want, f"{codes}"
 
     report.run("boto3 sees AWS's errors (unknown shadow, wrong secret)", boto3_errors)
+
+    iot = iot_data(http, service="iot")
+    jobs = iotjobs.IotJobsClient(connection)
+    started = Inbox()
+    update_futures = [
+        jobs.subscribe_to_start_next_pending_job_execution_accepted(
+            iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=THING),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: started.put("started", r),
+        )[0],
+        jobs.subscribe_to_update_job_execution_accepted(
+            iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=THING, job_id="ota-1"),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: started.put("updated", r),
+        )[0],
+    ]
+    for f in update_futures:
+        f.result(WAIT_S)
+    document = {"operation": "ota", "version": "2.0.0"}
+
+    def create_job():
+        created = iot.create_job(
+            jobId="ota-1",
+            targets=[f"arn:aws:iot:us-east-1:123456789012:thing/{THING}"],
+            document=json.dumps(document),
+            description="firmware 2.0.0",
+        )
+        job = iot.describe_job(jobId="ota-1")["job"]
+        ok = created["jobArn"].endswith(":job/ota-1") and job["status"] == "IN_PROGRESS"
+        return ok, f"{created['jobArn']}; {job['status']}"
+
+    report.run("boto3 CreateJob and DescribeJob", create_job)
+
+    def start_next():
+        jobs.publish_start_next_pending_job_execution(
+            iotjobs.StartNextPendingJobExecutionRequest(thing_name=THING), mqtt.QoS.AT_LEAST_ONCE
+        ).result(WAIT_S)
+        execution = started.future("started").result(WAIT_S).execution
+        ok = (
+            execution.job_id == "ota-1"
+            and execution.status == "IN_PROGRESS"
+            and execution.job_document == document
+        )
+        return ok, f"{execution.job_id} {execution.status} {execution.job_document}"
+
+    report.run("the device starts the next pending job", start_next)
+
+    def succeed():
+        jobs.publish_update_job_execution(
+            iotjobs.UpdateJobExecutionRequest(
+                thing_name=THING, job_id="ota-1", status=iotjobs.JobStatus.SUCCEEDED
+            ),
+            mqtt.QoS.AT_LEAST_ONCE,
+        ).result(WAIT_S)
+        started.future("updated").result(WAIT_S)
+        execution = iot.describe_job_execution(jobId="ota-1", thingName=THING)["execution"]
+        job = iot.describe_job(jobId="ota-1")["job"]
+        ok = (
+            execution["status"] == "SUCCEEDED"
+            and job["status"] == "COMPLETED"
+            and job["jobProcessDetails"]["numberOfSucceededThings"] == 1
+        )
+        return ok, f"execution {execution['status']}; job {job['status']} {job['jobProcessDetails']}"
+
+    report.run("SUCCEEDED on the device is SUCCEEDED in the control plane", succeed)
 
     def other_topics():
         # The default policy: another thing's shadow is not this thing's to read.

@@ -177,15 +177,8 @@ pub enum CloudServeError {
     #[error(transparent)]
     Sim(#[from] SimError),
     /// A simulated task panicked (a twin bug).
-    #[error("task `{task}` panicked at {}: {message}", format_nanos(*at))]
-    TaskFailed {
-        /// The task's name.
-        task: String,
-        /// The panic message.
-        message: String,
-        /// Virtual time of the panic.
-        at: Nanos,
-    },
+    #[error(transparent)]
+    TaskFailed(#[from] super::TaskPanicked),
 }
 
 /// An MQTT session on the simulated network: it outlives the connections
@@ -466,13 +459,7 @@ pub fn serve_cloud(
         let target =
             virtual_start.saturating_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
         sim.run_until(target, |_| false)?;
-        if let Some(f) = sim.failures().first() {
-            return Err(CloudServeError::TaskFailed {
-                task: f.task.clone(),
-                message: f.message.clone(),
-                at: f.at,
-            });
-        }
+        super::first_panic(&sim)?;
         drop(sim.take_trace());
 
         // Packets to the clients.

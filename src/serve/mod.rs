@@ -212,15 +212,8 @@ pub enum ServeError {
     #[error(transparent)]
     Sim(#[from] SimError),
     /// A simulated task panicked (a twin bug); the robot cannot be served on.
-    #[error("task `{task}` panicked at {}: {message}", format_nanos(*at))]
-    TaskFailed {
-        /// The task's name.
-        task: String,
-        /// The panic message.
-        message: String,
-        /// Virtual time of the panic.
-        at: Nanos,
-    },
+    #[error(transparent)]
+    TaskFailed(#[from] TaskPanicked),
 }
 
 /// What happened while serving.
@@ -284,6 +277,30 @@ pub enum DurationArgError {
     /// Not a duration with units either.
     #[error("{0} (give seconds, e.g. `30`, or units, e.g. `90s`)")]
     Units(twinrig_kind::ParseDurationError),
+}
+
+/// A simulated task panicked (a twin bug): serving cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task `{task}` panicked at {}: {message}", format_nanos(*at))]
+pub struct TaskPanicked {
+    /// The task's name.
+    pub task: String,
+    /// The panic message.
+    pub message: String,
+    /// Virtual time of the panic.
+    pub at: Nanos,
+}
+
+/// The world's first task panic, as an error.
+fn first_panic(sim: &Sim) -> Result<(), TaskPanicked> {
+    match sim.failures().first() {
+        Some(f) => Err(TaskPanicked {
+            task: f.task.clone(),
+            message: f.message.clone(),
+            at: f.at,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Keeps a timer pending so every turn of a serve loop reaches its
@@ -401,13 +418,7 @@ pub fn serve_robot_pty(
         let target =
             virtual_start.saturating_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
         sim.run_until(target, |_| false)?;
-        if let Some(f) = sim.failures().first() {
-            return Err(ServeError::TaskFailed {
-                task: f.task.clone(),
-                message: f.message.clone(),
-                at: f.at,
-            });
-        }
+        first_panic(&sim)?;
         drop(sim.take_trace());
         write_to_host(&pty.master, &mut cable.borrow_mut())?;
         if let (Some(l), Some(path)) = (log.borrow_mut().as_mut(), &options.log) {

@@ -20,8 +20,11 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-use twinrig_cloud::identity::{CertificateAuthority, CertificateStatus, IdentityError};
+use serde::Serialize;
+use twinrig_cloud::identity::{
+    CertificateAuthority, CertificateRecord, CertificateStatus, EndpointFile, IdentityError,
+    RegistryFile,
+};
 use twinrig_cloud::jobs::JobsConfig;
 
 /// The MQTT over TLS port of AWS IoT Core's ATS endpoint.
@@ -49,43 +52,6 @@ pub struct CertsArgs {
     /// The account id in ARNs (default: the cloud twin's).
     #[arg(long)]
     pub account_id: Option<String>,
-}
-
-/// `endpoint.json`: where the live twin's data plane is and what to trust.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointFile {
-    /// The host name (DescribeEndpoint's `endpointAddress`).
-    pub endpoint_address: String,
-    /// As DescribeEndpoint's `endpointType` names it.
-    pub endpoint_type: String,
-    /// MQTT over TLS with client certificates.
-    pub mqtt_port: u16,
-    /// The CA certificate, relative to this file.
-    pub ca_file: String,
-}
-
-/// One certificate in `registry.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CertificateRecord {
-    /// Lowercase hex SHA-256 of its DER.
-    pub certificate_id: String,
-    /// Its ARN.
-    pub certificate_arn: String,
-    /// ACTIVE when issued.
-    pub status: CertificateStatus,
-    /// The thing it is attached to (AttachThingPrincipal).
-    pub thing_name: String,
-    /// The certificate file, relative to the registry.
-    pub certificate_file: String,
-}
-
-/// `registry.json`: the certificates issued, in the order of the things.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RegistryFile {
-    /// Every certificate.
-    pub certificates: Vec<CertificateRecord>,
 }
 
 /// Why `twinrig certs` wrote nothing.
@@ -186,7 +152,7 @@ pub fn run(args: &CertsArgs) -> Result<Vec<PathBuf>, CertsError> {
 fn things(args: &CertsArgs) -> Result<Vec<String>, CertsError> {
     let mut things = args.things.clone();
     if let Some(path) = &args.fleet {
-        let (file, _) = crate::ota_cli::load_fleet(Some(path))
+        let file = crate::scenario::load_fleet_file(path)
             .map_err(|e| CertsError::Fleet(e.render_plain()))?;
         things.extend(file.fleet.device_ids().into_iter().map(|(id, _)| id));
     }

@@ -59,6 +59,43 @@ pub enum CertificateStatus {
     Revoked,
 }
 
+/// `endpoint.json`: where the live twin's data plane is and what to trust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointFile {
+    /// The host name (DescribeEndpoint's `endpointAddress`).
+    pub endpoint_address: String,
+    /// As DescribeEndpoint's `endpointType` names it.
+    pub endpoint_type: String,
+    /// MQTT over TLS with client certificates.
+    pub mqtt_port: u16,
+    /// The CA certificate, relative to this file.
+    pub ca_file: String,
+}
+
+/// One certificate in `registry.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRecord {
+    /// Lowercase hex SHA-256 of its DER.
+    pub certificate_id: String,
+    /// Its ARN.
+    pub certificate_arn: String,
+    /// ACTIVE when issued.
+    pub status: CertificateStatus,
+    /// The thing it is attached to (AttachThingPrincipal).
+    pub thing_name: String,
+    /// The certificate file, relative to the registry.
+    pub certificate_file: String,
+}
+
+/// `registry.json`: the certificates issued, in the order of the things.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RegistryFile {
+    /// Every certificate.
+    pub certificates: Vec<CertificateRecord>,
+}
+
 /// A thing's credentials: what CreateKeysAndCertificate returns, and the
 /// thing the certificate is attached to.
 #[derive(Debug, Clone)]

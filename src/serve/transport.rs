@@ -13,11 +13,9 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
-use twinrig_cloud::identity::{CertificateStatus, certificate_id};
+use twinrig_cloud::identity::{CertificateStatus, RegistryFile, certificate_id};
 use twinrig_cloud::jobs::JobsConfig;
 use twinrig_cloud::policy::{Action, Policy, Principal, allows};
-
-use crate::certs::RegistryFile;
 
 /// What a read brought.
 pub enum Received {

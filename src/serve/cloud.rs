@@ -696,8 +696,9 @@ fn serve_http(
     moved
 }
 
-/// The `iot` control plane's jobs operations: CreateJob, DescribeJob,
-/// DescribeJobExecution and ListJobExecutionsForJob.
+/// The `iot` control plane's jobs operations (CreateJob, CancelJob,
+/// DescribeJob, DescribeJobExecution, ListJobExecutionsForJob) and
+/// DescribeEndpoint.
 fn control_plane(request: &http::Request, sim: &mut Sim, cloud: &Rc<CloudTwin>) -> Answer {
     let labels: Vec<String> = request.path.split('/').skip(1).map(sigv4::decode).collect();
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
@@ -741,6 +742,51 @@ fn control_plane(request: &http::Request, sim: &mut Sim, cloud: &Rc<CloudTwin>) 
                 *s.borrow_mut() = Some(answer);
             });
             Answer::Later(slot)
+        }
+        ("PUT", ["jobs", job_id, "cancel"]) => {
+            let force = request
+                .query
+                .split('&')
+                .any(|p| p.eq_ignore_ascii_case("force=true"));
+            let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+            let (reason, comment) = (text("reasonCode"), text("comment"));
+            let slot = Rc::new(RefCell::new(None));
+            let (c, s, id) = (cloud.clone(), slot.clone(), job_id.to_string());
+            sim.spawn("serve: CancelJob", async move {
+                let canceled = c.jobs().borrow_mut().cancel_job(
+                    &id,
+                    force,
+                    reason.as_deref(),
+                    comment.as_deref(),
+                    c.now_s(),
+                );
+                let answer = match canceled {
+                    Ok(out) => {
+                        c.emit(out).await;
+                        match c.jobs().borrow().describe_job(&id) {
+                            Ok(job) => http::json_response(
+                                200,
+                                &json!({
+                                    "jobArn": job.job_arn,
+                                    "jobId": job.job_id,
+                                    "description": job.description
+                                }),
+                            ),
+                            Err(e) => jobs_error(e),
+                        }
+                    }
+                    Err(e) => jobs_error(e),
+                };
+                *s.borrow_mut() = Some(answer);
+            });
+            Answer::Later(slot)
+        }
+        ("GET", ["endpoint"]) => {
+            // The name in the server certificate `twinrig certs` makes.
+            Answer::Now(http::json_response(
+                200,
+                &json!({"endpointAddress": "localhost"}),
+            ))
         }
         ("GET", ["jobs", job_id]) => {
             Answer::Now(match cloud.jobs().borrow().describe_job(job_id) {

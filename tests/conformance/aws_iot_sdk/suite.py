@@ -323,6 +323,31 @@ def run_checks(report, certs, port, http):
 
     report.run("SUCCEEDED on the device is SUCCEEDED in the control plane", succeed)
 
+    def cancel():
+        iot.create_job(
+            jobId="ota-2",
+            targets=[f"arn:aws:iot:us-east-1:123456789012:thing/{THING}"],
+            document=json.dumps(document),
+        )
+        iot.cancel_job(jobId="ota-2", reasonCode="OPERATOR", comment="not today")
+        job = iot.describe_job(jobId="ota-2")["job"]
+        execution = iot.describe_job_execution(jobId="ota-2", thingName=THING)["execution"]
+        ok = (
+            job["status"] == "CANCELED"
+            and job["reasonCode"] == "OPERATOR"
+            and job["comment"] == "not today"
+            and execution["status"] == "CANCELED"
+        )
+        return ok, f"job {job['status']} {job['reasonCode']!r} {job['comment']!r}; execution {execution['status']}"
+
+    report.run("boto3 CancelJob", cancel)
+
+    def endpoint():
+        address = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+        return address == "localhost", address
+
+    report.run("boto3 DescribeEndpoint names the certificate's host", endpoint)
+
     def other_topics():
         # The default policy: another thing's shadow is not this thing's to read.
         future, _ = connection.subscribe(

@@ -2,7 +2,7 @@
 //! in-process links, no sockets) with deterministic batch routing, and the
 //! services on it — device shadows, IoT SQL rules with transforms and the
 //! records store, the firmware registry, the object store for hand videos
-//! (and jobs).
+//! (and jobs), the thing registry.
 
 pub mod broker;
 pub mod identity;
@@ -15,6 +15,7 @@ pub mod registry;
 pub mod rules;
 pub mod shadow;
 pub mod sigv4;
+pub mod things;
 pub mod topic;
 
 pub use broker::{Broker, BrokerError, ClientId, Delivery, Outgoing};

@@ -35,14 +35,14 @@ use twinrig_hal::{MqttClient as _, QoS};
 use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
-use super::http::{self, HttpError};
+use super::aws_api::{Api, HttpConnection};
 use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::cloud_twin::CloudTwin;
 use crate::world::{WorldError, WorldSpec};
 use rustls::ServerConnection;
-use twinrig_cloud::jobs::{CreateJobRequest, JobsError};
 use twinrig_cloud::policy::{Action as PolicyAction, Principal};
-use twinrig_cloud::sigv4::{self, Credentials, SignedRequest};
+use twinrig_cloud::sigv4::Credentials;
+use twinrig_cloud::things::ThingRegistry;
 
 /// Largest MQTT packet accepted or sent (AWS IoT Core's message limit is
 /// 128 KiB of payload; this leaves room for the topic and header).
@@ -314,6 +314,11 @@ pub fn serve_cloud(
         .connect(HTTP_CLIENT, LinkParams::ideal())
         .map_err(CloudServeError::Network)?;
     let mut http_connections: Vec<HttpConnection> = Vec::new();
+    let mut things = thing_registry(&cloud, identity.as_ref());
+    // The name in the server certificate (DescribeEndpoint's answer).
+    let endpoint_address = identity
+        .as_ref()
+        .map_or_else(|| "localhost".to_owned(), |i| i.endpoint_address.clone());
     super::keep_time_moving(&mut sim);
 
     on_ready(&endpoints);
@@ -374,25 +379,20 @@ pub fn serve_cloud(
             && stream.set_nonblocking(true).is_ok()
         {
             moved = true;
-            http_connections.push(HttpConnection {
-                stream,
-                inbuf: BytesMut::new(),
-                outbuf: Vec::new(),
-                pending: None,
-                closing: false,
-            });
+            http_connections.push(HttpConnection::new(stream));
         }
         for h in &mut http_connections {
-            moved |= serve_http(
-                h,
-                &mut read_buf,
-                &mut sim,
-                &cloud,
-                &http_client,
-                &options.credentials,
-            );
+            let mut api = Api {
+                sim: &mut sim,
+                cloud: &cloud,
+                things: &mut things,
+                publisher: &http_client,
+                credentials: &options.credentials,
+                endpoint_address: &endpoint_address,
+            };
+            moved |= h.serve(&mut read_buf, &mut api);
         }
-        http_connections.retain(|h| !h.closing);
+        http_connections.retain(|h| !h.closing());
 
         // Packets from the clients.
         for i in 0..connections.len() {
@@ -518,6 +518,18 @@ pub fn serve_cloud(
     Ok(summary)
 }
 
+/// The thing registry the control plane starts with: a thing for each
+/// certificate `twinrig certs` issued (it attached them to their things).
+fn thing_registry(cloud: &CloudTwin, identity: Option<&TlsIdentity>) -> ThingRegistry {
+    let jobs = cloud.jobs().borrow();
+    let mut things = ThingRegistry::new(&jobs.config().region, &jobs.config().account_id);
+    for (_, thing) in identity.iter().flat_map(|i| i.registry.values()) {
+        // Names `twinrig certs` accepted are valid thing names.
+        let _ = things.create_thing(thing, None, BTreeMap::new());
+    }
+    things
+}
+
 /// `disconnectReason`s (AWS IoT lifecycle events).
 const CONNECTION_LOST: &str = "CONNECTION_LOST";
 const CLIENT_ERROR: &str = "CLIENT_ERROR";
@@ -608,357 +620,6 @@ fn reserved(client_id: &str) -> bool {
     client_id == crate::scenario::RESERVED_CLIENT_ID
         || client_id == crate::scenario::CLOUD_CLIENT_ID
         || client_id == HTTP_CLIENT
-}
-
-/// One HTTP connection.
-struct HttpConnection {
-    stream: std::net::TcpStream,
-    inbuf: BytesMut,
-    outbuf: Vec<u8>,
-    /// The response to a request the world is still working on.
-    pending: Option<Rc<RefCell<Option<Vec<u8>>>>>,
-    closing: bool,
-}
-
-/// Moves one HTTP connection on: reads, answers a request, writes.
-/// Whether anything moved.
-fn serve_http(
-    h: &mut HttpConnection,
-    read_buf: &mut [u8],
-    sim: &mut Sim,
-    cloud: &Rc<CloudTwin>,
-    http_client: &SimMqttClient,
-    credentials: &[Credentials],
-) -> bool {
-    use std::io::{Read as _, Write as _};
-    let mut moved = false;
-    match h.stream.read(read_buf) {
-        Ok(0) => h.closing = true,
-        Ok(n) => {
-            moved = true;
-            h.inbuf.extend_from_slice(&read_buf[..n]);
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(_) => h.closing = true,
-    }
-    let ready = h.pending.as_ref().and_then(|slot| slot.borrow_mut().take());
-    if let Some(bytes) = ready {
-        h.outbuf.extend_from_slice(&bytes);
-        h.pending = None;
-    }
-    if h.pending.is_none() && !h.closing {
-        match http::take_request(&mut h.inbuf) {
-            Ok(Some(request)) => {
-                moved = true;
-                match iot_data(&request, sim, cloud, http_client, credentials) {
-                    Answer::Now(bytes) => h.outbuf.extend_from_slice(&bytes),
-                    Answer::Later(slot) => h.pending = Some(slot),
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let status = match e {
-                    HttpError::TooLarge => 413,
-                    HttpError::LengthRequired => 411,
-                    HttpError::Malformed(_) => 400,
-                };
-                h.outbuf.extend_from_slice(&http::error_response(
-                    status,
-                    "InvalidRequestException",
-                    &e.to_string(),
-                ));
-                h.inbuf.clear();
-                h.closing = true;
-            }
-        }
-    }
-    while !h.outbuf.is_empty() {
-        match h.stream.write(&h.outbuf) {
-            Ok(0) => {
-                h.closing = true;
-                break;
-            }
-            Ok(n) => {
-                moved = true;
-                h.outbuf.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Keep the connection until the answer is out.
-                h.closing = false;
-                break;
-            }
-            Err(_) => {
-                h.closing = true;
-                break;
-            }
-        }
-    }
-    moved
-}
-
-/// The `iot` control plane's jobs operations (CreateJob, CancelJob,
-/// DescribeJob, DescribeJobExecution, ListJobExecutionsForJob) and
-/// DescribeEndpoint.
-fn control_plane(request: &http::Request, sim: &mut Sim, cloud: &Rc<CloudTwin>) -> Answer {
-    let labels: Vec<String> = request.path.split('/').skip(1).map(sigv4::decode).collect();
-    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    let body: serde_json::Value = if request.body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(&request.body) {
-            Ok(v) => v,
-            Err(e) => {
-                return Answer::Now(http::error_response(
-                    400,
-                    "InvalidRequestException",
-                    &format!("the body is not JSON: {e}"),
-                ));
-            }
-        }
-    };
-    match (request.method.as_str(), labels.as_slice()) {
-        ("PUT", ["jobs", job_id]) => {
-            let create = match CreateJobRequest::from_aws_body(job_id, &body) {
-                Ok(c) => c,
-                Err(e) => return Answer::Now(jobs_error(e)),
-            };
-            let slot = Rc::new(RefCell::new(None));
-            let (c, s, id) = (cloud.clone(), slot.clone(), job_id.to_string());
-            sim.spawn("serve: CreateJob", async move {
-                let answer = match c.create_job(create).await {
-                    Ok(()) => match c.jobs().borrow().describe_job(&id) {
-                        Ok(job) => http::json_response(
-                            200,
-                            &json!({
-                                "jobArn": job.job_arn,
-                                "jobId": job.job_id,
-                                "description": job.description
-                            }),
-                        ),
-                        Err(e) => jobs_error(e),
-                    },
-                    Err(e) => jobs_error(e),
-                };
-                *s.borrow_mut() = Some(answer);
-            });
-            Answer::Later(slot)
-        }
-        ("PUT", ["jobs", job_id, "cancel"]) => {
-            let force = request
-                .query
-                .split('&')
-                .any(|p| p.eq_ignore_ascii_case("force=true"));
-            let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-            let (reason, comment) = (text("reasonCode"), text("comment"));
-            let slot = Rc::new(RefCell::new(None));
-            let (c, s, id) = (cloud.clone(), slot.clone(), job_id.to_string());
-            sim.spawn("serve: CancelJob", async move {
-                let canceled = c.jobs().borrow_mut().cancel_job(
-                    &id,
-                    force,
-                    reason.as_deref(),
-                    comment.as_deref(),
-                    c.now_s(),
-                );
-                let answer = match canceled {
-                    Ok(out) => {
-                        c.emit(out).await;
-                        match c.jobs().borrow().describe_job(&id) {
-                            Ok(job) => http::json_response(
-                                200,
-                                &json!({
-                                    "jobArn": job.job_arn,
-                                    "jobId": job.job_id,
-                                    "description": job.description
-                                }),
-                            ),
-                            Err(e) => jobs_error(e),
-                        }
-                    }
-                    Err(e) => jobs_error(e),
-                };
-                *s.borrow_mut() = Some(answer);
-            });
-            Answer::Later(slot)
-        }
-        ("GET", ["endpoint"]) => {
-            // The name in the server certificate `twinrig certs` makes.
-            Answer::Now(http::json_response(
-                200,
-                &json!({"endpointAddress": "localhost"}),
-            ))
-        }
-        ("GET", ["jobs", job_id]) => {
-            Answer::Now(match cloud.jobs().borrow().describe_job(job_id) {
-                Ok(job) => http::json_response(200, &json!({ "job": job })),
-                Err(e) => jobs_error(e),
-            })
-        }
-        ("GET", ["jobs", job_id, "things"]) => Answer::Now(
-            match cloud
-                .jobs()
-                .borrow()
-                .list_job_executions_for_job(job_id, None)
-            {
-                Ok(list) => http::json_response(200, &json!({ "executionSummaries": list })),
-                Err(e) => jobs_error(e),
-            },
-        ),
-        ("GET", ["things", thing, "jobs", job_id]) => Answer::Now(
-            match cloud
-                .jobs()
-                .borrow()
-                .describe_job_execution(job_id, thing, None, cloud.now_s())
-            {
-                Ok(execution) => http::json_response(200, &json!({ "execution": execution })),
-                Err(e) => jobs_error(e),
-            },
-        ),
-        _ => Answer::Now(http::error_response(
-            404,
-            "ResourceNotFoundException",
-            &format!("no iot operation at {} {}", request.method, request.path),
-        )),
-    }
-}
-
-/// A jobs error as AWS's control plane answers it.
-fn jobs_error(e: JobsError) -> Vec<u8> {
-    let status = match e {
-        JobsError::ResourceNotFound(_) => 404,
-        JobsError::ResourceAlreadyExists(_) | JobsError::InvalidStateTransition(_) => 409,
-        JobsError::InvalidRequest(_) => 400,
-    };
-    let text = e.to_string();
-    let message = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
-    http::error_response(status, e.name(), message)
-}
-
-/// An HTTP answer: ready, or made by a task in the world.
-enum Answer {
-    Now(Vec<u8>),
-    Later(Rc<RefCell<Option<Vec<u8>>>>),
-}
-
-/// The iot-data operations: GetThingShadow, UpdateThingShadow and Publish,
-/// on AWS's REST paths, after the SigV4 check.
-fn iot_data(
-    request: &http::Request,
-    sim: &mut Sim,
-    cloud: &Rc<CloudTwin>,
-    http_client: &SimMqttClient,
-    credentials: &[Credentials],
-) -> Answer {
-    let signed = SignedRequest {
-        method: &request.method,
-        path: &request.path,
-        query: &request.query,
-        headers: &request.headers,
-        body: &request.body,
-    };
-    let auth = match sigv4::verify(&signed, credentials) {
-        Ok(auth) => auth,
-        Err(e) => return Answer::Now(http::error_response(403, e.code(), &e.message())),
-    };
-    // One port for both planes, told apart by the signing name (as moto does).
-    match auth.service.as_str() {
-        "iotdata" => {}
-        "iot" => return control_plane(request, sim, cloud),
-        other => {
-            return Answer::Now(http::error_response(
-                400,
-                "InvalidRequestException",
-                &format!("this endpoint serves iot and iotdata, not {other}"),
-            ));
-        }
-    }
-    let query: Vec<(String, String)> = request
-        .query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (sigv4::decode(k), sigv4::decode(v))
-        })
-        .collect();
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let labels: Vec<String> = request.path.split('/').skip(1).map(sigv4::decode).collect();
-    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    match (request.method.as_str(), labels.as_slice()) {
-        ("GET", ["things", thing, "shadow"]) => {
-            let name = param("name");
-            let document = cloud.shadows().document(thing, name.as_deref());
-            Answer::Now(match document {
-                Some(doc) => http::json_response(200, &doc),
-                None => http::error_response(
-                    404,
-                    "ResourceNotFoundException",
-                    &twinrig_cloud::shadow::messages::no_shadow(thing, name.as_deref()),
-                ),
-            })
-        }
-        ("POST", ["things", thing, "shadow"]) => {
-            let (thing, name, body) = (thing.to_string(), param("name"), request.body.clone());
-            let slot = Rc::new(RefCell::new(None));
-            let (c, s) = (cloud.clone(), slot.clone());
-            sim.spawn("serve: UpdateThingShadow", async move {
-                let answer = match c.update_shadow_http(&thing, name.as_deref(), &body).await {
-                    Ok(doc) => http::json_response(200, &doc),
-                    Err(e) => {
-                        let code = match e.code {
-                            404 => "ResourceNotFoundException",
-                            409 => "ConflictException",
-                            413 => "RequestEntityTooLargeException",
-                            415 => "UnsupportedDocumentEncodingException",
-                            _ => "InvalidRequestException",
-                        };
-                        http::error_response(e.code, code, &e.message)
-                    }
-                };
-                *s.borrow_mut() = Some(answer);
-            });
-            Answer::Later(slot)
-        }
-        ("POST", ["topics", topic]) => {
-            let qos = match param("qos").as_deref() {
-                None | Some("0") => QoS::AtMostOnce,
-                Some("1") => QoS::AtLeastOnce,
-                Some(q) => {
-                    return Answer::Now(http::error_response(
-                        400,
-                        "InvalidRequestException",
-                        &format!("qos must be 0 or 1, not {q}"),
-                    ));
-                }
-            };
-            if twinrig_hal::mqtt::validate_publish_topic(topic).is_err() {
-                return Answer::Now(http::error_response(
-                    400,
-                    "InvalidRequestException",
-                    &format!("`{topic}` is not a topic to publish to"),
-                ));
-            }
-            let (client, topic, body) =
-                (http_client.clone(), topic.to_string(), request.body.clone());
-            sim.spawn("serve: Publish", async move {
-                let _ = client.publish(&topic, &body, qos).await;
-            });
-            Answer::Now(http::json_response(200, &serde_json::json!({})))
-        }
-        _ => Answer::Now(http::error_response(
-            404,
-            "ResourceNotFoundException",
-            &format!(
-                "no iot-data operation at {} {}",
-                request.method, request.path
-            ),
-        )),
-    }
 }
 
 #[allow(clippy::too_many_arguments)]

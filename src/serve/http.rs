@@ -23,6 +23,36 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Request {
+    /// The path's labels, percent-decoded (`/things/t%241/shadow` ->
+    /// `["things", "t$1", "shadow"]`).
+    pub fn labels(&self) -> Vec<String> {
+        self.path
+            .split('/')
+            .skip(1)
+            .map(twinrig_cloud::sigv4::decode)
+            .collect()
+    }
+
+    /// A query parameter, percent-decoded (the first, if repeated).
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+            .find(|(k, _)| twinrig_cloud::sigv4::decode(k) == name)
+            .map(|(_, v)| twinrig_cloud::sigv4::decode(v))
+    }
+
+    /// A header's value (names compare case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    }
+}
+
 /// Why the bytes are not a request this server takes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
@@ -148,6 +178,10 @@ mod tests {
             ("POST", "/things/t/shadow", "name=n")
         );
         assert_eq!(r.body, b"{}");
+        assert_eq!(r.labels(), ["things", "t", "shadow"]);
+        assert_eq!(r.param("name").as_deref(), Some("n"));
+        assert_eq!(r.param("qos"), None);
+        assert_eq!(r.header("content-length"), Some("2"));
         let r = take_request(&mut buf).unwrap().unwrap();
         assert_eq!(r.path, "/a");
         assert!(take_request(&mut buf).unwrap().is_none());

@@ -43,6 +43,7 @@
 //! [`OUTBOX_CAP`]; beyond that they are dropped and counted (a receiver
 //! overrun, as a real host UART driver would have).
 
+mod aws_api;
 pub mod cloud;
 pub mod http;
 mod packet_log;

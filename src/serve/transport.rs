@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
-use twinrig_cloud::identity::{CertificateStatus, RegistryFile, certificate_id};
+use twinrig_cloud::identity::{CertificateStatus, EndpointFile, RegistryFile, certificate_id};
 use twinrig_cloud::jobs::JobsConfig;
 use twinrig_cloud::policy::{Action, Policy, Principal, allows};
 
@@ -167,6 +167,8 @@ pub struct TlsIdentity {
     pub registry: BTreeMap<String, (CertificateStatus, String)>,
     /// The policies attached to every certificate.
     pub policies: Vec<Policy>,
+    /// The endpoint's host name (`endpoint.json`; DescribeEndpoint's answer).
+    pub endpoint_address: String,
     /// Region and account in ARNs.
     region: String,
     account_id: String,
@@ -197,8 +199,8 @@ pub enum TlsSetupError {
 }
 
 impl TlsIdentity {
-    /// Reads `root-ca.pem`, `server.pem.crt`, `server.pem.key` and
-    /// `registry.json` from `dir`; every certificate gets `policy` (an AWS
+    /// Reads `root-ca.pem`, `server.pem.crt`, `server.pem.key`,
+    /// `endpoint.json` and `registry.json` from `dir`; every certificate gets `policy` (an AWS
     /// IoT policy document) or the default thing policy.
     pub fn load(dir: &Path, policy: Option<&Path>) -> Result<TlsIdentity, TlsSetupError> {
         let policies = vec![match policy {
@@ -249,9 +251,14 @@ impl TlsIdentity {
             .map_err(|e| file_error("registry.json", e.to_string()))?;
         let registry: RegistryFile = serde_json::from_str(&registry_text)
             .map_err(|e| file_error("registry.json", e.to_string()))?;
+        let endpoint_text = std::fs::read_to_string(dir.join("endpoint.json"))
+            .map_err(|e| file_error("endpoint.json", e.to_string()))?;
+        let endpoint: EndpointFile = serde_json::from_str(&endpoint_text)
+            .map_err(|e| file_error("endpoint.json", e.to_string()))?;
         let defaults = JobsConfig::default();
         Ok(TlsIdentity {
             policies,
+            endpoint_address: endpoint.endpoint_address,
             region: defaults.region,
             account_id: defaults.account_id,
             config: Arc::new(config),

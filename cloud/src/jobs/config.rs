@@ -34,13 +34,18 @@ pub struct CreateJobRequest {
 
 impl CreateJobRequest {
     /// The request of AWS's CreateJob REST call (`PUT /jobs/{jobId}`):
-    /// `targets` are thing ARNs (`arn:aws:iot:...:thing/{name}`; thing
-    /// groups are not served), `document` is the job document as a string;
+    /// `targets` are ARNs, which `things_of` turns into thing names (the
+    /// thing registry resolves thing and thing group ARNs), `document` is
+    /// the job document as a string;
     /// the rollout settings sit at the top level. `targetSelection` other
     /// than `SNAPSHOT` and a missing `document` (`documentSource` is not
     /// served) are refused; other keys the twin does not model (tags,
     /// `presignedUrlConfig`, ...) are ignored.
-    pub fn from_aws_body(job_id: &str, body: &Value) -> Result<Self, super::JobsError> {
+    pub fn from_aws_body(
+        job_id: &str,
+        body: &Value,
+        things_of: impl FnOnce(&[String]) -> Result<Vec<String>, super::JobsError>,
+    ) -> Result<Self, super::JobsError> {
         use super::JobsError::InvalidRequest;
         let mut fields = body
             .as_object()
@@ -53,15 +58,15 @@ impl CreateJobRequest {
                 "targetSelection {selection} is not served (SNAPSHOT only)"
             )));
         }
-        let targets = fields
+        let arns = fields
             .remove("targets")
             .and_then(|t| t.as_array().cloned())
-            .ok_or_else(|| InvalidRequest("targets: a list of thing ARNs is required".into()))?
+            .ok_or_else(|| InvalidRequest("targets: a list of ARNs is required".into()))?
             .iter()
             .map(|t| {
                 t.as_str()
-                    .and_then(|arn| arn.split_once(":thing/").map(|(_, name)| name.to_owned()))
-                    .ok_or_else(|| InvalidRequest(format!("target {t} is not a thing ARN")))
+                    .map(str::to_owned)
+                    .ok_or_else(|| InvalidRequest(format!("target {t} is not an ARN")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let document = match fields.remove("document") {
@@ -74,6 +79,7 @@ impl CreateJobRequest {
                 ));
             }
         };
+        let targets = things_of(&arns)?;
         fields.insert("jobId".into(), Value::String(job_id.to_owned()));
         fields.insert("targets".into(), serde_json::json!(targets));
         fields.insert("document".into(), document);

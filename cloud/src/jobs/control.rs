@@ -1,4 +1,4 @@
-//! The control plane: CreateJob, DescribeJob, CancelJob,
+//! The control plane: CreateJob, DescribeJob, ListJobs, CancelJob,
 //! ListJobExecutionsForJob, DescribeJobExecution.
 
 use std::collections::VecDeque;
@@ -7,8 +7,8 @@ use super::rollout::cancel_executions;
 use super::state::{Attempt, Job, ThingExec};
 use super::{
     CreateJobRequest, CreateJobResponse, ExecutionStatus, JobDescription, JobExecutionDescription,
-    JobExecutionSummary, JobExecutionSummaryForJob, JobStatus, JobsError, JobsService, Output,
-    Setting, StatusDetails, valid_job_id,
+    JobExecutionSummary, JobExecutionSummaryForJob, JobStatus, JobSummary, JobsError, JobsService,
+    Output, Setting, StatusDetails, valid_job_id,
 };
 
 impl JobsService {
@@ -99,6 +99,30 @@ impl JobsService {
             is_concurrent: job.status == JobStatus::InProgress
                 && job.things.values().any(|t| t.release_key().is_some()),
         })
+    }
+
+    /// ListJobs: every job in creation order, or those with `status`.
+    pub fn list_jobs(&self, status: Option<JobStatus>) -> Vec<JobSummary> {
+        self.jobs_in_order()
+            .iter()
+            .filter_map(|id| self.describe_job(id).ok())
+            .filter(|j| status.is_none_or(|s| j.status == s))
+            .map(|j| JobSummary {
+                job_arn: j.job_arn,
+                job_id: j.job_id,
+                target_selection: j.target_selection,
+                status: j.status,
+                created_at: j.created_at,
+                last_updated_at: j.last_updated_at,
+                completed_at: j.completed_at,
+                is_concurrent: j.is_concurrent,
+            })
+            .collect()
+    }
+
+    /// The service's settings (region and account for ARNs, defaults).
+    pub fn config(&self) -> &super::JobsConfig {
+        &self.config
     }
 
     /// CancelJob. QUEUED executions (released or not) become CANCELED and

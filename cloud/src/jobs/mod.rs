@@ -158,7 +158,7 @@ pub use topic::{
 pub use types::{
     Alert, CreateJobResponse, ExecutionEvent, ExecutionStatus, JobDescription,
     JobExecutionDescription, JobExecutionSummary, JobExecutionSummaryForJob, JobProcessDetails,
-    JobStatus, JobsError, Output, Publish, StatusDetails, codes,
+    JobStatus, JobSummary, JobsError, Output, Publish, StatusDetails, codes,
 };
 
 /// `reasonCode` the twin writes on a job it aborted.

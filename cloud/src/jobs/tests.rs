@@ -1238,6 +1238,17 @@ fn timer_deadlines_near_the_end_of_time_saturate() {
     );
 }
 
+/// Thing ARNs to names; anything else refused (the registry's part).
+fn thing_arns(arns: &[String]) -> Result<Vec<String>, JobsError> {
+    arns.iter()
+        .map(|arn| {
+            arn.split_once(":thing/")
+                .map(|(_, name)| name.to_owned())
+                .ok_or_else(|| JobsError::InvalidRequest(format!("{arn} is not a thing ARN")))
+        })
+        .collect()
+}
+
 #[test]
 fn create_job_bodies_read_as_aws_sends_them() {
     let body = json!({
@@ -1247,7 +1258,7 @@ fn create_job_bodies_read_as_aws_sends_them() {
         "description": "d",
         "abortAfterFailures": 2
     });
-    let r = CreateJobRequest::from_aws_body("job1", &body).unwrap();
+    let r = CreateJobRequest::from_aws_body("job1", &body, thing_arns).unwrap();
     assert_eq!(r.job_id, "job1");
     assert_eq!(r.targets, ["t1", "t2"]);
     assert_eq!(r.document, json!({"operation": "ota"}));
@@ -1259,6 +1270,7 @@ fn create_job_bodies_read_as_aws_sends_them() {
             json!({"targets": ["arn:aws:iot:us-east-1:1:thinggroup/g"], "document": "{}"}),
             "not a thing ARN",
         ),
+        (json!({"targets": [7], "document": "{}"}), "not an ARN"),
         (
             json!({"targets": ["arn:aws:iot:us-east-1:1:thing/t"]}),
             "document is required",
@@ -1276,7 +1288,7 @@ fn create_job_bodies_read_as_aws_sends_them() {
             "SNAPSHOT",
         ),
     ] {
-        let e = CreateJobRequest::from_aws_body("job1", &bad).unwrap_err();
+        let e = CreateJobRequest::from_aws_body("job1", &bad, thing_arns).unwrap_err();
         assert!(e.to_string().contains(why), "{bad}: {e}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{AbortConfig, RetryConfig, RolloutConfig, TimeoutConfig};
@@ -114,7 +114,7 @@ pub struct ExecutionEvent {
 
 /// Job status (model:iot `JobStatus`; SCHEDULED and DELETION_IN_PROGRESS are
 /// not modelled).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     /// Rolling out.
@@ -126,7 +126,7 @@ pub enum JobStatus {
 }
 
 /// Execution status (model:iot `JobExecutionStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionStatus {
     /// Waiting.
@@ -307,6 +307,29 @@ pub struct JobExecutionDescription {
 pub struct StatusDetails {
     /// The device's map.
     pub details_map: BTreeMap<String, String>,
+}
+
+/// ListJobs entry (model:iot `JobSummary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSummary {
+    /// `arn:aws:iot:{region}:{account}:job/{jobId}`.
+    pub job_arn: String,
+    /// The id.
+    pub job_id: String,
+    /// Always SNAPSHOT here.
+    pub target_selection: String,
+    /// Status.
+    pub status: JobStatus,
+    /// Epoch seconds.
+    pub created_at: u64,
+    /// Epoch seconds.
+    pub last_updated_at: u64,
+    /// Epoch seconds, once COMPLETED or CANCELED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<u64>,
+    /// Whether executions are still being released or updated.
+    pub is_concurrent: bool,
 }
 
 /// ListJobExecutionsForJob entry (model:iot `JobExecutionSummaryForJob`).

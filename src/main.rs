@@ -164,6 +164,10 @@ enum Command {
         /// accepts, as ACCESS_KEY_ID:SECRET (default: twinrig:twinrig-local-secret).
         #[arg(long, value_name = "ID:SECRET")]
         aws_credentials: Option<String>,
+        /// `serve cloud`: start with this fleet file's things, types, groups,
+        /// firmware and OTA gates (the `fleet:` section `twinrig ota` runs).
+        #[arg(long, value_name = "FILE")]
+        fleet: Option<PathBuf>,
     },
 }
 
@@ -297,6 +301,7 @@ fn main() -> ExitCode {
             policy,
             http,
             aws_credentials,
+            fleet,
             duration,
             pty,
             baud,
@@ -306,6 +311,7 @@ fn main() -> ExitCode {
             certs.map(|dir| (mqtt, dir)),
             policy,
             http.map(|addr| (addr, aws_credentials)),
+            fleet,
             duration,
             pty || baud.is_some() || log.is_some(),
         ),
@@ -370,6 +376,7 @@ fn serve_cloud(
     tls: Option<(std::net::SocketAddr, PathBuf)>,
     policy: Option<PathBuf>,
     http: Option<(std::net::SocketAddr, Option<String>)>,
+    fleet: Option<PathBuf>,
     duration: Option<std::time::Duration>,
     serial_options: bool,
 ) -> Result<bool, String> {
@@ -410,7 +417,16 @@ fn serve_cloud(
             _ => return Err("--aws-credentials takes ACCESS_KEY_ID:SECRET".into()),
         },
     };
+    let fleet = match fleet {
+        Some(path) => Some(
+            twinrig::scenario::load_fleet_file(&path)
+                .map_err(|e| e.to_string())?
+                .fleet,
+        ),
+        None => None,
+    };
     let options = CloudServeOptions {
+        fleet,
         insecure_tcp,
         tls,
         policy,

@@ -436,6 +436,22 @@ fn serve_cloud_asks_for_what_it_can_serve() {
         "{}",
         text(&o)
     );
+    // A fleet file that is missing or not a fleet is named, with the problem.
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_fleet = dir.path().join("fleet.yaml");
+    std::fs::write(&not_a_fleet, "fleet:\n  groups: 7\n").unwrap();
+    for (file, why) in [
+        (dir.path().join("missing.yaml"), "missing.yaml"),
+        (not_a_fleet, "fleet.yaml:2"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+            .args(["serve", "cloud", "--insecure-tcp", "127.0.0.1:0", "--fleet"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(why), "{why}: {}", text(&o));
+    }
 }
 
 fn certs(dir: &std::path::Path, name: &str, things: &[&str]) -> std::path::PathBuf {

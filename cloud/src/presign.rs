@@ -50,6 +50,8 @@ pub enum PresignError {
 #[derive(Clone)]
 pub struct UrlSigner {
     host: String,
+    /// What comes before `/{key}`: `https://{host}` unless served elsewhere.
+    base: String,
     key: Vec<u8>,
 }
 
@@ -77,8 +79,15 @@ impl UrlSigner {
     pub fn new(host: &str, key: &[u8]) -> UrlSigner {
         UrlSigner {
             host: host.to_string(),
+            base: format!("https://{host}"),
             key: key.to_vec(),
         }
+    }
+
+    /// Signs URLs under `base` instead (`http://127.0.0.1:8443/firmware`:
+    /// where `serve cloud` serves the objects), and accepts only those.
+    pub fn serve_at(&mut self, base: &str) {
+        self.base = base.trim_end_matches('/').to_owned();
     }
 
     /// The host URLs are signed for.
@@ -103,8 +112,8 @@ impl UrlSigner {
     pub fn presign(&self, key: &str, date: u64, expires_s: u64) -> String {
         let sig = hex::encode(self.mac(key, date, expires_s).finalize().into_bytes());
         format!(
-            "https://{}/{key}?X-Amz-Date={date}&X-Amz-Expires={expires_s}&X-Amz-Signature={sig}",
-            self.host
+            "{}/{key}?X-Amz-Date={date}&X-Amz-Expires={expires_s}&X-Amz-Signature={sig}",
+            self.base
         )
     }
 
@@ -114,8 +123,7 @@ impl UrlSigner {
     pub fn verify<'u>(&self, url: &'u str, now: u64) -> Result<&'u str, PresignError> {
         let bad = || PresignError::Malformed(url.to_string());
         let rest = url
-            .strip_prefix("https://")
-            .and_then(|r| r.strip_prefix(self.host.as_str()))
+            .strip_prefix(self.base.as_str())
             .and_then(|r| r.strip_prefix('/'))
             .ok_or_else(bad)?;
         let (key, query) = rest.split_once('?').ok_or_else(bad)?;
@@ -200,6 +208,24 @@ mod tests {
         let longer_host = url.replace("h.example/", "h.example.evil/");
         assert!(matches!(
             s.verify(&longer_host, 10),
+            Err(PresignError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn served_urls_sign_the_same_and_verify_only_under_their_base() {
+        let mut s = UrlSigner::new("h.example", b"k");
+        let elsewhere = s.presign("a/b", 10, 20);
+        s.serve_at("http://127.0.0.1:8443/firmware/");
+        let url = s.presign("a/b", 10, 20);
+        assert!(url.starts_with("http://127.0.0.1:8443/firmware/a/b?X-Amz-Date=10&"));
+        assert_eq!(
+            url.split_once('?').unwrap().1,
+            elsewhere.split_once('?').unwrap().1
+        );
+        assert_eq!(s.verify(&url, 10), Ok("a/b"));
+        assert!(matches!(
+            s.verify(&elsewhere, 10),
             Err(PresignError::Malformed(_))
         ));
     }

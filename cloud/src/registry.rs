@@ -103,6 +103,11 @@ impl Registry {
         }
     }
 
+    /// Presigns URLs under `base` (where `serve cloud` serves the images).
+    pub fn serve_at(&mut self, base: &str) {
+        self.signer.serve_at(base);
+    }
+
     /// Stores a new version; refuses to overwrite one.
     pub fn publish(
         &mut self,

@@ -248,22 +248,21 @@ pub enum PromptOutcome {
     Unclear(String),
 }
 
+/// What [`Fleet::provision_cloud`] tells the devices' set-up: the largest
+/// image per type and each type's OTA gate.
+pub type CloudProvisioned = (BTreeMap<String, u64>, BTreeMap<String, bool>);
+
 impl Fleet {
-    /// Publishes the firmware, then creates, connects, provisions and starts
-    /// every device. `default_link` is the scenario's link and `devices` its
-    /// devices (group `members` are among them); `run_ns` the longest the run
-    /// may last (offline devices are out that long).
-    pub fn start(
-        handle: &SimHandle,
-        network: &Network,
-        cloud: &Rc<CloudTwin>,
+    /// The fleet's side in the cloud, before any device runs: its firmware
+    /// published into the registry, and the closed OTA gates written into
+    /// the devices' shadows. Both a run and `serve cloud --fleet` start
+    /// with this. Returns the largest image per type (for the slot size)
+    /// and each type's gate.
+    pub fn provision_cloud(
+        cloud: &CloudTwin,
         config: &FleetConfig,
-        devices: &[Device],
-        default_link: &LinkModel,
-        run_ns: Nanos,
-    ) -> Result<Rc<Fleet>, FleetError> {
+    ) -> Result<CloudProvisioned, FleetError> {
         let now_s = cloud.now_s();
-        // Largest image per type, for the slot size.
         let mut largest: BTreeMap<String, u64> = BTreeMap::new();
         for set in &config.firmware {
             for v in &set.versions {
@@ -300,6 +299,23 @@ impl Fleet {
                     })?;
             }
         }
+        Ok((largest, gates))
+    }
+
+    /// Publishes the firmware, then creates, connects, provisions and starts
+    /// every device. `default_link` is the scenario's link and `devices` its
+    /// devices (group `members` are among them); `run_ns` the longest the run
+    /// may last (offline devices are out that long).
+    pub fn start(
+        handle: &SimHandle,
+        network: &Network,
+        cloud: &Rc<CloudTwin>,
+        config: &FleetConfig,
+        devices: &[Device],
+        default_link: &LinkModel,
+        run_ns: Nanos,
+    ) -> Result<Rc<Fleet>, FleetError> {
+        let (largest, gates) = Fleet::provision_cloud(cloud, config)?;
         let gates = RefCell::new(gates);
         let timing = FlashTiming::default();
         let link = config.link.as_ref().unwrap_or(default_link).link_params();

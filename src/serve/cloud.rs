@@ -35,14 +35,16 @@ use twinrig_hal::{MqttClient as _, QoS};
 use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
-use super::aws_api::{Api, HttpConnection};
+use super::aws_api::{Api, HttpConnection, firmware_base};
 use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::cloud_twin::CloudTwin;
+use crate::fleet::{Fleet, FleetError};
+use crate::scenario::fleet::FleetConfig;
 use crate::world::{WorldError, WorldSpec};
 use rustls::ServerConnection;
 use twinrig_cloud::policy::{Action as PolicyAction, Principal};
 use twinrig_cloud::sigv4::Credentials;
-use twinrig_cloud::things::ThingRegistry;
+use twinrig_cloud::things::{ThingRegistry, ThingsError};
 
 /// Largest MQTT packet accepted or sent (AWS IoT Core's message limit is
 /// 128 KiB of payload; this leaves room for the topic and header).
@@ -59,7 +61,7 @@ pub const OFFLINE_QUEUE_CAP: usize = 1000;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to serve the cloud.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CloudServeOptions {
     /// Where the plain-TCP MQTT listener binds (no TLS, no client
     /// certificates: for local tools and tests only). Port 0 picks a free one.
@@ -74,6 +76,9 @@ pub struct CloudServeOptions {
     pub http: Option<SocketAddr>,
     /// The access keys whose SigV4 signatures the HTTP APIs accept.
     pub credentials: Vec<Credentials>,
+    /// The fleet whose things, types, groups, firmware and OTA gates the
+    /// cloud starts with (a fleet file's or a scenario's `fleet:`).
+    pub fleet: Option<FleetConfig>,
     /// Stop after this much wall time (None: only when the stop flag is set).
     pub duration: Option<Duration>,
     /// The world's seed.
@@ -170,6 +175,12 @@ pub enum CloudServeError {
     /// The world could not be built.
     #[error(transparent)]
     World(#[from] WorldError),
+    /// The fleet's firmware or gates could not be put in the cloud.
+    #[error("fleet: {0}")]
+    Fleet(#[from] FleetError),
+    /// The fleet's things could not be registered.
+    #[error("thing registry: {0}")]
+    Registry(String),
     /// The simulated network refused the HTTP plane's session.
     #[error("network: {0}")]
     Network(String),
@@ -314,7 +325,20 @@ pub fn serve_cloud(
         .connect(HTTP_CLIENT, LinkParams::ideal())
         .map_err(CloudServeError::Network)?;
     let mut http_connections: Vec<HttpConnection> = Vec::new();
-    let mut things = thing_registry(&cloud, identity.as_ref());
+    let mut things = thing_registry(&cloud, options.fleet.as_ref(), identity.as_ref())?;
+    if let Some(fleet) = &options.fleet {
+        Fleet::provision_cloud(&cloud, fleet)?;
+    }
+    // Presigned URLs point at the HTTP listener, where the images are served.
+    let origin = endpoints
+        .http
+        .map_or_else(String::new, |a| format!("http://{a}"));
+    if endpoints.http.is_some() {
+        cloud
+            .registry()
+            .borrow_mut()
+            .serve_at(&firmware_base(&origin));
+    }
     // The name in the server certificate (DescribeEndpoint's answer).
     let endpoint_address = identity
         .as_ref()
@@ -389,6 +413,7 @@ pub fn serve_cloud(
                 publisher: &http_client,
                 credentials: &options.credentials,
                 endpoint_address: &endpoint_address,
+                origin: &origin,
             };
             moved |= h.serve(&mut read_buf, &mut api);
         }
@@ -518,16 +543,40 @@ pub fn serve_cloud(
     Ok(summary)
 }
 
-/// The thing registry the control plane starts with: a thing for each
-/// certificate `twinrig certs` issued (it attached them to their things).
-fn thing_registry(cloud: &CloudTwin, identity: Option<&TlsIdentity>) -> ThingRegistry {
+/// The thing registry the control plane starts with: the fleet's devices
+/// as things, each type a thing type and a thing group of its devices (as
+/// the AWS fleet tools find device types), and a thing for each certificate
+/// `twinrig certs` issued (it attached them to their things).
+fn thing_registry(
+    cloud: &CloudTwin,
+    fleet: Option<&FleetConfig>,
+    identity: Option<&TlsIdentity>,
+) -> Result<ThingRegistry, CloudServeError> {
     let jobs = cloud.jobs().borrow();
     let mut things = ThingRegistry::new(&jobs.config().region, &jobs.config().account_id);
-    for (_, thing) in identity.iter().flat_map(|i| i.registry.values()) {
-        // Names `twinrig certs` accepted are valid thing names.
-        let _ = things.create_thing(thing, None, BTreeMap::new());
+    let refused = |e: ThingsError| CloudServeError::Registry(e.message().to_owned());
+    for (id, group) in fleet.iter().flat_map(|f| f.device_ids()) {
+        let device_type = group.device_type.as_str();
+        things.create_thing_type(device_type).map_err(refused)?;
+        let description = format!("{device_type} devices of the fleet");
+        things
+            .create_thing_group(device_type, None, Some(&description))
+            .map_err(refused)?;
+        things
+            .create_thing(&id, Some(device_type), BTreeMap::new())
+            .map_err(refused)?;
+        things
+            .add_thing_to_thing_group(device_type, &id)
+            .map_err(refused)?;
     }
-    things
+    for (_, thing) in identity.iter().flat_map(|i| i.registry.values()) {
+        if !things.has_thing(thing) {
+            things
+                .create_thing(thing, None, BTreeMap::new())
+                .map_err(refused)?;
+        }
+    }
+    Ok(things)
 }
 
 /// `disconnectReason`s (AWS IoT lifecycle events).

@@ -137,9 +137,34 @@ pub fn error_response(status: u16, code: &str, message: &str) -> Vec<u8> {
     response(status, &[("x-amzn-ErrorType", code)], body.as_bytes())
 }
 
+/// An S3 error response (S3 answers in XML, not in AWS's JSON shape).
+pub fn s3_error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+    headers: &[(&str, &str)],
+) -> Vec<u8> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    bytes_response(status, "application/xml", headers, body.as_bytes())
+}
+
 fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    bytes_response(status, "application/json", headers, body)
+}
+
+/// A response with any body.
+pub fn bytes_response(
+    status: u16,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
+        206 => "Partial Content",
+        416 => "Range Not Satisfiable",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -151,7 +176,7 @@ fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
         _ => "Error",
     };
     let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -161,6 +186,40 @@ fn response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
     bytes
+}
+
+/// What a `Range` header asks of a body of `len` bytes (RFC 9110 §14):
+/// `Ok(None)` for the whole body (no header, or one this server ignores:
+/// several ranges, another unit, bad syntax), `Ok(Some((first, last)))`
+/// inclusive, `Err(())` when the range starts past the end (416).
+#[allow(clippy::result_unit_err)]
+pub fn byte_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let range = match (first.parse::<u64>(), last.parse::<u64>()) {
+        // `bytes=-n`: the last n bytes.
+        (Err(_), Ok(n)) if first.is_empty() => {
+            if n == 0 || len == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (Ok(a), Err(_)) if last.is_empty() => (a, len.saturating_sub(1)),
+        (Ok(a), Ok(b)) if a <= b => (a, b.min(len.saturating_sub(1))),
+        _ => return Ok(None),
+    };
+    if range.0 >= len {
+        return Err(());
+    }
+    Ok(Some(range))
 }
 
 #[cfg(test)]
@@ -188,6 +247,27 @@ mod tests {
         // Half a body waits for the rest.
         let mut half = BytesMut::from(&b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab"[..]);
         assert!(take_request(&mut half).unwrap().is_none());
+    }
+
+    #[test]
+    fn ranges_read_as_rfc_9110_says() {
+        assert_eq!(byte_range(None, 10), Ok(None));
+        assert_eq!(byte_range(Some("bytes=0-3"), 10), Ok(Some((0, 3))));
+        assert_eq!(byte_range(Some("bytes=4-"), 10), Ok(Some((4, 9))));
+        assert_eq!(byte_range(Some("bytes=-3"), 10), Ok(Some((7, 9))));
+        assert_eq!(byte_range(Some("bytes=-30"), 10), Ok(Some((0, 9))));
+        assert_eq!(byte_range(Some("bytes=8-100"), 10), Ok(Some((8, 9))));
+        assert_eq!(byte_range(Some("bytes=10-"), 10), Err(()));
+        assert_eq!(byte_range(Some("bytes=-0"), 10), Err(()));
+        for ignored in [
+            "bytes=0-1,4-5",
+            "items=0-1",
+            "bytes=5-2",
+            "bytes=x-",
+            "bytes",
+        ] {
+            assert_eq!(byte_range(Some(ignored), 10), Ok(None), "{ignored}");
+        }
     }
 
     #[test]

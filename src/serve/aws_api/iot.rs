@@ -31,6 +31,10 @@ pub(super) fn answer(request: &Request, api: &mut Api<'_>) -> Answer {
     }
     match (method, labels.as_slice()) {
         ("PUT", ["jobs", job_id]) => {
+            let mut body = body;
+            if let Err(message) = presign_document(&mut body, api) {
+                return Answer::Now(invalid(&message));
+            }
             let things = &*api.things;
             let create = CreateJobRequest::from_aws_body(job_id, &body, |arns| {
                 things.resolve_targets(arns).map_err(|e| match e {
@@ -289,6 +293,27 @@ fn registry(
         }
         _ => return None,
     })
+}
+
+/// Replaces the presigned-URL placeholders in CreateJob's document, valid
+/// for `presignedUrlConfig.expiresInSec` (AWS: 60-3600, default 3600).
+fn presign_document(body: &mut Value, api: &Api<'_>) -> Result<(), String> {
+    let expires_s = match body.pointer("/presignedUrlConfig/expiresInSec") {
+        None => 3600,
+        Some(v) => match v.as_u64() {
+            Some(s) if (60..=3600).contains(&s) => s,
+            _ => {
+                return Err(format!(
+                    "presignedUrlConfig.expiresInSec must be 60-3600, not {v}"
+                ));
+            }
+        },
+    };
+    if let Some(Value::String(document)) = body.get("document") {
+        let presigned = super::objects::presign_placeholders(document, api, expires_s)?;
+        body["document"] = Value::String(presigned);
+    }
+    Ok(())
 }
 
 fn invalid(message: &str) -> Vec<u8> {

@@ -5,6 +5,9 @@
 
 mod iot;
 mod iot_data;
+mod objects;
+
+pub use objects::firmware_base;
 
 use std::cell::RefCell;
 use std::io::{self, Read as _, Write as _};
@@ -34,6 +37,8 @@ pub struct Api<'a> {
     pub credentials: &'a [Credentials],
     /// DescribeEndpoint's answer.
     pub endpoint_address: &'a str,
+    /// `http://{address}` of this server (presigned URLs point here).
+    pub origin: &'a str,
 }
 
 /// An HTTP answer: ready, or made by a task in the world.
@@ -141,8 +146,12 @@ impl HttpConnection {
     }
 }
 
-/// Verifies the signature, then hands the request to its plane.
+/// Verifies the signature, then hands the request to its plane; a
+/// presigned download carries its own signature.
 fn route(request: &http::Request, api: &mut Api<'_>) -> Answer {
+    if request.method == "GET" && request.path.starts_with(objects::FIRMWARE_PREFIX) {
+        return objects::download(request, api);
+    }
     let signed = SignedRequest {
         method: &request.method,
         path: &request.path,

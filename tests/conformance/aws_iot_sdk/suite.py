@@ -17,11 +17,15 @@ status 0 only if every check passed.
 """
 
 import argparse
+import hashlib
 import json
+import urllib.error
+import urllib.request
 
 import boto3
 from botocore.exceptions import ClientError
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +38,16 @@ from awsiot import iotjobs, iotshadow, mqtt_connection_builder
 
 THING = "sdk-thing"
 OTHER = "other-thing"
+FEEDERS = ["feeder-001", "feeder-002"]
+# The fleet serve cloud starts with: two pet feeders on 1.0.0, 2.0.0 published.
+FLEET_YAML = """\
+fleet:
+  firmware:
+    - { type: pet_feeder, versions: [1.0.0, 2.0.0], size: 64KiB }
+  groups:
+    - { type: pet_feeder, count: 2, id: "feeder-{n:03}", version: 1.0.0 }
+"""
+IMAGE_BYTES = 64 * 1024
 WAIT_S = 60  # a hang guard, not a timing check
 
 
@@ -97,8 +111,13 @@ def main():
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="twinrig-aws-iot-sdk-"))
     certs = work / "certs"
+    fleet = work / "fleet.yaml"
+    fleet.write_text(FLEET_YAML)
     made = subprocess.run(
-        [args.twinrig, "certs", "--out", str(certs), "--thing", THING, "--thing", OTHER],
+        [
+            args.twinrig, "certs", "--out", str(certs), "--thing", THING, "--thing", OTHER,
+            "--fleet", str(fleet),
+        ],
         capture_output=True,
         text=True,
     )
@@ -109,7 +128,7 @@ def main():
     server = subprocess.Popen(
         [
             args.twinrig, "serve", "cloud", "--certs", str(certs), "--mqtt", "127.0.0.1:0",
-            "--http", "127.0.0.1:0",
+            "--http", "127.0.0.1:0", "--fleet", str(fleet),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -347,7 +366,7 @@ def run_checks(report, certs, port, http):
             and described["attributes"] == {"room": "kitchen"}
             and described["version"] == 1
             and [t["thingName"] for t in kitchen] == ["feeder-099"]
-            and names == ["feeder-099", OTHER, THING]
+            and names == FEEDERS + ["feeder-099", OTHER, THING]
         )
         return ok, f"{made['thingArn']}; attribute match {[t['thingName'] for t in kitchen]}; paged {names}"
 
@@ -368,7 +387,7 @@ def run_checks(report, certs, port, http):
         flat = iot.list_things_in_thing_group(thingGroupName="feeders")["things"]
         deep = iot.list_things_in_thing_group(thingGroupName="feeders", recursive=True)["things"]
         ok = (
-            listed == ["feeders", "kitchen-feeders"]
+            listed == ["feeders", "kitchen-feeders", "pet_feeder"]
             and children == ["kitchen-feeders"]
             and flat == [THING]
             and sorted(deep) == sorted([THING, OTHER])
@@ -387,6 +406,17 @@ def run_checks(report, certs, port, http):
             ),
             lambda: iot.add_thing_to_thing_group(thingGroupName="nowhere", thingName=THING),
             lambda: iot.create_thing(thingName="bad name"),
+            lambda: iot.create_job(
+                jobId="no-such-image",
+                targets=[f"arn:aws:iot:us-east-1:123456789012:thing/{THING}"],
+                document=json.dumps({"url": "${aws:iot:s3-presigned-url-v2:https://s3.us-east-1.amazonaws.com/b/pet_feeder/9.9.9/firmware.bin}"}),
+            ),
+            lambda: iot.create_job(
+                jobId="too-short",
+                targets=[f"arn:aws:iot:us-east-1:123456789012:thing/{THING}"],
+                document="{}",
+                presignedUrlConfig={"expiresInSec": 7200},
+            ),
         ):
             try:
                 call()
@@ -398,6 +428,8 @@ def run_checks(report, certs, port, http):
             "ResourceNotFoundException",
             "ResourceAlreadyExistsException",
             "ResourceNotFoundException",
+            "InvalidRequestException",
+            "InvalidRequestException",
             "InvalidRequestException",
         ]
         return seen == want, ", ".join(seen)
@@ -413,7 +445,7 @@ def run_checks(report, certs, port, http):
         )
         listed = iot.list_job_executions_for_job(jobId="ota-2")["executionSummaries"]
         running = [j["jobId"] for j in iot.list_jobs(status="IN_PROGRESS")["jobs"]]
-        every = [j["jobId"] for j in iot.list_jobs()["jobs"]]
+        every = [j["jobId"] for j in iot.list_jobs()["jobs"]][:2]
         things = sorted(e["thingArn"].rsplit("/", 1)[1] for e in listed)
         ok = things == sorted([THING, OTHER]) and running == ["ota-2"] and every == ["ota-1", "ota-2"]
         return ok, f"executions for {things}; in progress {running}; all {every}"
@@ -439,6 +471,8 @@ def run_checks(report, certs, port, http):
         return address == "localhost", address
 
     report.run("boto3 DescribeEndpoint names the certificate's host", endpoint)
+
+    ota_flow(report, certs, port, iot, iot_data(http))
 
     def other_topics():
         # The default policy: another thing's shadow is not this thing's to read.
@@ -466,6 +500,159 @@ def run_checks(report, certs, port, http):
             return True, f"{type(e).__name__}: {e}"
 
     report.run("connect under another thing's name is refused", someone_else)
+
+
+def ota_flow(report, certs, port, iot, data):
+    """An OTA job as AWS IoT runs one: the fleet's group as target, the image
+    behind an S3 presigned-URL placeholder; a device takes the job over MQTT,
+    downloads the image over HTTP, reports its version and succeeds."""
+
+    def fleet_registered():
+        groups = [g["groupName"] for g in iot.list_thing_groups()["thingGroups"]]
+        members = iot.list_things_in_thing_group(thingGroupName="pet_feeder")["things"]
+        typed = [t["thingName"] for t in iot.list_things(thingTypeName="pet_feeder")["things"]]
+        # feeder-099 was made of that type by the registry check above.
+        ok = "pet_feeder" in groups and sorted(members) == FEEDERS and typed == FEEDERS + ["feeder-099"]
+        return ok, f"group pet_feeder: {members}; type pet_feeder: {typed}"
+
+    report.run("the fleet file's devices are things in their type's group", fleet_registered)
+
+    s3 = "https://s3.us-east-1.amazonaws.com/fw-bucket/pet_feeder/2.0.0/firmware.bin"
+    document = {
+        "operation": "ota",
+        "deviceType": "pet_feeder",
+        "version": "2.0.0",
+        "url": "${aws:iot:s3-presigned-url-v2:" + s3 + "}",
+    }
+
+    def create():
+        iot.create_job(
+            jobId="ota-fw",
+            targets=["arn:aws:iot:us-east-1:123456789012:thinggroup/pet_feeder"],
+            document=json.dumps(document),
+            presignedUrlConfig={
+                "roleArn": "arn:aws:iam::123456789012:role/ota", "expiresInSec": 600,
+            },
+        )
+        listed = iot.list_job_executions_for_job(jobId="ota-fw")["executionSummaries"]
+        things = sorted(e["thingArn"].rsplit("/", 1)[1] for e in listed)
+        return things == FEEDERS, f"executions for {things}"
+
+    report.run("boto3 CreateJob with a presigned-URL placeholder on the fleet's group", create)
+
+    device = FEEDERS[0]
+    connection, connected = connect(certs, port, device, device)
+    connected.result(WAIT_S)
+    jobs = iotjobs.IotJobsClient(connection)
+    shadow = iotshadow.IotShadowClient(connection)
+    inbox = Inbox()
+    for f in [
+        jobs.subscribe_to_start_next_pending_job_execution_accepted(
+            iotjobs.StartNextPendingJobExecutionSubscriptionRequest(thing_name=device),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: inbox.put("started", r),
+        )[0],
+        jobs.subscribe_to_update_job_execution_accepted(
+            iotjobs.UpdateJobExecutionSubscriptionRequest(thing_name=device, job_id="ota-fw"),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: inbox.put("updated", r),
+        )[0],
+        shadow.subscribe_to_update_shadow_accepted(
+            iotshadow.UpdateShadowSubscriptionRequest(thing_name=device),
+            mqtt.QoS.AT_LEAST_ONCE,
+            lambda r: inbox.put("reported", r),
+        )[0],
+    ]:
+        f.result(WAIT_S)
+    got = {}
+
+    def start_and_download():
+        jobs.publish_start_next_pending_job_execution(
+            iotjobs.StartNextPendingJobExecutionRequest(thing_name=device), mqtt.QoS.AT_LEAST_ONCE
+        ).result(WAIT_S)
+        execution = inbox.future("started").result(WAIT_S).execution
+        url = execution.job_document["url"]
+        with urllib.request.urlopen(url, timeout=WAIT_S) as r:
+            image = r.read()
+            etag = r.headers["ETag"].strip('"')
+        got["url"], got["image"] = url, image
+        digest = hashlib.sha256(image).hexdigest()
+        # The ota-client image header (devices/ota-client/src/image.rs).
+        magic, device_type, major, minor, patch, body = struct.unpack_from("<4s4x32sHHH2xI", image)
+        header = (magic, device_type.rstrip(b"\0"), (major, minor, patch), body)
+        ok = (
+            execution.job_id == "ota-fw"
+            and url.startswith("http://127.0.0.1:")
+            and "X-Amz-Signature=" in url
+            and "X-Amz-Expires=600" in url
+            and header == (b"TWFW", b"pet_feeder", (2, 0, 0), IMAGE_BYTES)
+            and len(image) == 64 + IMAGE_BYTES
+            and digest == etag
+        )
+        return ok, f"{url.split('?')[0]}: {len(image)} bytes, header {header}, sha256 {digest[:16]}... = ETag"
+
+    report.run("the device starts the job and downloads the presigned image", start_and_download)
+
+    def resume_and_refusals():
+        url = got["url"]
+        ranged = urllib.request.Request(url, headers={"Range": "bytes=60000-"})
+        with urllib.request.urlopen(ranged, timeout=WAIT_S) as r:
+            tail, status, span = r.read(), r.status, r.headers["Content-Range"]
+        codes = []
+        forged = url[:-1] + ("0" if url[-1] != "0" else "1")
+        unknown = url.replace("/2.0.0/", "/9.9.9/")
+        for bad in (forged, unknown):
+            try:
+                urllib.request.urlopen(bad, timeout=WAIT_S)
+                codes.append("accepted")
+            except urllib.error.HTTPError as e:
+                codes.append(f"{e.code} {e.read().decode().split('<Code>')[1].split('<')[0]}")
+        ok = (
+            status == 206
+            and span == f"bytes 60000-{63 + IMAGE_BYTES}/{64 + IMAGE_BYTES}"
+            and tail == got["image"][60000:]
+            and codes == ["403 SignatureDoesNotMatch", "403 SignatureDoesNotMatch"]
+        )
+        return ok, f"Range: {status} {span}; forged, edited: {codes}"
+
+    report.run("a download resumes with Range; edited URLs are refused", resume_and_refusals)
+
+    def report_and_succeed():
+        shadow.publish_update_shadow(
+            iotshadow.UpdateShadowRequest(
+                thing_name=device,
+                state=iotshadow.ShadowState(reported={"firmware": "2.0.0"}),
+            ),
+            mqtt.QoS.AT_LEAST_ONCE,
+        ).result(WAIT_S)
+        inbox.future("reported").result(WAIT_S)
+        jobs.publish_update_job_execution(
+            iotjobs.UpdateJobExecutionRequest(
+                thing_name=device,
+                job_id="ota-fw",
+                status=iotjobs.JobStatus.SUCCEEDED,
+                status_details={"sha256": hashlib.sha256(got["image"]).hexdigest()},
+            ),
+            mqtt.QoS.AT_LEAST_ONCE,
+        ).result(WAIT_S)
+        inbox.future("updated").result(WAIT_S)
+        execution = iot.describe_job_execution(jobId="ota-fw", thingName=device)["execution"]
+        summaries = iot.list_job_executions_for_job(jobId="ota-fw")["executionSummaries"]
+        by_thing = {
+            e["thingArn"].rsplit("/", 1)[1]: e["jobExecutionSummary"]["status"] for e in summaries
+        }
+        reported = json.loads(data.get_thing_shadow(thingName=device)["payload"].read())
+        firmware = reported["state"]["reported"]["firmware"]
+        ok = (
+            execution["status"] == "SUCCEEDED"
+            and execution["statusDetails"]["detailsMap"]["sha256"] == hashlib.sha256(got["image"]).hexdigest()
+            and by_thing == {FEEDERS[0]: "SUCCEEDED", FEEDERS[1]: "QUEUED"}
+            and firmware == "2.0.0"
+        )
+        return ok, f"executions {by_thing}; shadow reported.firmware {firmware}"
+
+    report.run("the execution, the other device's and the shadow agree", report_and_succeed)
+    connection.disconnect().result(WAIT_S)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `list_device_types` | ListThingGroups + ListThingsInThingGroup (a device type is a thing group, the default), or ListThingTypes + ListThings | the OTA gate and recommended version are not AWS IoT settings: reported as unknown |
 //! | `list_versions` | none | versions live in S3 (the firmware bucket), not in AWS IoT: served only from the manifest given to [`AwsFleetConfig::firmware`], otherwise unsupported |
-//! | `fleet_status` | none | versions are in device shadows, served by the iot-data plane (aws-sdk-iotdataplane), which this backend does not use: unsupported |
+//! | `fleet_status` | the device listing, then GetThingShadow (iot-data plane, aws-sdk-iotdataplane) per device: `state.reported.firmware` | a device without a shadow or without `firmware` in it counts as `unknown` |
 //! | `create_ota_job`, `rollback` | CreateJob (SNAPSHOT, `jobExecutionsRolloutConfig`, `abortConfig`, `timeoutConfig`, `jobExecutionsRetryConfig`, `presignedUrlConfig`) | needs the version's SHA-256 and size from the manifest; `previous` needs shadows: unsupported; twinrig's extensions `maxInProgress`, `abortAfterFailures` and `timeoutConfig.queuedTimeoutInMinutes` cannot be expressed in CreateJob: refused, not silently dropped |
 //! | `job_status` | DescribeJob, ListJobExecutionsForJob (FAILED, REJECTED, TIMED_OUT), DescribeJobExecution (`statusDetails.reason`) | the most executions IN_PROGRESS at once is not reported by AWS |
 //! | `cancel_job` | CancelJob (with `force`); ListJobs (IN_PROGRESS) when no job id is given | |
@@ -29,7 +29,8 @@ use twinrig_cloud::jobs::{AbortAction, ExecutionStatus, FailureType, RolloutSett
 
 use crate::fleet_tools::{
     DeviceTypeInfo, ExecutionFailure, FleetBackend, FleetStatus, GateChange, JobCounts, JobCreated,
-    JobReport, JobState, OtaJobSpec, Target, ToolError, VersionInfo, VersionSpec, thing_from_arn,
+    JobReport, JobState, OtaJobSpec, Target, ToolError, UNKNOWN_VERSION, VersionInfo, VersionSpec,
+    thing_from_arn,
 };
 
 const BACKEND: &str = "AWS IoT";
@@ -67,6 +68,8 @@ pub struct AwsFleetConfig {
 /// The fleet tools over aws-sdk-iot.
 pub struct AwsFleet {
     client: aws_sdk_iot::Client,
+    /// The iot-data plane (device shadows), if the backend has one.
+    data: Option<aws_sdk_iotdataplane::Client>,
     config: AwsFleetConfig,
 }
 
@@ -493,17 +496,67 @@ where
 impl AwsFleet {
     /// Tools over `client`.
     pub fn new(client: aws_sdk_iot::Client, config: AwsFleetConfig) -> Self {
-        AwsFleet { client, config }
+        AwsFleet {
+            client,
+            data: None,
+            config,
+        }
+    }
+
+    /// Tools over both planes from the environment's credentials (the
+    /// default chain: `AWS_ACCESS_KEY_ID`, profiles, ...) in
+    /// `config.region`, with an HTTPS client on rustls and ring. With
+    /// `endpoint`, both planes are called there (`twinrig serve cloud
+    /// --http`: one port for both); without it, AWS's (or the environment's
+    /// `AWS_ENDPOINT_URL_IOT` / `AWS_ENDPOINT_URL_IOT_DATA_PLANE`).
+    pub async fn connect(config: AwsFleetConfig, endpoint: Option<&str>) -> Self {
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let https = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()))
+            .http_client(https);
+        if let Some(url) = endpoint {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        AwsFleet {
+            client: aws_sdk_iot::Client::new(&shared),
+            data: Some(aws_sdk_iotdataplane::Client::new(&shared)),
+            config,
+        }
+    }
+
+    /// The version a device reports in its classic shadow
+    /// (`state.reported.firmware`), if any.
+    async fn reported_firmware(
+        data: &aws_sdk_iotdataplane::Client,
+        thing: &str,
+    ) -> Result<Option<String>, ToolError> {
+        let shadow = match data.get_thing_shadow().thing_name(thing).send().await {
+            Ok(s) => s,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) => return Err(sdk_error("GetThingShadow", e)),
+        };
+        let document: Value = shadow
+            .payload()
+            .map(|p| serde_json::from_slice(p.as_ref()))
+            .transpose()
+            .map_err(|e| {
+                ToolError::Backend(format!("GetThingShadow: the shadow is not JSON: {e}"))
+            })?
+            .unwrap_or(Value::Null);
+        Ok(document
+            .pointer("/state/reported/firmware")
+            .and_then(Value::as_str)
+            .map(str::to_owned))
     }
 
     /// A client from the environment (credential chain, `AWS_ENDPOINT_URL_IOT`)
-    /// in `config.region`.
+    /// in `config.region`: [`AwsFleet::connect`] without an endpoint.
     pub async fn from_env(config: AwsFleetConfig) -> Self {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(config.region.clone()))
-            .load()
-            .await;
-        AwsFleet::new(aws_sdk_iot::Client::new(&shared), config)
+        AwsFleet::connect(config, None).await
     }
 
     async fn things_in_group(&self, group: &str) -> Result<Vec<String>, ToolError> {
@@ -692,12 +745,44 @@ impl FleetBackend for AwsFleet {
         Ok(versions)
     }
 
-    async fn fleet_status(&self, _: &Target) -> Result<FleetStatus, ToolError> {
-        Err(ToolError::Unsupported {
-            tool: "fleet_status",
-            backend: BACKEND,
-            why: "versions are reported in device shadows, served by the iot-data plane, which this backend does not use".into(),
-        })
+    async fn fleet_status(&self, target: &Target) -> Result<FleetStatus, ToolError> {
+        let Some(data) = &self.data else {
+            return Err(ToolError::Unsupported {
+                tool: "fleet_status",
+                backend: BACKEND,
+                why: "versions are reported in device shadows: give the backend an iot-data client (AwsFleet::connect)".into(),
+            });
+        };
+        let mut status = FleetStatus::default();
+        for t in self.list_device_types().await? {
+            for d in &t.devices {
+                let wanted = match target {
+                    Target::Fleet => true,
+                    Target::DeviceType(name) => *name == t.name,
+                    Target::Device(id) => id == d,
+                };
+                if !wanted {
+                    continue;
+                }
+                let version = Self::reported_firmware(data, d)
+                    .await?
+                    .unwrap_or_else(|| UNKNOWN_VERSION.to_owned());
+                *status
+                    .by_type
+                    .entry(t.name.clone())
+                    .or_default()
+                    .entry(version)
+                    .or_default() += 1;
+            }
+        }
+        if let Target::Device(id) = target
+            && status.by_type.is_empty()
+        {
+            return Err(ToolError::NotFound(format!(
+                "device {id} is in no device type"
+            )));
+        }
+        Ok(status)
     }
 
     async fn create_ota_job(&self, spec: &OtaJobSpec) -> Result<JobCreated, ToolError> {

@@ -14,6 +14,8 @@ pub mod fleet_tools;
 pub mod fleet_tools_aws;
 pub mod init;
 pub mod ota_cli;
+#[cfg(feature = "aws")]
+pub mod ota_remote;
 pub mod output;
 pub mod readiness;
 pub mod report;

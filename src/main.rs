@@ -160,6 +160,10 @@ enum Command {
         /// UpdateThingShadow, Publish) at this address, e.g. 127.0.0.1:8443.
         #[arg(long, value_name = "ADDR")]
         http: Option<std::net::SocketAddr>,
+        /// `serve cloud --certs`: the same HTTP APIs over TLS at this address
+        /// (the endpoint's certificate; clients trust the folder's root-ca.pem).
+        #[arg(long, value_name = "ADDR")]
+        https: Option<std::net::SocketAddr>,
         /// `serve cloud --http`: the access key whose SigV4 signatures it
         /// accepts, as ACCESS_KEY_ID:SECRET (default: twinrig:twinrig-local-secret).
         #[arg(long, value_name = "ID:SECRET")]
@@ -209,7 +213,21 @@ fn main() -> ExitCode {
             last,
         } => list_records(&store, kind.as_deref(), device.as_deref(), last),
         Command::Validate { paths } => validate(&paths),
-        Command::Ota(args) => return ExitCode::from(twinrig::ota_cli::command(&args)),
+        Command::Ota(args) => {
+            return ExitCode::from(match &args.endpoint {
+                None => twinrig::ota_cli::command(&args),
+                #[cfg(feature = "aws")]
+                Some(endpoint) => twinrig::ota_remote::command(&args, endpoint),
+                #[cfg(not(feature = "aws"))]
+                Some(_) => {
+                    eprintln!(
+                        "error: --endpoint runs the fleet tools over the AWS SDK, which this \
+                         twinrig was built without: build it with `cargo build --features aws`"
+                    );
+                    2
+                }
+            });
+        }
         Command::List => {
             let width = devices::kinds()
                 .iter()
@@ -300,6 +318,7 @@ fn main() -> ExitCode {
             mqtt,
             policy,
             http,
+            https,
             aws_credentials,
             fleet,
             duration,
@@ -310,7 +329,11 @@ fn main() -> ExitCode {
             insecure_tcp,
             certs.map(|dir| (mqtt, dir)),
             policy,
-            http.map(|addr| (addr, aws_credentials)),
+            HttpListeners {
+                http,
+                https,
+                aws_credentials,
+            },
             fleet,
             duration,
             pty || baud.is_some() || log.is_some(),
@@ -370,12 +393,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// `serve cloud`'s HTTP APIs: where, and whose signatures they take.
+struct HttpListeners {
+    http: Option<std::net::SocketAddr>,
+    https: Option<std::net::SocketAddr>,
+    aws_credentials: Option<String>,
+}
+
 /// `twinrig serve cloud`.
 fn serve_cloud(
     insecure_tcp: Option<std::net::SocketAddr>,
     tls: Option<(std::net::SocketAddr, PathBuf)>,
     policy: Option<PathBuf>,
-    http: Option<(std::net::SocketAddr, Option<String>)>,
+    http: HttpListeners,
     fleet: Option<PathBuf>,
     duration: Option<std::time::Duration>,
     serial_options: bool,
@@ -390,7 +420,7 @@ fn serve_cloud(
                 .into(),
         );
     }
-    if insecure_tcp.is_none() && tls.is_none() && http.is_none() {
+    if insecure_tcp.is_none() && tls.is_none() && http.http.is_none() && http.https.is_none() {
         return Err(
             "`serve cloud` needs a listener: --certs DIR (MQTT over TLS with client certificates, \
              made by `twinrig certs`; --mqtt ADDR, default 127.0.0.1:8883) and/or --insecure-tcp \
@@ -405,7 +435,7 @@ fn serve_cloud(
     if policy.is_some() && tls.is_none() {
         return Err("--policy applies to the TLS listener: give --certs DIR too".into());
     }
-    let credentials = match http.as_ref().and_then(|(_, c)| c.as_deref()) {
+    let credentials = match http.aws_credentials.as_deref() {
         None => vec![twinrig::serve::cloud::default_credentials()],
         Some(text) => match text.split_once(':') {
             Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
@@ -430,7 +460,8 @@ fn serve_cloud(
         insecure_tcp,
         tls,
         policy,
-        http: http.map(|(addr, _)| addr),
+        http: http.http,
+        https: http.https,
         credentials,
         duration,
         seed: 0,

@@ -70,12 +70,14 @@ pub struct OtaArgs {
     /// Id of the job the prompt creates.
     #[arg(long, default_value = "ota-1")]
     pub job_id: String,
-    /// At most this many devices updating at once (twinrig's `maxInProgress`).
-    #[arg(long, default_value_t = 10)]
-    pub max_in_progress: u32,
-    /// Abort the job when more than this many devices have failed.
-    #[arg(long, default_value_t = 10)]
-    pub abort_after_failures: u32,
+    /// At most this many devices updating at once (twinrig's `maxInProgress`; default 10,
+    /// not sent with --endpoint: AWS IoT Jobs has no such setting).
+    #[arg(long)]
+    pub max_in_progress: Option<u32>,
+    /// Abort the job when more than this many devices have failed (twinrig's
+    /// `abortAfterFailures`; default 10, not sent with --endpoint).
+    #[arg(long)]
+    pub abort_after_failures: Option<u32>,
     /// Abort the job when this percentage of completed executions failed (AWS abortConfig; 0: off).
     #[arg(long, default_value_t = 5.0)]
     pub abort_percent: f64,
@@ -102,12 +104,27 @@ pub struct OtaArgs {
     /// Write the run's MCAP trace here.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Run the prompt against a live AWS IoT control plane instead of a simulated fleet:
+    /// `twinrig serve cloud --http`'s URL (e.g. http://127.0.0.1:8443), or AWS's with real
+    /// credentials (`aws` feature; credentials from the environment). --fleet gives the
+    /// firmware manifest (versions, SHA-256, sizes).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// With --endpoint: the region in ARNs and the SigV4 scope.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// With --endpoint: the account id in ARNs.
+    #[arg(long, default_value = "123456789012")]
+    pub account_id: String,
 }
+
+/// `maxInProgress` and `abortAfterFailures` when not given (local runs).
+const DEFAULT_LIMIT: u32 = 10;
 
 impl OtaArgs {
     /// The rollout settings the flags ask for.
     pub fn rollout(&self) -> Result<RolloutSettings, InvalidFlag> {
-        if self.max_in_progress == 0 {
+        if self.max_in_progress == Some(0) {
             return Err(InvalidFlag("--max-in-progress must be at least 1"));
         }
         if !(0.0..=100.0).contains(&self.abort_percent) {
@@ -153,8 +170,16 @@ impl OtaArgs {
             }),
             timeout_config: (timeout_config != TimeoutConfig::default()).then_some(timeout_config),
             job_executions_retry_config: None,
-            max_in_progress: Some(self.max_in_progress),
-            abort_after_failures: Some(self.abort_after_failures),
+            // twinrig's extensions: their defaults apply to the simulated
+            // fleet only; given with --endpoint, the AWS backend refuses them.
+            max_in_progress: match (&self.endpoint, self.max_in_progress) {
+                (None, m) => Some(m.unwrap_or(DEFAULT_LIMIT)),
+                (Some(_), m) => m,
+            },
+            abort_after_failures: match (&self.endpoint, self.abort_after_failures) {
+                (None, a) => Some(a.unwrap_or(DEFAULT_LIMIT)),
+                (Some(_), a) => a,
+            },
         })
     }
 }

@@ -436,6 +436,20 @@ fn serve_cloud_asks_for_what_it_can_serve() {
         "{}",
         text(&o)
     );
+    // HTTPS needs the endpoint's certificate.
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args([
+            "serve",
+            "cloud",
+            "--https",
+            "127.0.0.1:0",
+            "--duration",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("give --certs DIR too"), "{}", text(&o));
     // A fleet file that is missing or not a fleet is named, with the problem.
     let dir = tempfile::tempdir().unwrap();
     let not_a_fleet = dir.path().join("fleet.yaml");
@@ -822,4 +836,138 @@ fn the_http_api_refuses_unsigned_and_malformed_requests() {
     assert!(chunked.starts_with("HTTP/1.1 411"), "{chunked}");
     let summary = served.stop();
     assert!(summary.contains("served the cloud"), "{summary}");
+}
+
+/// `twinrig ota --endpoint`: the fleet tools over the AWS SDK for Rust
+/// (aws-sdk-iot, aws-sdk-iotdataplane) against `serve cloud --fleet`; a
+/// device's report goes in over MQTT (mosquitto_pub).
+#[test]
+fn the_aws_fleet_backend_runs_prompts_against_the_live_twin() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        "fleet:\n  firmware:\n    - { type: pet_feeder, versions: [1.0.0, 2.0.0], size: 4KiB }\n    \
+         - { type: sphero_rvr, versions: [3.0.0], size: 4KiB }\n  groups:\n    \
+         - { type: pet_feeder, count: 3, id: \"feeder-{n:03}\", version: 1.0.0 }\n    \
+         - { type: sphero_rvr, count: 1, id: \"rvr-{n:02}\", version: 3.0.0 }\n",
+    )
+    .unwrap();
+    let fleet_arg = fleet.to_str().unwrap();
+    let served = Served::start_with(
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--insecure-tcp",
+            "127.0.0.1:0",
+            "--fleet",
+            fleet_arg,
+        ],
+        "http",
+    );
+    let endpoint = format!("http://127.0.0.1:{}", served.port);
+    let ota = |prompt: &str, extra: &[&str]| -> (Option<i32>, Value) {
+        let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+            .args([
+                "ota",
+                prompt,
+                "--endpoint",
+                &endpoint,
+                "--fleet",
+                fleet_arg,
+                "--json",
+            ])
+            .args(extra)
+            .env("AWS_ACCESS_KEY_ID", "twinrig")
+            .env("AWS_SECRET_ACCESS_KEY", "twinrig-local-secret")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-credentials"),
+            )
+            .output()
+            .unwrap();
+        let report =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+        (o.status.code(), report)
+    };
+    // One device reports its version in its shadow, over MQTT.
+    let reported = publish(
+        served.port_of("tcp"),
+        "feeder-002",
+        "$aws/things/feeder-002/shadow/update",
+        r#"{"state":{"reported":{"firmware":"1.0.0"}}}"#,
+        "1",
+    );
+    assert!(reported.status.success(), "{}", text(&reported));
+
+    let (code, status) = ota("what versions are the pet feeders running?", &[]);
+    assert_eq!(code, Some(0), "{status:#}");
+    let call = tool_call(&status, "fleet_status");
+    assert_eq!(
+        call["result"]["pet_feeder"],
+        serde_json::json!({"1.0.0": 1, "unknown": 2}),
+        "{status:#}"
+    );
+
+    let (code, update) = ota(
+        "update the pet_feeder device group to the latest firmware",
+        &[],
+    );
+    assert_eq!(code, Some(0), "{update:#}");
+    assert_eq!(update["outcome"], "created", "{update:#}");
+    let created = &update["job_created"];
+    assert_eq!(created["job_id"], "ota-1");
+    assert_eq!(created["device_type"], "pet_feeder");
+    assert_eq!(created["version"], "2.0.0");
+    assert_eq!(
+        created["targets"],
+        serde_json::json!(["feeder-001", "feeder-002", "feeder-003"])
+    );
+    let job = &update["job"];
+    assert_eq!(job["status"], "IN_PROGRESS", "{job:#}");
+    assert_eq!(job["counts"]["total"], 3, "{job:#}");
+    assert_eq!(job["counts"]["queued"], 3, "{job:#}");
+
+    // twinrig's own rollout limit has no AWS equivalent: refused, not dropped.
+    let (code, refused) = ota(
+        "update the sphero_rvr device group to the latest firmware",
+        &["--job-id", "ota-2", "--max-in-progress", "5"],
+    );
+    assert_eq!(code, Some(1), "{refused:#}");
+    assert!(
+        refused["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("maxInProgress")),
+        "{refused:#}"
+    );
+
+    let (code, canceled) = ota("cancel the rollout", &[]);
+    assert_eq!(code, Some(0), "{canceled:#}");
+    let cancel = tool_call(&canceled, "cancel_job");
+    assert_eq!(cancel["ok"], true, "{canceled:#}");
+    assert!(
+        cancel["summary"].as_str().unwrap().contains("ota-1"),
+        "{canceled:#}"
+    );
+    // Nothing is in progress any more: ListJobs (IN_PROGRESS) finds no job.
+    let (code, again) = ota("cancel the rollout", &[]);
+    assert_eq!(code, Some(1), "{again:#}");
+    assert!(
+        again["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("no job is in progress")),
+        "{again:#}"
+    );
+    let summary = served.stop();
+    assert!(summary.contains("served the cloud"), "{summary}");
+}
+
+/// The first call of `tool` in an `ota --json` report.
+fn tool_call<'r>(report: &'r Value, tool: &str) -> &'r Value {
+    report["tool_calls"]
+        .as_array()
+        .and_then(|calls| calls.iter().find(|c| c["tool"] == tool))
+        .unwrap_or_else(|| panic!("no {tool} call: {report:#}"))
 }

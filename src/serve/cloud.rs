@@ -72,8 +72,12 @@ pub struct CloudServeOptions {
     /// The policy attached to every certificate (default: the default thing
     /// policy, `cloud/policies/default-thing.json`).
     pub policy: Option<PathBuf>,
-    /// Where the HTTP listener for the AWS APIs (iot-data) binds.
+    /// Where the HTTP listener for the AWS APIs (iot, iot-data) and the
+    /// presigned downloads binds.
     pub http: Option<SocketAddr>,
+    /// Where the HTTPS listener for the same binds (needs `tls`: the
+    /// endpoint's certificate).
+    pub https: Option<SocketAddr>,
     /// The access keys whose SigV4 signatures the HTTP APIs accept.
     pub credentials: Vec<Credentials>,
     /// The fleet whose things, types, groups, firmware and OTA gates the
@@ -92,8 +96,10 @@ pub struct CloudEndpoints {
     pub mqtt_tcp: Option<SocketAddr>,
     /// The MQTT over TLS listener's address.
     pub mqtt_tls: Option<SocketAddr>,
-    /// The HTTP listener's address (iot-data).
+    /// The HTTP listener's address (iot, iot-data, downloads).
     pub http: Option<SocketAddr>,
+    /// The HTTPS listener's address (the same, over TLS).
+    pub https: Option<SocketAddr>,
 }
 
 impl CloudEndpoints {
@@ -105,8 +111,15 @@ impl CloudEndpoints {
                 "MQTT 3.1.1 on mqtts://{a} (TLS, client certificates required)"
             ));
         }
+        if let Some(a) = self.https {
+            parts.push(format!(
+                "AWS IoT HTTP APIs on https://{a} (SigV4; presigned downloads)"
+            ));
+        }
         if let Some(a) = self.http {
-            parts.push(format!("iot-data HTTP API on http://{a} (SigV4)"));
+            parts.push(format!(
+                "AWS IoT HTTP APIs on http://{a} (SigV4; presigned downloads)"
+            ));
         }
         if let Some(a) = self.mqtt_tcp {
             parts.push(format!(
@@ -178,6 +191,9 @@ pub enum CloudServeError {
     /// The fleet's firmware or gates could not be put in the cloud.
     #[error("fleet: {0}")]
     Fleet(#[from] FleetError),
+    /// `--https` was asked for without the endpoint's certificate.
+    #[error("--https serves with the endpoint's certificate: give --certs DIR too")]
+    HttpsWithoutCertificate,
     /// The fleet's things could not be registered.
     #[error("thing registry: {0}")]
     Registry(String),
@@ -271,17 +287,26 @@ pub fn serve_cloud(
         mqtt_tcp: None,
         mqtt_tls: None,
         http: None,
+        https: None,
     };
-    let http_listener = match options.http {
-        Some(addr) => {
-            let listen_error = |source| CloudServeError::Listen { addr, source };
-            let l = TcpListener::bind(addr).map_err(listen_error)?;
-            l.set_nonblocking(true).map_err(listen_error)?;
-            endpoints.http = Some(l.local_addr().map_err(listen_error)?);
-            Some(l)
+    // HTTP listeners: (listener, TLS).
+    let mut http_listeners: Vec<(TcpListener, bool)> = Vec::new();
+    if options.https.is_some() && identity.is_none() {
+        return Err(CloudServeError::HttpsWithoutCertificate);
+    }
+    for (addr, tls) in [(options.https, true), (options.http, false)] {
+        let Some(addr) = addr else { continue };
+        let listen_error = |source| CloudServeError::Listen { addr, source };
+        let l = TcpListener::bind(addr).map_err(listen_error)?;
+        l.set_nonblocking(true).map_err(listen_error)?;
+        let bound = Some(l.local_addr().map_err(listen_error)?);
+        if tls {
+            endpoints.https = bound;
+        } else {
+            endpoints.http = bound;
         }
-        None => None,
-    };
+        http_listeners.push((l, tls));
+    }
     for (addr, tls) in [
         (options.tls.as_ref().map(|(a, _)| *a), true),
         (options.insecure_tcp, false),
@@ -329,11 +354,14 @@ pub fn serve_cloud(
     if let Some(fleet) = &options.fleet {
         Fleet::provision_cloud(&cloud, fleet)?;
     }
-    // Presigned URLs point at the HTTP listener, where the images are served.
-    let origin = endpoints
-        .http
-        .map_or_else(String::new, |a| format!("http://{a}"));
-    if endpoints.http.is_some() {
+    // Presigned URLs point at an HTTP listener, where the images are
+    // served: the HTTPS one if there is one.
+    let origin = match (endpoints.https, endpoints.http) {
+        (Some(a), _) => format!("https://{a}"),
+        (None, Some(a)) => format!("http://{a}"),
+        (None, None) => String::new(),
+    };
+    if !origin.is_empty() {
         cloud
             .registry()
             .borrow_mut()
@@ -398,12 +426,28 @@ pub fn serve_cloud(
         }
 
         // HTTP requests.
-        if let Some(l) = &http_listener
-            && let Ok((stream, _)) = l.accept()
-            && stream.set_nonblocking(true).is_ok()
-        {
+        for (l, tls) in &http_listeners {
+            let Ok((stream, _)) = l.accept() else {
+                continue;
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
             moved = true;
-            http_connections.push(HttpConnection::new(stream));
+            let _ = stream.set_nodelay(true);
+            let transport = match (tls, &identity) {
+                (true, Some(identity)) => {
+                    match ServerConnection::new(identity.https_config.clone()) {
+                        Ok(tls) => Transport::Tls {
+                            tcp: stream,
+                            tls: Box::new(tls),
+                        },
+                        Err(_) => continue,
+                    }
+                }
+                _ => Transport::Plain(stream),
+            };
+            http_connections.push(HttpConnection::new(transport));
         }
         for h in &mut http_connections {
             let mut api = Api {

@@ -1,6 +1,7 @@
-//! The byte streams `serve cloud` speaks MQTT over: plain TCP, or TLS with
-//! client certificates as AWS IoT's ATS endpoint (rustls, driven by hand on
-//! non-blocking sockets so one loop serves every connection).
+//! The byte streams `serve cloud` speaks MQTT and HTTP over: plain TCP, or
+//! TLS (with client certificates, as AWS IoT's ATS endpoint, for MQTT;
+//! without, for the HTTPS APIs) with rustls, driven by hand on non-blocking
+//! sockets so one loop serves every connection.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read as _, Write as _};
@@ -108,13 +109,17 @@ impl Transport {
                 Ok(moved)
             }
             Transport::Tls { tcp, tls } => {
-                if !out.is_empty() && !tls.is_handshaking() {
-                    // rustls buffers the plaintext (no limit is set).
-                    tls.writer().write_all(out)?;
-                    out.clear();
-                }
+                // rustls takes plaintext up to its buffer limit (64 KiB);
+                // the rest waits in `out` until records have gone out.
                 let mut moved = false;
-                while tls.wants_write() {
+                loop {
+                    if !out.is_empty() && !tls.is_handshaking() {
+                        let n = tls.writer().write(out)?;
+                        let _ = out.split_to(n);
+                    }
+                    if !tls.wants_write() {
+                        break;
+                    }
                     match tls.write_tls(tcp) {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(_) => moved = true,
@@ -125,6 +130,16 @@ impl Transport {
                 Ok(moved)
             }
         }
+    }
+
+    /// Whether everything handed to [`Transport::send`] has gone to the
+    /// socket (`out`: what is still waiting).
+    pub fn flushed(&self, out: &BytesMut) -> bool {
+        out.is_empty()
+            && match self {
+                Transport::Plain(_) => true,
+                Transport::Tls { tls, .. } => !tls.wants_write(),
+            }
     }
 
     /// The id of the client's certificate (TLS only, once the handshake is done).
@@ -163,6 +178,9 @@ pub struct TlsIdentity {
     /// The server configuration: the endpoint's certificate, client
     /// certificates required and checked against the root CA.
     pub config: Arc<ServerConfig>,
+    /// The HTTPS APIs' configuration: the same certificate, no client
+    /// certificates (AWS's HTTP APIs authenticate with SigV4).
+    pub https_config: Arc<ServerConfig>,
     /// Certificate id -> (status, the thing it is attached to).
     pub registry: BTreeMap<String, (CertificateStatus, String)>,
     /// The policies attached to every certificate.
@@ -241,8 +259,16 @@ impl TlsIdentity {
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        let versions = [&rustls::version::TLS12, &rustls::version::TLS13];
+        let mut https_config = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| TlsSetupError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        https_config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+            .with_protocol_versions(&versions)
             .map_err(|e| TlsSetupError::Config(e.to_string()))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
@@ -262,6 +288,7 @@ impl TlsIdentity {
             region: defaults.region,
             account_id: defaults.account_id,
             config: Arc::new(config),
+            https_config: Arc::new(https_config),
             registry: registry
                 .certificates
                 .into_iter()

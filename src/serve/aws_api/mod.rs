@@ -10,8 +10,6 @@ mod objects;
 pub use objects::firmware_base;
 
 use std::cell::RefCell;
-use std::io::{self, Read as _, Write as _};
-use std::net::TcpStream;
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -21,6 +19,7 @@ use twinrig_sim::Sim;
 use twinrig_sim::net::SimMqttClient;
 
 use super::http::{self, HttpError};
+use super::transport::{Received, Transport};
 use crate::cloud_twin::CloudTwin;
 
 /// What the APIs work on.
@@ -49,22 +48,25 @@ enum Answer {
 
 /// One HTTP connection.
 pub struct HttpConnection {
-    stream: TcpStream,
+    transport: Transport,
     inbuf: BytesMut,
-    outbuf: Vec<u8>,
+    outbuf: BytesMut,
     /// The response to a request the world is still working on.
     pending: Option<Rc<RefCell<Option<Vec<u8>>>>>,
+    /// A request could not be read: answer it, then close.
+    broken: bool,
     closing: bool,
 }
 
 impl HttpConnection {
-    /// A connection just accepted (non-blocking).
-    pub fn new(stream: TcpStream) -> HttpConnection {
+    /// A connection just accepted (non-blocking), plain or TLS.
+    pub fn new(transport: Transport) -> HttpConnection {
         HttpConnection {
-            stream,
+            transport,
             inbuf: BytesMut::new(),
-            outbuf: Vec::new(),
+            outbuf: BytesMut::new(),
             pending: None,
+            broken: false,
             closing: false,
         }
     }
@@ -78,13 +80,12 @@ impl HttpConnection {
     /// anything moved.
     pub fn serve(&mut self, read_buf: &mut [u8], api: &mut Api<'_>) -> bool {
         let mut moved = false;
-        match self.stream.read(read_buf) {
-            Ok(0) => self.closing = true,
-            Ok(n) => {
-                moved = true;
-                self.inbuf.extend_from_slice(&read_buf[..n]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        let mut peer_done = false;
+        match self.transport.receive(read_buf, &mut self.inbuf) {
+            Ok(Received::Data) => moved = true,
+            Ok(Received::Nothing) => {}
+            Ok(Received::Closed) => peer_done = true,
+            // A failed TLS handshake or a reset.
             Err(_) => self.closing = true,
         }
         let ready = self
@@ -95,7 +96,7 @@ impl HttpConnection {
             self.outbuf.extend_from_slice(&bytes);
             self.pending = None;
         }
-        if self.pending.is_none() && !self.closing {
+        if self.pending.is_none() && !self.closing && !self.broken {
             match http::take_request(&mut self.inbuf) {
                 Ok(Some(request)) => {
                     moved = true;
@@ -117,30 +118,24 @@ impl HttpConnection {
                         &e.to_string(),
                     ));
                     self.inbuf.clear();
-                    self.closing = true;
+                    // Answer, then close: the rest of the stream cannot be read.
+                    self.broken = true;
                 }
             }
         }
-        while !self.outbuf.is_empty() {
-            match self.stream.write(&self.outbuf) {
-                Ok(0) => {
-                    self.closing = true;
-                    break;
-                }
-                Ok(n) => {
-                    moved = true;
-                    self.outbuf.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Keep the connection until the answer is out.
-                    self.closing = false;
-                    break;
-                }
-                Err(_) => {
-                    self.closing = true;
-                    break;
-                }
-            }
+        match self.transport.send(&mut self.outbuf) {
+            Ok(sent) => moved |= sent,
+            Err(_) => self.closing = true,
+        }
+        // A client that is done is closed once its answers are out.
+        if (peer_done || self.broken)
+            && self.pending.is_none()
+            && self.transport.flushed(&self.outbuf)
+        {
+            self.closing = true;
+        }
+        if self.closing {
+            self.transport.close();
         }
         moved
     }

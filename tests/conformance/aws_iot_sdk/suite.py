@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Conformance suite: the AWS IoT Device SDK v2 for Python (PyPI awsiotsdk
 1.31.0 on awscrt 0.36.1) and boto3 1.44.18 (pinned in requirements.txt)
-against the live cloud twin, `twinrig serve cloud --certs --http`: the SDK
+against the live cloud twin, `twinrig serve cloud --certs --https`: the SDK
 over MQTT 3.1.1 with mutual TLS as it connects to AWS IoT Core, boto3's
 `iot-data` client over HTTP with SigV4 as it calls AWS. Nothing in either is
 patched or mocked.
@@ -25,6 +25,7 @@ import urllib.request
 import boto3
 from botocore.exceptions import ClientError
 import signal
+import ssl
 import struct
 import subprocess
 import sys
@@ -48,6 +49,8 @@ fleet:
     - { type: pet_feeder, count: 2, id: "feeder-{n:03}", version: 1.0.0 }
 """
 IMAGE_BYTES = 64 * 1024
+# The CA the HTTPS clients trust (set once the certificates are made).
+TRUST = {}
 WAIT_S = 60  # a hang guard, not a timing check
 
 
@@ -128,7 +131,7 @@ def main():
     server = subprocess.Popen(
         [
             args.twinrig, "serve", "cloud", "--certs", str(certs), "--mqtt", "127.0.0.1:0",
-            "--http", "127.0.0.1:0", "--fleet", str(fleet),
+            "--https", "127.0.0.1:0", "--fleet", str(fleet),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -137,7 +140,9 @@ def main():
     try:
         ready = server.stdout.readline()
         port = int(ready.split("mqtts://127.0.0.1:")[1].split()[0])
-        http = "http://127.0.0.1:" + ready.split("http://127.0.0.1:")[1].split()[0]
+        http = "https://127.0.0.1:" + ready.split("https://127.0.0.1:")[1].split()[0]
+        # The HTTPS APIs present the endpoint's certificate, from the local CA.
+        TRUST["ca"] = str(certs / "root-ca.pem")
         report.check("serve cloud ready", True, ready.strip())
         run_checks(report, certs, port, http)
     finally:
@@ -159,6 +164,14 @@ def iot_data(http, secret="twinrig-local-secret", service="iot-data"):
         region_name="us-east-1",
         aws_access_key_id="twinrig",
         aws_secret_access_key=secret,
+        verify=TRUST["ca"],
+    )
+
+
+def fetch(request):
+    """urllib over HTTPS, trusting the local CA."""
+    return urllib.request.urlopen(
+        request, timeout=WAIT_S, context=ssl.create_default_context(cafile=TRUST["ca"])
     )
 
 
@@ -572,7 +585,7 @@ def ota_flow(report, certs, port, iot, data):
         ).result(WAIT_S)
         execution = inbox.future("started").result(WAIT_S).execution
         url = execution.job_document["url"]
-        with urllib.request.urlopen(url, timeout=WAIT_S) as r:
+        with fetch(url) as r:
             image = r.read()
             etag = r.headers["ETag"].strip('"')
         got["url"], got["image"] = url, image
@@ -582,7 +595,7 @@ def ota_flow(report, certs, port, iot, data):
         header = (magic, device_type.rstrip(b"\0"), (major, minor, patch), body)
         ok = (
             execution.job_id == "ota-fw"
-            and url.startswith("http://127.0.0.1:")
+            and url.startswith("https://127.0.0.1:")
             and "X-Amz-Signature=" in url
             and "X-Amz-Expires=600" in url
             and header == (b"TWFW", b"pet_feeder", (2, 0, 0), IMAGE_BYTES)
@@ -596,14 +609,14 @@ def ota_flow(report, certs, port, iot, data):
     def resume_and_refusals():
         url = got["url"]
         ranged = urllib.request.Request(url, headers={"Range": "bytes=60000-"})
-        with urllib.request.urlopen(ranged, timeout=WAIT_S) as r:
+        with fetch(ranged) as r:
             tail, status, span = r.read(), r.status, r.headers["Content-Range"]
         codes = []
         forged = url[:-1] + ("0" if url[-1] != "0" else "1")
         unknown = url.replace("/2.0.0/", "/9.9.9/")
         for bad in (forged, unknown):
             try:
-                urllib.request.urlopen(bad, timeout=WAIT_S)
+                fetch(bad)
                 codes.append("accepted")
             except urllib.error.HTTPError as e:
                 codes.append(f"{e.code} {e.read().decode().split('<Code>')[1].split('<')[0]}")

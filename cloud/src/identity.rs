@@ -131,9 +131,9 @@ pub struct CertificateAuthority {
 }
 
 impl CertificateAuthority {
-    /// A new root CA with a fresh key.
-    pub fn generate() -> Result<CertificateAuthority, IdentityError> {
-        let key = KeyPair::generate()?;
+    /// The CA's certificate parameters (all but validity), the same for
+    /// every CA this module makes: what an issuer needs to sign as it.
+    fn ca_params() -> CertificateParams {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(ROOT_CA_COMMON_NAME);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -142,6 +142,24 @@ impl CertificateAuthority {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
+        params
+    }
+
+    /// The CA `generate` made, from its certificate and key (PEM): it signs
+    /// as that certificate's subject, with that key's identifier.
+    pub fn from_pem(certificate_pem: &str, private_key_pem: &str) -> Result<Self, IdentityError> {
+        let key = KeyPair::from_pem(private_key_pem)?;
+        Ok(CertificateAuthority {
+            certificate_pem: certificate_pem.to_owned(),
+            private_key_pem: private_key_pem.to_owned(),
+            issuer: Issuer::new(Self::ca_params(), key),
+        })
+    }
+
+    /// A new root CA with a fresh key.
+    pub fn generate() -> Result<CertificateAuthority, IdentityError> {
+        let key = KeyPair::generate()?;
+        let mut params = Self::ca_params();
         params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
         params.not_after = not_after();
         let certificate = params.self_signed(&key)?;
@@ -195,6 +213,18 @@ impl CertificateAuthority {
         if !valid_thing_name(thing) {
             return Err(IdentityError::ThingName(thing.to_owned()));
         }
+        self.issue_client(thing, region, account_id)
+    }
+
+    /// A key pair and a client certificate, as CreateKeysAndCertificate
+    /// issues them; `thing` is the name it is meant for (unchecked: the
+    /// attachment is the caller's).
+    pub fn issue_client(
+        &self,
+        thing: &str,
+        region: &str,
+        account_id: &str,
+    ) -> Result<ThingCredentials, IdentityError> {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(THING_CERT_COMMON_NAME);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

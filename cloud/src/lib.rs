@@ -5,6 +5,7 @@
 //! (and jobs), the thing registry.
 
 pub mod broker;
+pub mod certificates;
 pub mod identity;
 pub mod jobs;
 pub mod objects;

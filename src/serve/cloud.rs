@@ -260,7 +260,7 @@ struct Connection {
     /// The keep-alive the client asked for (0: none).
     keep_alive: Duration,
     /// Over TLS: who the policies judge (None on plain TCP: no checks).
-    principal: Option<Principal>,
+    principal: Option<(String, Principal)>,
     /// Why it is closing, for its `disconnected` lifecycle event (AWS's
     /// `disconnectReason`).
     reason: &'static str,
@@ -278,7 +278,7 @@ pub fn serve_cloud(
     stop: &AtomicBool,
     on_ready: impl FnOnce(&CloudEndpoints),
 ) -> Result<CloudServeSummary, CloudServeError> {
-    let identity = match &options.tls {
+    let mut identity = match &options.tls {
         Some((_, dir)) => Some(TlsIdentity::load(dir, options.policy.as_deref())?),
         None => None,
     };
@@ -454,6 +454,7 @@ pub fn serve_cloud(
                 sim: &mut sim,
                 cloud: &cloud,
                 things: &mut things,
+                identity: identity.as_mut(),
                 publisher: &http_client,
                 credentials: &options.credentials,
                 endpoint_address: &endpoint_address,
@@ -539,8 +540,8 @@ pub fn serve_cloud(
                     if let Packet::Publish(publish) = &p {
                         // A delivery the policies do not allow to Receive is
                         // dropped (AWS IoT drops it silently).
-                        if let (Some(who), Some(identity)) = (&c.principal, &identity)
-                            && !identity.allows(who, PolicyAction::Receive, &publish.topic)
+                        if let (Some((cert, who)), Some(identity)) = (&c.principal, &identity)
+                            && !identity.allows(cert, who, PolicyAction::Receive, &publish.topic)
                         {
                             summary.not_received += 1;
                             continue;
@@ -613,7 +614,11 @@ fn thing_registry(
             .add_thing_to_thing_group(device_type, &id)
             .map_err(refused)?;
     }
-    for (_, thing) in identity.iter().flat_map(|i| i.registry.values()) {
+    let attached = identity
+        .iter()
+        .flat_map(|i| i.certificates.iter())
+        .flat_map(|(_, c)| c.things.iter());
+    for thing in attached {
         if !things.has_thing(thing) {
             things
                 .create_thing(thing, None, BTreeMap::new())
@@ -644,7 +649,11 @@ fn lifecycle_event(c: &Connection, client_id: &str, event_type: &str) -> serde_j
     if let Some(id) = c.transport.client_certificate_id() {
         event["principalIdentifier"] = json!(id);
     }
-    if let Some(thing) = c.principal.as_ref().and_then(|p| p.thing_name.as_ref()) {
+    if let Some(thing) = c
+        .principal
+        .as_ref()
+        .and_then(|(_, p)| p.thing_name.as_ref())
+    {
         event["thingName"] = json!(thing);
     }
     event
@@ -753,7 +762,7 @@ fn handle(
             if conn.transport.is_tls() {
                 let id = conn.transport.client_certificate_id();
                 match identity.and_then(|i| i.connect(id.as_deref(), &client_id)) {
-                    Some(who) => conn.principal = Some(who),
+                    Some(who) => conn.principal = id.map(|id| (id, who)),
                     None => {
                         refuse(conn, summary);
                         return;
@@ -828,7 +837,9 @@ fn handle(
                     };
                     // A filter the policies do not allow gets a failure code.
                     let allowed = match (&who, identity) {
-                        (Some(who), Some(i)) => i.allows(who, PolicyAction::Subscribe, &f.path),
+                        (Some((cert, who)), Some(i)) => {
+                            i.allows(cert, who, PolicyAction::Subscribe, &f.path)
+                        }
                         _ => true,
                     };
                     (f.path, qos.filter(|_| allowed))
@@ -870,8 +881,8 @@ fn handle(
             }
             // A publish the policies do not allow closes an MQTT 3.1.1
             // connection (AWS IoT).
-            if let (Some(who), Some(i)) = (&connections[index].principal, identity)
-                && !i.allows(who, PolicyAction::Publish, &publish.topic)
+            if let (Some((cert, who)), Some(i)) = (&connections[index].principal, identity)
+                && !i.allows(cert, who, PolicyAction::Publish, &publish.topic)
             {
                 refuse(&mut connections[index], summary);
                 connections[index].reason = "FORBIDDEN_ACCESS";

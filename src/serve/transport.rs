@@ -3,7 +3,6 @@
 //! without, for the HTTPS APIs) with rustls, driven by hand on non-blocking
 //! sockets so one loop serves every connection.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -14,9 +13,10 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
-use twinrig_cloud::identity::{CertificateStatus, EndpointFile, RegistryFile, certificate_id};
+use twinrig_cloud::certificates::CertificateRegistry;
+use twinrig_cloud::identity::{CertificateAuthority, EndpointFile, RegistryFile, certificate_id};
 use twinrig_cloud::jobs::JobsConfig;
-use twinrig_cloud::policy::{Action, Policy, Principal, allows};
+use twinrig_cloud::policy::{Action, DEFAULT_THING_POLICY, Policy, Principal};
 
 /// What a read brought.
 pub enum Received {
@@ -181,15 +181,13 @@ pub struct TlsIdentity {
     /// The HTTPS APIs' configuration: the same certificate, no client
     /// certificates (AWS's HTTP APIs authenticate with SigV4).
     pub https_config: Arc<ServerConfig>,
-    /// Certificate id -> (status, the thing it is attached to).
-    pub registry: BTreeMap<String, (CertificateStatus, String)>,
-    /// The policies attached to every certificate.
-    pub policies: Vec<Policy>,
+    /// Certificates, their things and policies, and the policies.
+    pub certificates: CertificateRegistry,
+    /// The local CA, to issue certificates (CreateKeysAndCertificate); None
+    /// when the folder has no `root-ca.key`.
+    pub authority: Option<CertificateAuthority>,
     /// The endpoint's host name (`endpoint.json`; DescribeEndpoint's answer).
     pub endpoint_address: String,
-    /// Region and account in ARNs.
-    region: String,
-    account_id: String,
 }
 
 /// Why a `twinrig certs` folder could not be used.
@@ -217,23 +215,32 @@ pub enum TlsSetupError {
 }
 
 impl TlsIdentity {
-    /// Reads `root-ca.pem`, `server.pem.crt`, `server.pem.key`,
-    /// `endpoint.json` and `registry.json` from `dir`; every certificate gets `policy` (an AWS
-    /// IoT policy document) or the default thing policy.
+    /// Reads `root-ca.pem` (and `root-ca.key`, if there), `server.pem.crt`,
+    /// `server.pem.key`, `endpoint.json` and `registry.json` from `dir`;
+    /// every certificate in the registry is attached to its thing and to
+    /// `policy` (an AWS IoT policy document, named after its file) or the
+    /// default thing policy.
     pub fn load(dir: &Path, policy: Option<&Path>) -> Result<TlsIdentity, TlsSetupError> {
-        let policies = vec![match policy {
+        let (policy_name, policy_text) = match policy {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| TlsSetupError::File {
                     path: path.to_owned(),
                     message: e.to_string(),
                 })?;
-                Policy::parse(&text).map_err(|e| TlsSetupError::Policy {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?
+                let name = path
+                    .file_stem()
+                    .map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+                (name, text)
             }
-            None => Policy::default_thing(),
-        }];
+            None => (
+                DEFAULT_POLICY_NAME.to_owned(),
+                DEFAULT_THING_POLICY.to_owned(),
+            ),
+        };
+        let parsed = Policy::parse(&policy_text).map_err(|e| TlsSetupError::Policy {
+            path: policy.map_or_else(|| PathBuf::from(DEFAULT_POLICY_NAME), Path::to_owned),
+            message: e.to_string(),
+        })?;
         let file_error = |name: &str, message: String| TlsSetupError::File {
             path: dir.join(name),
             message,
@@ -282,42 +289,49 @@ impl TlsIdentity {
         let endpoint: EndpointFile = serde_json::from_str(&endpoint_text)
             .map_err(|e| file_error("endpoint.json", e.to_string()))?;
         let defaults = JobsConfig::default();
+        let mut certificates = CertificateRegistry::new(&defaults.region, &defaults.account_id);
+        certificates.insert_policy(&policy_name, &policy_text, parsed);
+        for c in &registry.certificates {
+            let arn = certificates
+                .register(&c.certificate_id, "", c.status)
+                .arn
+                .clone();
+            // Both exist: just registered, and inserted above.
+            let _ = certificates.attach_thing(&arn, &c.thing_name);
+            let _ = certificates.attach_policy(&policy_name, &arn);
+        }
+        let authority = match std::fs::read_to_string(dir.join("root-ca.key")) {
+            Err(_) => None,
+            Ok(key) => {
+                let ca_pem = std::fs::read_to_string(dir.join("root-ca.pem"))
+                    .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
+                Some(
+                    CertificateAuthority::from_pem(&ca_pem, &key)
+                        .map_err(|e| file_error("root-ca.key", e.to_string()))?,
+                )
+            }
+        };
         Ok(TlsIdentity {
-            policies,
+            certificates,
+            authority,
             endpoint_address: endpoint.endpoint_address,
-            region: defaults.region,
-            account_id: defaults.account_id,
             config: Arc::new(config),
             https_config: Arc::new(https_config),
-            registry: registry
-                .certificates
-                .into_iter()
-                .map(|c| (c.certificate_id, (c.status, c.thing_name)))
-                .collect(),
         })
     }
 
     /// The principal of a connection presenting certificate `id` as
-    /// `client_id`, if the certificate is registered and ACTIVE and the
-    /// policies allow `iot:Connect` on the client id. The connection's thing
-    /// is the certificate's when the client id is its name (AWS's rule for a
-    /// non-exclusive attachment).
+    /// `client_id` ([`CertificateRegistry::connect`]).
     pub fn connect(&self, id: Option<&str>, client_id: &str) -> Option<Principal> {
-        let (status, thing) = id.and_then(|id| self.registry.get(id))?;
-        if *status != CertificateStatus::Active {
-            return None;
-        }
-        let who = Principal {
-            client_id: client_id.to_owned(),
-            thing_name: (thing == client_id).then(|| thing.clone()),
-            region: self.region.clone(),
-            account_id: self.account_id.clone(),
-        };
-        self.allows(&who, Action::Connect, client_id).then_some(who)
+        self.certificates.connect(id?, client_id)
     }
 
-    /// Whether the policies allow `who` `action` on `object`.
-    pub fn allows(&self, who: &Principal, action: Action, object: &str) -> bool {
-        allows(&self.policies, who, action, object)
+    /// Whether the policies of certificate `id` allow `who` `action` on
+    /// `object`.
+    pub fn allows(&self, id: &str, who: &Principal, action: Action, object: &str) -> bool {
+        self.certificates.allows(id, who, action, object)
     }
 }
+
+/// The name the endpoint's own policy (default or `--policy`) is known by.
+pub const DEFAULT_POLICY_NAME: &str = "twinrig-default-thing-policy";

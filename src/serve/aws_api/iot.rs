@@ -29,6 +29,12 @@ pub(super) fn answer(request: &Request, api: &mut Api<'_>) -> Answer {
             things.unwrap_or_else(|e| http::error_response(e.status(), e.name(), e.message())),
         );
     }
+    if let Some(answer) = super::security::answer(method, &labels, request, &body, api) {
+        return Answer::Now(answer.unwrap_or_else(|e| {
+            let (name, status) = e.name_and_status();
+            http::error_response(status, name, e.message())
+        }));
+    }
     match (method, labels.as_slice()) {
         ("PUT", ["jobs", job_id]) => {
             let mut body = body;

@@ -6,6 +6,7 @@
 mod iot;
 mod iot_data;
 mod objects;
+mod security;
 
 pub use objects::firmware_base;
 
@@ -19,7 +20,7 @@ use twinrig_sim::Sim;
 use twinrig_sim::net::SimMqttClient;
 
 use super::http::{self, HttpError};
-use super::transport::{Received, Transport};
+use super::transport::{Received, TlsIdentity, Transport};
 use crate::cloud_twin::CloudTwin;
 
 /// What the APIs work on.
@@ -30,6 +31,8 @@ pub struct Api<'a> {
     pub cloud: &'a Rc<CloudTwin>,
     /// Things, types and groups.
     pub things: &'a mut ThingRegistry,
+    /// Certificates and policies, and the CA that issues them (with `--certs`).
+    pub identity: Option<&'a mut TlsIdentity>,
     /// The iot-data plane's MQTT session (its Publish).
     pub publisher: &'a SimMqttClient,
     /// The access keys whose signatures are accepted.

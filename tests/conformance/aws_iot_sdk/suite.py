@@ -75,19 +75,31 @@ class Report:
         self.check(name, ok, detail)
 
 
-def connect(certs, port, thing, client_id):
+def connect(certs, port, thing, client_id, files=None):
     things = certs / "things" / thing
+    cert, key = files or (things / "certificate.pem.crt", things / "private.pem.key")
     connection = mqtt_connection_builder.mtls_from_path(
         endpoint="localhost",
         port=port,
-        cert_filepath=str(things / "certificate.pem.crt"),
-        pri_key_filepath=str(things / "private.pem.key"),
+        cert_filepath=str(cert),
+        pri_key_filepath=str(key),
         ca_filepath=str(certs / "root-ca.pem"),
         client_id=client_id,
         clean_session=True,
         keep_alive_secs=30,
     )
     return connection, connection.connect()
+
+
+def connects(certs, port, thing, files):
+    """Whether the endpoint accepts `thing` with the certificate in `files`."""
+    conn, connected = connect(certs, port, thing, thing, files)
+    try:
+        connected.result(WAIT_S)
+    except Exception as e:  # noqa: BLE001 - a refusal is an answer here
+        return False, f"{type(e).__name__}"
+    conn.disconnect().result(WAIT_S)
+    return True, "connected"
 
 
 class Inbox:
@@ -486,6 +498,7 @@ def run_checks(report, certs, port, http):
     report.run("boto3 DescribeEndpoint names the certificate's host", endpoint)
 
     ota_flow(report, certs, port, iot, iot_data(http))
+    provisioning(report, certs, port, iot)
 
     def other_topics():
         # The default policy: another thing's shadow is not this thing's to read.
@@ -666,6 +679,85 @@ def ota_flow(report, certs, port, iot, data):
 
     report.run("the execution, the other device's and the shadow agree", report_and_succeed)
     connection.disconnect().result(WAIT_S)
+
+
+# A thing's own topics, as a fleet provisioning template would grant them.
+THING_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": "arn:aws:iot:*:*:topic/$aws/things/${iot:Connection.Thing.ThingName}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": "arn:aws:iot:*:*:topicfilter/$aws/things/${iot:Connection.Thing.ThingName}/*",
+        },
+    ],
+}
+
+
+def provisioning(report, certs, port, iot):
+    """A new device provisioned as on AWS: boto3 makes its thing, keys and
+    certificate, attaches them and a policy; the SDK connects with them only
+    once all of that is done, and not after the certificate is revoked."""
+    thing = "provisioned-001"
+    files = (certs / "provisioned.pem.crt", certs / "provisioned.pem.key")
+    made = {}
+
+    def create():
+        iot.create_thing(thingName=thing)
+        keys = iot.create_keys_and_certificate(setAsActive=True)
+        files[0].write_text(keys["certificatePem"])
+        files[1].write_text(keys["keyPair"]["PrivateKey"])
+        made.update(keys)
+        described = iot.describe_certificate(certificateId=keys["certificateId"])
+        status = described["certificateDescription"]["status"]
+        ok = (
+            keys["certificateArn"].endswith(":cert/" + keys["certificateId"])
+            and len(keys["certificateId"]) == 64
+            and keys["keyPair"]["PrivateKey"].startswith("-----BEGIN PRIVATE KEY-----")
+            and status == "ACTIVE"
+        )
+        return ok, f"certificate {keys['certificateId'][:16]}... {status}"
+
+    report.run("boto3 CreateKeysAndCertificate", create)
+
+    def unattached():
+        # ACTIVE, but attached to no thing and given no policy: refused.
+        connected, detail = connects(certs, port, thing, files)
+        return not connected, detail
+
+    report.run("a certificate without thing or policy cannot connect", unattached)
+
+    def attached():
+        iot.attach_thing_principal(thingName=thing, principal=made["certificateArn"])
+        iot.create_policy(policyName="provisioned-thing", policyDocument=json.dumps(THING_POLICY))
+        iot.attach_policy(policyName="provisioned-thing", target=made["certificateArn"])
+        principals = iot.list_thing_principals(thingName=thing)["principals"]
+        connected, detail = connects(certs, port, thing, files)
+        return connected and principals == [made["certificateArn"]], f"{detail}; principals {principals}"
+
+    report.run("AttachThingPrincipal + CreatePolicy + AttachPolicy: it connects", attached)
+
+    def revoked():
+        iot.update_certificate(certificateId=made["certificateId"], newStatus="REVOKED")
+        connected, detail = connects(certs, port, thing, files)
+        try:
+            iot.update_certificate(certificateId=made["certificateId"], newStatus="ACTIVE")
+            code = "accepted"
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+        return not connected and code == "CertificateStateException", f"{detail}; re-activate: {code}"
+
+    report.run("UpdateCertificate REVOKED: refused, for good", revoked)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,10 @@ enum Command {
         /// firmware and OTA gates (the `fleet:` section `twinrig ota` runs).
         #[arg(long, value_name = "FILE")]
         fleet: Option<PathBuf>,
+        /// `serve cloud`: keep shadows, jobs, things, certificates and policies in
+        /// DIR/state.json across restarts (read at start, written at stop).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
     },
 }
 
@@ -321,6 +325,7 @@ fn main() -> ExitCode {
             https,
             aws_credentials,
             fleet,
+            state,
             duration,
             pty,
             baud,
@@ -334,7 +339,7 @@ fn main() -> ExitCode {
                 https,
                 aws_credentials,
             },
-            fleet,
+            CloudSources { fleet, state },
             duration,
             pty || baud.is_some() || log.is_some(),
         ),
@@ -400,13 +405,19 @@ struct HttpListeners {
     aws_credentials: Option<String>,
 }
 
+/// What `serve cloud` starts from: a fleet file, and a state folder.
+struct CloudSources {
+    fleet: Option<PathBuf>,
+    state: Option<PathBuf>,
+}
+
 /// `twinrig serve cloud`.
 fn serve_cloud(
     insecure_tcp: Option<std::net::SocketAddr>,
     tls: Option<(std::net::SocketAddr, PathBuf)>,
     policy: Option<PathBuf>,
     http: HttpListeners,
-    fleet: Option<PathBuf>,
+    sources: CloudSources,
     duration: Option<std::time::Duration>,
     serial_options: bool,
 ) -> Result<bool, String> {
@@ -447,6 +458,7 @@ fn serve_cloud(
             _ => return Err("--aws-credentials takes ACCESS_KEY_ID:SECRET".into()),
         },
     };
+    let CloudSources { fleet, state } = sources;
     let fleet = match fleet {
         Some(path) => Some(
             twinrig::scenario::load_fleet_file(&path)
@@ -457,6 +469,7 @@ fn serve_cloud(
     };
     let options = CloudServeOptions {
         fleet,
+        state,
         insecure_tcp,
         tls,
         policy,

@@ -971,3 +971,92 @@ fn tool_call<'r>(report: &'r Value, tool: &str) -> &'r Value {
         .and_then(|calls| calls.iter().find(|c| c["tool"] == tool))
         .unwrap_or_else(|| panic!("no {tool} call: {report:#}"))
 }
+
+/// `--state DIR`: shadows and jobs outlive a restart; a damaged state file
+/// stops the server with its name, untouched.
+#[test]
+fn the_cloud_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &fleet,
+        "fleet:\n  firmware:\n    - { type: pet_feeder, versions: [1.0.0, 2.0.0], size: 4KiB }\n  \
+         groups:\n    - { type: pet_feeder, count: 2, id: \"feeder-{n:03}\", version: 1.0.0 }\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let args = [
+        "--http",
+        "127.0.0.1:0",
+        "--insecure-tcp",
+        "127.0.0.1:0",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    let ota = |served: &Served, prompt: &str| -> Value {
+        let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+            .args(["ota", prompt, "--json", "--fleet", fleet.to_str().unwrap()])
+            .args(["--endpoint", &format!("http://127.0.0.1:{}", served.port)])
+            .env("AWS_ACCESS_KEY_ID", "twinrig")
+            .env("AWS_SECRET_ACCESS_KEY", "twinrig-local-secret")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-credentials"),
+            )
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+    };
+
+    let served = Served::start_with(&args, "http");
+    let reported = publish(
+        served.port_of("tcp"),
+        "feeder-001",
+        "$aws/things/feeder-001/shadow/update",
+        r#"{"state":{"reported":{"firmware":"1.0.0"}}}"#,
+        "1",
+    );
+    assert!(reported.status.success(), "{}", text(&reported));
+    let created = ota(
+        &served,
+        "update the pet_feeder device group to the latest firmware",
+    );
+    assert_eq!(created["job_created"]["job_id"], "ota-1", "{created:#}");
+    let summary = served.stop();
+    assert!(summary.contains("served the cloud"), "{summary}");
+    assert!(state.join("state.json").is_file());
+
+    // A new server on the same state: the shadow and the job are there.
+    let served = Served::start_with(&args, "http");
+    let status = ota(&served, "what versions are the pet feeders running?");
+    assert_eq!(
+        tool_call(&status, "fleet_status")["result"]["pet_feeder"],
+        serde_json::json!({"1.0.0": 1, "unknown": 1}),
+        "{status:#}"
+    );
+    let canceled = ota(&served, "cancel the rollout");
+    let cancel = tool_call(&canceled, "cancel_job");
+    assert_eq!(cancel["ok"], true, "{canceled:#}");
+    assert!(
+        cancel["summary"].as_str().unwrap().contains("ota-1"),
+        "{canceled:#}"
+    );
+    served.stop();
+
+    // A damaged state is refused, named, and left for the user.
+    std::fs::write(state.join("state.json"), "{ not json").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args(["serve", "cloud", "--duration", "5"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("state.json"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(state.join("state.json")).unwrap(),
+        "{ not json"
+    );
+}

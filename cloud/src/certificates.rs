@@ -54,7 +54,7 @@ impl CertificatesError {
 }
 
 /// One certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Certificate {
     /// `arn:aws:iot:{region}:{account}:cert/{id}`.
     pub arn: String,
@@ -66,6 +66,14 @@ pub struct Certificate {
     pub things: BTreeSet<String>,
     /// Names of the policies attached to it.
     pub policies: Vec<String>,
+}
+
+/// What [`CertificateRegistry::snapshot`] keeps.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertificatesSnapshot {
+    certificates: BTreeMap<String, Certificate>,
+    /// Name -> document.
+    policies: BTreeMap<String, String>,
 }
 
 /// Certificates (by id) and policies (by name) of one account and region.
@@ -85,6 +93,30 @@ impl CertificateRegistry {
             account_id: account_id.to_owned(),
             ..CertificateRegistry::default()
         }
+    }
+
+    /// Every certificate and policy (policies as their documents).
+    pub fn snapshot(&self) -> CertificatesSnapshot {
+        CertificatesSnapshot {
+            certificates: self.certificates.clone(),
+            policies: self
+                .policies
+                .iter()
+                .map(|(name, (text, _))| (name.clone(), text.clone()))
+                .collect(),
+        }
+    }
+
+    /// Adds a [`CertificateRegistry::snapshot`]'s contents (what it names
+    /// replaces what is here).
+    pub fn restore(&mut self, snapshot: CertificatesSnapshot) -> Result<(), CertificatesError> {
+        for (name, text) in snapshot.policies {
+            let policy = Policy::parse(&text)
+                .map_err(|e| CertificatesError::MalformedPolicy(format!("{name}: {e}")))?;
+            self.policies.insert(name, (text, policy));
+        }
+        self.certificates.extend(snapshot.certificates);
+        Ok(())
     }
 
     /// The region and account in ARNs.

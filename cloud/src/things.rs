@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Largest page a List call returns (AWS: `maxResults` 1-250).
@@ -58,7 +58,7 @@ impl ThingsError {
 }
 
 /// A thing (DescribeThing's shape).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Thing {
     /// Its name.
@@ -106,6 +106,24 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Where the next page starts (`nextToken`), if there is one.
     pub next_token: Option<String>,
+}
+
+/// What [`ThingRegistry::snapshot`] keeps: every thing, type, group and
+/// membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThingsSnapshot {
+    things: Vec<Thing>,
+    thing_types: Vec<String>,
+    groups: Vec<GroupSnapshot>,
+}
+
+/// A thing group in a [`ThingsSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct GroupSnapshot {
+    name: String,
+    parent: Option<String>,
+    description: Option<String>,
+    things: Vec<String>,
 }
 
 /// Things, thing types and thing groups of one account and region.
@@ -205,6 +223,47 @@ impl ThingRegistry {
                 .split_once(&format!(":{kind}/"))
                 .map_or(name_or_arn, |(_, n)| n),
             None => name_or_arn,
+        }
+    }
+
+    /// Everything in the registry.
+    pub fn snapshot(&self) -> ThingsSnapshot {
+        ThingsSnapshot {
+            things: self.things.values().cloned().collect(),
+            thing_types: self.thing_types.keys().cloned().collect(),
+            groups: self
+                .groups
+                .values()
+                .map(|g| GroupSnapshot {
+                    name: g.thing_group_name.clone(),
+                    parent: g.parent_group_name.clone(),
+                    description: g.description.clone(),
+                    things: g.things.iter().cloned().collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds a [`ThingRegistry::snapshot`]'s contents (what it names
+    /// replaces what is here).
+    pub fn restore(&mut self, snapshot: ThingsSnapshot) {
+        for t in snapshot.thing_types {
+            let arn = self.arn("thingtype", &t);
+            self.thing_types.insert(t, arn);
+        }
+        for t in snapshot.things {
+            self.things.insert(t.thing_name.clone(), t);
+        }
+        for g in snapshot.groups {
+            let group = ThingGroup {
+                thing_group_id: uuid_of("thinggroup", &g.name),
+                thing_group_arn: self.arn("thinggroup", &g.name),
+                thing_group_name: g.name.clone(),
+                parent_group_name: g.parent,
+                description: g.description,
+                things: g.things.into_iter().collect(),
+            };
+            self.groups.insert(g.name, group);
         }
     }
 

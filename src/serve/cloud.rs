@@ -36,6 +36,7 @@ use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
 use super::aws_api::{Api, HttpConnection, firmware_base};
+use super::state::{CloudState, StateError};
 use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::cloud_twin::CloudTwin;
 use crate::fleet::{Fleet, FleetError};
@@ -83,6 +84,9 @@ pub struct CloudServeOptions {
     /// The fleet whose things, types, groups, firmware and OTA gates the
     /// cloud starts with (a fleet file's or a scenario's `fleet:`).
     pub fleet: Option<FleetConfig>,
+    /// Where the cloud's state is kept across restarts (read at start,
+    /// written at stop).
+    pub state: Option<PathBuf>,
     /// Stop after this much wall time (None: only when the stop flag is set).
     pub duration: Option<Duration>,
     /// The world's seed.
@@ -191,6 +195,9 @@ pub enum CloudServeError {
     /// The fleet's firmware or gates could not be put in the cloud.
     #[error("fleet: {0}")]
     Fleet(#[from] FleetError),
+    /// The kept state could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// `--https` was asked for without the endpoint's certificate.
     #[error("--https serves with the endpoint's certificate: give --certs DIR too")]
     HttpsWithoutCertificate,
@@ -353,6 +360,29 @@ pub fn serve_cloud(
     let mut things = thing_registry(&cloud, options.fleet.as_ref(), identity.as_ref())?;
     if let Some(fleet) = &options.fleet {
         Fleet::provision_cloud(&cloud, fleet)?;
+    }
+    if let Some(dir) = &options.state
+        && let Some(kept) = CloudState::load(dir)?
+    {
+        let invalid = |message: String| StateError::Invalid {
+            path: dir.join(super::state::STATE_FILE),
+            message,
+        };
+        cloud
+            .shadows_mut()
+            .restore(kept.shadows)
+            .map_err(|e| invalid(format!("shadows: {e}")))?;
+        cloud
+            .jobs()
+            .borrow_mut()
+            .restore(kept.jobs)
+            .map_err(|e| invalid(format!("jobs: {e}")))?;
+        things.restore(kept.things);
+        if let (Some(i), Some(c)) = (identity.as_mut(), kept.certificates) {
+            i.certificates
+                .restore(c)
+                .map_err(|e| invalid(format!("certificates: {e}")))?;
+        }
     }
     // Presigned URLs point at an HTTP listener, where the images are
     // served: the HTTPS one if there is one.
@@ -584,6 +614,15 @@ pub fn serve_cloud(
     summary.wall = wall_start.elapsed();
     summary.virtual_ns = sim.now() - virtual_start;
     summary.dropped_offline = sessions.values().map(|s| s.dropped_offline.get()).sum();
+    if let Some(dir) = &options.state {
+        let state = CloudState::new(
+            cloud.shadows().snapshot(),
+            cloud.jobs().borrow().snapshot(),
+            things.snapshot(),
+            identity.as_ref().map(|i| i.certificates.snapshot()),
+        );
+        state.save(dir)?;
+    }
     sim.shutdown();
     Ok(summary)
 }

@@ -48,6 +48,7 @@ pub mod cloud;
 pub mod http;
 mod packet_log;
 mod pty;
+pub mod state;
 pub mod transport;
 
 use std::cell::RefCell;

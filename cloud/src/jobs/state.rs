@@ -10,7 +10,7 @@ use super::{
     JobProcessDetails, JobStatus, JobsConfig,
 };
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Attempt {
     pub(super) number: u64,
     pub(super) status: ExecutionStatus,
@@ -89,7 +89,7 @@ impl Attempt {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct ThingExec {
     pub(super) attempts: Vec<Attempt>,
     /// A failure waiting for its retry attempt: when it failed.
@@ -126,7 +126,7 @@ impl ThingExec {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Job {
     pub(super) seq: u64,
     pub(super) request: CreateJobRequest,
@@ -286,15 +286,19 @@ pub(super) fn to_bytes(v: &Value) -> Vec<u8> {
 }
 
 /// The Jobs service twin.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct JobsService {
+    /// Settings: the running service's, not part of a snapshot.
+    #[serde(skip)]
     pub(super) config: JobsConfig,
     pub(super) jobs: BTreeMap<String, Job>,
     pub(super) next_seq: u64,
     /// Per thing: last notified pending set and first entry.
     pub(super) notified: BTreeMap<String, Notified>,
     pub(super) dirty: BTreeSet<String>,
-    /// Status changes not yet handed out in an [`Output`].
+    /// Status changes not yet handed out in an [`Output`] (none between
+    /// calls: every call hands them out).
+    #[serde(skip)]
     pub(super) events: Vec<ExecutionEvent>,
 }
 
@@ -310,6 +314,23 @@ impl JobsService {
             config,
             ..JobsService::default()
         }
+    }
+
+    /// Every job, execution, timer and notification state, as JSON: what
+    /// [`JobsService::restore`] takes back.
+    pub fn snapshot(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// Replaces the state with a [`JobsService::snapshot`]'s; the settings
+    /// stay.
+    pub fn restore(&mut self, snapshot: Value) -> Result<(), serde_json::Error> {
+        let restored: JobsService = serde_json::from_value(snapshot)?;
+        *self = JobsService {
+            config: std::mem::take(&mut self.config),
+            ..restored
+        };
+        Ok(())
     }
 
     pub(super) fn job_arn(&self, id: &str) -> String {

@@ -1292,3 +1292,25 @@ fn create_job_bodies_read_as_aws_sends_them() {
         assert!(e.to_string().contains(why), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_snapshot_restores_jobs_executions_and_timers() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 3), T0).expect("created");
+    start_next(&mut svc, "t000", T0 + 1);
+    let mut back = JobsService::new(svc.config().clone());
+    back.restore(svc.snapshot()).expect("restores");
+    assert_eq!(back.describe_job("job1"), svc.describe_job("job1"));
+    assert_eq!(back.next_deadline(), svc.next_deadline());
+    for t in ["t000", "t001", "t002"] {
+        assert_eq!(
+            back.describe_job_execution("job1", t, None, T0 + 2),
+            svc.describe_job_execution("job1", t, None, T0 + 2)
+        );
+    }
+    // The restored service goes on as the original would.
+    let a = update(&mut svc, "t000", "job1", json!({"status": "SUCCEEDED"}), T0 + 3);
+    let b = update(&mut back, "t000", "job1", json!({"status": "SUCCEEDED"}), T0 + 3);
+    assert_eq!(a.publishes, b.publishes);
+    assert!(back.restore(json!({"jobs": 7})).is_err());
+}

@@ -252,14 +252,14 @@ pub struct ServiceResponse {
     pub publishes: Vec<Publish>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 struct ShadowKey {
     thing: String,
     name: Option<String>,
 }
 
 /// One shadow, existing or deleted (a deleted shadow keeps its version).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Shadow {
     exists: bool,
     version: u64,
@@ -346,6 +346,21 @@ impl ShadowService {
             config,
             shadows: BTreeMap::new(),
         }
+    }
+
+    /// Every shadow (existing and deleted, with their versions and
+    /// metadata), as JSON: what [`ShadowService::restore`] takes back.
+    pub fn snapshot(&self) -> Value {
+        let pairs: Vec<(&ShadowKey, &Shadow)> = self.shadows.iter().collect();
+        serde_json::to_value(pairs).unwrap_or_default()
+    }
+
+    /// Replaces every shadow with a [`ShadowService::snapshot`]'s; the
+    /// limits stay.
+    pub fn restore(&mut self, snapshot: Value) -> Result<(), serde_json::Error> {
+        let pairs: Vec<(ShadowKey, Shadow)> = serde_json::from_value(snapshot)?;
+        self.shadows = pairs.into_iter().collect();
+        Ok(())
     }
 
     /// The limits in force.

@@ -1193,3 +1193,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_snapshot_restores_every_shadow_with_its_version() {
+    let mut svc = service();
+    update(
+        &mut svc,
+        "$aws/things/t1/shadow",
+        json!({"state": {"desired": {"color": "green"}}}),
+        100,
+    );
+    update(
+        &mut svc,
+        "$aws/things/t1/shadow/name/cfg",
+        json!({"state": {"reported": {"mode": 2}}}),
+        101,
+    );
+    let mut back = service();
+    back.restore(svc.snapshot()).expect("restores");
+    assert_eq!(back.document("t1", None), svc.document("t1", None));
+    assert_eq!(back.document("t1", Some("cfg")), svc.document("t1", Some("cfg")));
+    // The next update gets the next version, as on the original.
+    let body = json!({"state": {"reported": {"color": "green"}}});
+    let a = update(&mut svc, "$aws/things/t1/shadow", body.clone(), 102);
+    let b = update(&mut back, "$aws/things/t1/shadow", body, 102);
+    assert_eq!(a, b);
+    assert!(back.restore(json!({"not": "a snapshot"})).is_err());
+}

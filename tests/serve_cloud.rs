@@ -534,6 +534,27 @@ fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("received PUBACK"), "{}", text(&o));
+    // With AWS IoT's ALPN protocol, as the SDKs connect on port 443; with
+    // another, the handshake fails.
+    for (alpn, ok) in [("x-amzn-mqtt-ca", true), ("x-amzn-http-ca", false)] {
+        let mut args = tls(&ours, Some("feeder-001"));
+        args.extend(["--tls-alpn".to_owned(), alpn.to_owned()]);
+        let o = publish_with(
+            port,
+            "feeder-001",
+            &format!("{shadow}/update"),
+            r#"{"state":{"reported":{"food_capacity":86}}}"#,
+            "1",
+            &args,
+        );
+        assert_eq!(o.status.success(), ok, "{alpn}: {}", text(&o));
+        assert_eq!(
+            text(&o).contains("received PUBACK"),
+            ok,
+            "{alpn}: {}",
+            text(&o)
+        );
+    }
 
     // Another thing's topics: the subscription is refused (SUBACK failure
     // code), the publish closes the connection.
@@ -604,8 +625,9 @@ fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
     );
 
     let summary = served.stop();
-    // Five connections above (the hub's publish refused), three refused here.
-    assert!(summary.contains("8 connections (4 refused"), "{summary}");
+    // Seven connections above (the other ALPN's and the hub's publish
+    // refused), three refused here.
+    assert!(summary.contains("10 connections (5 refused"), "{summary}");
 }
 
 #[test]

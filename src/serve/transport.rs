@@ -274,12 +274,15 @@ impl TlsIdentity {
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(|e| TlsSetupError::Config(e.to_string()))?;
         https_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let config = ServerConfig::builder_with_provider(provider)
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
             .map_err(|e| TlsSetupError::Config(e.to_string()))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .map_err(|e| TlsSetupError::Config(e.to_string()))?;
+        // AWS IoT's ALPN name for MQTT with client certificates (what the
+        // SDKs offer on port 443); a client offering none is served too.
+        config.alpn_protocols = vec![MQTT_ALPN.to_vec()];
         let registry_text = std::fs::read_to_string(dir.join("registry.json"))
             .map_err(|e| file_error("registry.json", e.to_string()))?;
         let registry: RegistryFile = serde_json::from_str(&registry_text)
@@ -332,6 +335,9 @@ impl TlsIdentity {
         self.certificates.allows(id, who, action, object)
     }
 }
+
+/// The ALPN protocol AWS IoT serves MQTT with client certificates under.
+pub const MQTT_ALPN: &[u8] = b"x-amzn-mqtt-ca";
 
 /// The name the endpoint's own policy (default or `--policy`) is known by.
 pub const DEFAULT_POLICY_NAME: &str = "twinrig-default-thing-policy";

@@ -601,6 +601,23 @@ pub enum PromptResult {
     Failed(String),
 }
 
+/// What an operator session did with its prompt: the part every session
+/// report shares (simulated fleet or live endpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct PromptSession {
+    /// The tool call the intent model chose (None: unclear).
+    pub intent: Option<String>,
+    /// The answer to an unclear prompt, or why a tool refused.
+    pub answer: Option<String>,
+    /// Every tool call made, in order: the prompt's, then the job's and
+    /// fleet's status.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// The job the prompt created.
+    pub job_created: Option<JobCreated>,
+    /// The job's last status.
+    pub job: Option<JobReport>,
+}
+
 /// A prompt, the tool calls it made, and what came of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PromptReport {

@@ -34,8 +34,8 @@ use crate::cloud_twin::CloudTwin;
 use crate::fleet::{Fleet, LocalFleet};
 use crate::fleet_prompt::OfflineIntents;
 use crate::fleet_tools::{
-    FleetBackend, FleetStatus, JobCounts, JobCreated, JobReport, JobState, PromptResult, Recording,
-    Target, ToolCallRecord, run_prompt,
+    FleetBackend, FleetStatus, JobCounts, JobState, PromptResult, PromptSession, Recording, Target,
+    run_prompt,
 };
 use crate::scenario::{DEFAULT_EPOCH_UNIX_S, FleetFile, LinkModel, ScenarioError};
 use crate::world::{FleetSpec, WorldError, WorldSpec};
@@ -226,16 +226,9 @@ pub struct OtaReport {
     pub seed: u64,
     /// How it ended.
     pub outcome: OtaOutcome,
-    /// The tool call the intent model chose (None: unclear).
-    pub intent: Option<String>,
-    /// The answer to an unclear prompt, or why a tool refused.
-    pub answer: Option<String>,
-    /// Every tool call made, in order: the prompt's, then the final job and fleet status.
-    pub tool_calls: Vec<ToolCallRecord>,
-    /// The job the prompt created.
-    pub job_created: Option<JobCreated>,
-    /// Where the job ended.
-    pub job: Option<JobReport>,
+    /// The prompt's tool calls and job (where the job ended).
+    #[serde(flatten)]
+    pub session: PromptSession,
     /// Versions reported before the prompt.
     pub status_before: FleetStatus,
     /// Versions reported at the end.
@@ -428,11 +421,11 @@ impl Session {
             fleet: String::new(),
             seed: 0,
             outcome: OtaOutcome::Done,
-            intent: prompt.intent.clone(),
-            answer: None,
-            tool_calls: prompt.calls,
-            job_created: None,
-            job: None,
+            session: PromptSession {
+                intent: prompt.intent.clone(),
+                tool_calls: prompt.calls,
+                ..PromptSession::default()
+            },
             status_before,
             status_after: FleetStatus::default(),
             virtual_s: 0.0,
@@ -441,15 +434,15 @@ impl Session {
         match prompt.result {
             PromptResult::Unclear(answer) => {
                 report.outcome = OtaOutcome::Unclear;
-                report.answer = Some(answer);
+                report.session.answer = Some(answer);
             }
             PromptResult::Failed(why) => {
                 report.outcome = OtaOutcome::Refused;
-                report.answer = Some(why);
+                report.session.answer = Some(why);
             }
             PromptResult::Created(created) => {
                 let job = created.job_id.clone();
-                report.job_created = Some(created);
+                report.session.job_created = Some(created);
                 let finished = self.follow_job(&tools, &job).await;
                 self.handle.sleep(SETTLE).await;
                 let recorded = Recording::new(&tools);
@@ -461,9 +454,9 @@ impl Session {
                     Some(r) if r.counts.succeeded == r.counts.total => OtaOutcome::Succeeded,
                     Some(_) => OtaOutcome::JobFailed,
                 };
-                report.job = final_report;
+                report.session.job = final_report;
                 let _ = recorded.fleet_status(&Target::Fleet).await;
-                report.tool_calls.extend(recorded.into_calls());
+                report.session.tool_calls.extend(recorded.into_calls());
             }
             PromptResult::Status(_) | PromptResult::Canceled(_) | PromptResult::Gate(_) => {}
         }
@@ -529,10 +522,10 @@ pub fn render_text(r: &OtaReport, wall: Option<std::time::Duration>) -> String {
         r.seed
     ));
     line("tool calls:".into());
-    for (i, c) in r.tool_calls.iter().enumerate() {
+    for (i, c) in r.session.tool_calls.iter().enumerate() {
         line(format!("  {}. {}", i + 1, c.summary));
     }
-    if let Some(answer) = &r.answer {
+    if let Some(answer) = &r.session.answer {
         let label = if r.outcome == OtaOutcome::Unclear {
             "not understood, nothing done"
         } else {
@@ -540,7 +533,7 @@ pub fn render_text(r: &OtaReport, wall: Option<std::time::Duration>) -> String {
         };
         line(format!("{label}: {answer}"));
     }
-    if let Some(j) = &r.job {
+    if let Some(j) = &r.session.job {
         let c = &j.counts;
         let mut head = format!("job {}: {}", j.job_id, j.status);
         if j.aborted {

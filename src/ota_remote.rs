@@ -17,8 +17,7 @@ use serde::Serialize;
 use crate::fleet::firmware_image;
 use crate::fleet_prompt::OfflineIntents;
 use crate::fleet_tools::{
-    FleetBackend, JobCreated, JobReport, PromptResult, Recording, Target, ToolCallRecord,
-    VersionInfo, run_prompt,
+    FleetBackend, PromptResult, PromptSession, Recording, Target, VersionInfo, run_prompt,
 };
 use crate::fleet_tools_aws::{AwsFleet, AwsFleetConfig, DeviceTypeSource};
 use crate::ota_cli::{EXIT_UNCLEAR, OtaArgs, load_fleet};
@@ -52,16 +51,9 @@ pub struct RemoteReport {
     pub endpoint: String,
     /// How it ended.
     pub outcome: RemoteOutcome,
-    /// The tool call the intent model chose (None: unclear).
-    pub intent: Option<String>,
-    /// The answer to an unclear prompt, or why a tool refused.
-    pub answer: Option<String>,
-    /// Every tool call made, in order: the prompt's, then the job's status.
-    pub tool_calls: Vec<ToolCallRecord>,
-    /// The job the prompt created.
-    pub job_created: Option<JobCreated>,
-    /// The job's status right after.
-    pub job: Option<JobReport>,
+    /// The prompt's tool calls and job (its status right after).
+    #[serde(flatten)]
+    pub session: PromptSession,
 }
 
 /// The manifest the AWS backend lists versions from and writes job
@@ -163,28 +155,28 @@ async fn session(
         prompt: args.prompt.clone(),
         endpoint: endpoint.to_owned(),
         outcome: RemoteOutcome::Done,
-        intent: prompt.intent,
-        answer: None,
-        tool_calls: prompt.calls,
-        job_created: None,
-        job: None,
+        session: PromptSession {
+            intent: prompt.intent,
+            tool_calls: prompt.calls,
+            ..PromptSession::default()
+        },
     };
     match prompt.result {
         PromptResult::Unclear(answer) => {
             report.outcome = RemoteOutcome::Unclear;
-            report.answer = Some(answer);
+            report.session.answer = Some(answer);
         }
         PromptResult::Failed(why) => {
             report.outcome = RemoteOutcome::Refused;
-            report.answer = Some(why);
+            report.session.answer = Some(why);
         }
         PromptResult::Created(created) => {
             report.outcome = RemoteOutcome::Created;
             let recorded = Recording::new(fleet);
-            report.job = recorded.job_status(&created.job_id).await.ok();
+            report.session.job = recorded.job_status(&created.job_id).await.ok();
             let _ = recorded.fleet_status(&Target::Fleet).await;
-            report.tool_calls.extend(recorded.into_calls());
-            report.job_created = Some(created);
+            report.session.tool_calls.extend(recorded.into_calls());
+            report.session.job_created = Some(created);
         }
         PromptResult::Status(_) | PromptResult::Canceled(_) | PromptResult::Gate(_) => {}
     }
@@ -197,10 +189,10 @@ pub fn render_text(r: &RemoteReport) -> String {
         "prompt:   {}\nendpoint: {}\ntool calls:\n",
         r.prompt, r.endpoint
     );
-    for (i, c) in r.tool_calls.iter().enumerate() {
+    for (i, c) in r.session.tool_calls.iter().enumerate() {
         out.push_str(&format!("  {}. {}\n", i + 1, c.summary));
     }
-    if let Some(answer) = &r.answer {
+    if let Some(answer) = &r.session.answer {
         let label = if r.outcome == RemoteOutcome::Unclear {
             "not understood, nothing done"
         } else {
@@ -208,7 +200,7 @@ pub fn render_text(r: &RemoteReport) -> String {
         };
         out.push_str(&format!("{label}: {answer}\n"));
     }
-    if let Some(j) = &r.job {
+    if let Some(j) = &r.session.job {
         out.push_str(&format!(
             "job {}: {} ({} queued, {} in progress, {} done of {}); it runs on the devices from here\n",
             j.job_id,

@@ -888,32 +888,7 @@ fn the_aws_fleet_backend_runs_prompts_against_the_live_twin() {
         "http",
     );
     let endpoint = format!("http://127.0.0.1:{}", served.port);
-    let ota = |prompt: &str, extra: &[&str]| -> (Option<i32>, Value) {
-        let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
-            .args([
-                "ota",
-                prompt,
-                "--endpoint",
-                &endpoint,
-                "--fleet",
-                fleet_arg,
-                "--json",
-            ])
-            .args(extra)
-            .env("AWS_ACCESS_KEY_ID", "twinrig")
-            .env("AWS_SECRET_ACCESS_KEY", "twinrig-local-secret")
-            .env_remove("AWS_PROFILE")
-            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                dir.path().join("no-credentials"),
-            )
-            .output()
-            .unwrap();
-        let report =
-            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
-        (o.status.code(), report)
-    };
+    let ota = |prompt: &str, extra: &[&str]| ota_against(&endpoint, &fleet, prompt, extra);
     // One device reports its version in its shadow, over MQTT.
     let reported = publish(
         served.port_of("tcp"),
@@ -1018,19 +993,8 @@ fn the_cloud_state_survives_a_restart() {
         state.to_str().unwrap(),
     ];
     let ota = |served: &Served, prompt: &str| -> Value {
-        let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
-            .args(["ota", prompt, "--json", "--fleet", fleet.to_str().unwrap()])
-            .args(["--endpoint", &format!("http://127.0.0.1:{}", served.port)])
-            .env("AWS_ACCESS_KEY_ID", "twinrig")
-            .env("AWS_SECRET_ACCESS_KEY", "twinrig-local-secret")
-            .env("AWS_CONFIG_FILE", dir.path().join("no-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                dir.path().join("no-credentials"),
-            )
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+        let endpoint = format!("http://127.0.0.1:{}", served.port);
+        ota_against(&endpoint, &fleet, prompt, &[]).1
     };
 
     let served = Served::start_with(&args, "http");
@@ -1081,4 +1045,29 @@ fn the_cloud_state_survives_a_restart() {
         std::fs::read_to_string(state.join("state.json")).unwrap(),
         "{ not json"
     );
+}
+
+/// `twinrig ota PROMPT --endpoint ENDPOINT --fleet FLEET --json`, with the
+/// local twin's credentials and no AWS config files: its exit code and report.
+fn ota_against(
+    endpoint: &str,
+    fleet: &std::path::Path,
+    prompt: &str,
+    extra: &[&str],
+) -> (Option<i32>, Value) {
+    let nowhere = fleet.with_extension("no-aws-files");
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args(["ota", prompt, "--endpoint", endpoint, "--json"])
+        .arg("--fleet")
+        .arg(fleet)
+        .args(extra)
+        .env("AWS_ACCESS_KEY_ID", "twinrig")
+        .env("AWS_SECRET_ACCESS_KEY", "twinrig-local-secret")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", &nowhere)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    (o.status.code(), report)
 }

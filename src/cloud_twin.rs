@@ -154,6 +154,11 @@ impl CloudTwin {
         self.store.borrow()
     }
 
+    /// Keeps records in `store` from now on (`serve cloud --state`: a file).
+    pub fn use_store(&self, store: RecordStore) {
+        *self.store.borrow_mut() = store;
+    }
+
     /// The shadow service (for expectations on documents).
     pub fn shadows(&self) -> std::cell::Ref<'_, ShadowService> {
         self.shadows.borrow()

@@ -176,6 +176,10 @@ enum Command {
         /// DIR/state.json across restarts (read at start, written at stop).
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
+        /// `serve cloud`: start with this scenario's `fleet:` and run its `cloud.rules`
+        /// (its devices and steps are not run: the clients are the devices).
+        #[arg(long, value_name = "FILE", conflicts_with = "fleet")]
+        scenario: Option<PathBuf>,
     },
 }
 
@@ -326,6 +330,7 @@ fn main() -> ExitCode {
             aws_credentials,
             fleet,
             state,
+            scenario,
             duration,
             pty,
             baud,
@@ -339,7 +344,11 @@ fn main() -> ExitCode {
                 https,
                 aws_credentials,
             },
-            CloudSources { fleet, state },
+            CloudSources {
+                fleet,
+                state,
+                scenario,
+            },
             duration,
             pty || baud.is_some() || log.is_some(),
         ),
@@ -405,10 +414,11 @@ struct HttpListeners {
     aws_credentials: Option<String>,
 }
 
-/// What `serve cloud` starts from: a fleet file, and a state folder.
+/// What `serve cloud` starts from: a fleet file or a scenario, and a state folder.
 struct CloudSources {
     fleet: Option<PathBuf>,
     state: Option<PathBuf>,
+    scenario: Option<PathBuf>,
 }
 
 /// `twinrig serve cloud`.
@@ -458,18 +468,30 @@ fn serve_cloud(
             _ => return Err("--aws-credentials takes ACCESS_KEY_ID:SECRET".into()),
         },
     };
-    let CloudSources { fleet, state } = sources;
-    let fleet = match fleet {
-        Some(path) => Some(
-            twinrig::scenario::load_fleet_file(&path)
-                .map_err(|e| e.to_string())?
-                .fleet,
+    let CloudSources {
+        fleet,
+        state,
+        scenario,
+    } = sources;
+    let (fleet, rules) = match (fleet, scenario) {
+        (Some(path), _) => (
+            Some(
+                twinrig::scenario::load_fleet_file(&path)
+                    .map_err(|e| e.to_string())?
+                    .fleet,
+            ),
+            Vec::new(),
         ),
-        None => None,
+        (None, Some(path)) => {
+            let loaded = twinrig::suite::load(&path).map_err(|e| e.render_plain())?;
+            (loaded.scenario.fleet, loaded.scenario.cloud.rules)
+        }
+        (None, None) => (None, Vec::new()),
     };
     let options = CloudServeOptions {
         fleet,
         state,
+        rules,
         insecure_tcp,
         tls,
         policy,

@@ -114,12 +114,18 @@ impl Outcome {
 fn rules_pipeline(
     s: &Scenario,
 ) -> Result<Option<twinrig_cloud::rules::pipeline::Pipeline>, String> {
-    if s.cloud.rules.is_empty() {
+    rules_pipeline_of(&s.cloud.rules)
+}
+
+/// The rules pipeline of a `cloud.rules` list (None when it is empty):
+/// presets with their transforms, or rules written out.
+pub fn rules_pipeline_of(
+    rules: &[crate::scenario::RuleRef],
+) -> Result<Option<twinrig_cloud::rules::pipeline::Pipeline>, String> {
+    if rules.is_empty() {
         return Ok(None);
     }
-    let configs = s
-        .cloud
-        .rules
+    let configs = rules
         .iter()
         .map(|r| r.to_config().ok_or_else(|| format!("unknown rule {r:?}")))
         .collect::<Result<Vec<_>, _>>()?;

@@ -1071,3 +1071,60 @@ fn ota_against(
     let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     (o.status.code(), report)
 }
+
+/// `--scenario FILE`: the scenario's rules run on what clients publish, and
+/// with `--state` their records are in `records.sqlite`, read here by the
+/// store's own reader.
+#[test]
+fn a_scenarios_rules_record_what_clients_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/cat-feeder/empty-hopper.yaml"
+    );
+    let served = Served::start_with(
+        &[
+            "--insecure-tcp",
+            "127.0.0.1:0",
+            "--scenario",
+            scenario,
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        "tcp",
+    );
+    // A cat feeder's state, as the firmware publishes it; then an action,
+    // which the rule's WHERE leaves out.
+    for payload in [
+        r#"{"type":"state","food_capacity":7,"device_location":"hall","feeds":2,"ts":1767225600}"#,
+        r#"{"event":"LONG"}"#,
+    ] {
+        let o = publish(
+            served.port,
+            "feeder-9",
+            "cat-feeder/feeder-9/states",
+            payload,
+            "1",
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    served.stop();
+    let store =
+        twinrig_cloud::records::RecordStore::open_read_only(state.join("records.sqlite")).unwrap();
+    let rows = store.list_all("catFeedersStates").unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0].record;
+    assert_eq!(row.key, "feeder-9");
+    assert_eq!(row.ts, 1_767_225_600);
+    assert_eq!(row.fields["deviceLocation"], "hall");
+    assert_eq!(row.fields["foodCapacity"], 7);
+    assert_eq!(row.fields["feeds"], 2);
+    // A scenario and a fleet file at once is refused.
+    let o = Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .args(["serve", "cloud", "--insecure-tcp", "127.0.0.1:0"])
+        .args(["--scenario", scenario, "--fleet", scenario])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -85,8 +85,10 @@ pub struct CloudServeOptions {
     /// cloud starts with (a fleet file's or a scenario's `fleet:`).
     pub fleet: Option<FleetConfig>,
     /// Where the cloud's state is kept across restarts (read at start,
-    /// written at stop).
+    /// written at stop; records go to its `records.sqlite` as they are made).
     pub state: Option<PathBuf>,
+    /// The rules run on every message (a scenario's `cloud.rules`).
+    pub rules: Vec<crate::scenario::RuleRef>,
     /// Stop after this much wall time (None: only when the stop flag is set).
     pub duration: Option<Duration>,
     /// The world's seed.
@@ -195,6 +197,9 @@ pub enum CloudServeError {
     /// The fleet's firmware or gates could not be put in the cloud.
     #[error("fleet: {0}")]
     Fleet(#[from] FleetError),
+    /// The rules could not be loaded.
+    #[error("rules: {0}")]
+    Rules(String),
     /// The kept state could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
@@ -340,7 +345,8 @@ pub fn serve_cloud(
         &mut sim,
         WorldSpec {
             scene: None,
-            rules: None,
+            rules: crate::runner::rules_pipeline_of(&options.rules)
+                .map_err(CloudServeError::Rules)?,
             epoch_unix_s,
             fleet: None,
         },
@@ -360,6 +366,9 @@ pub fn serve_cloud(
     let mut things = thing_registry(&cloud, options.fleet.as_ref(), identity.as_ref())?;
     if let Some(fleet) = &options.fleet {
         Fleet::provision_cloud(&cloud, fleet)?;
+    }
+    if let Some(dir) = &options.state {
+        cloud.use_store(super::state::open_records(dir)?);
     }
     if let Some(dir) = &options.state
         && let Some(kept) = CloudState::load(dir)?

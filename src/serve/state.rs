@@ -1,5 +1,6 @@
 //! `serve cloud --state DIR`: what the cloud holds, kept across restarts.
-//! One JSON file, `DIR/state.json`: the shadows (with versions and
+//! The records the rules make go to `DIR/records.sqlite` as they are made.
+//! The rest is one JSON file, `DIR/state.json`: the shadows (with versions and
 //! metadata), the jobs (executions, timers, notifications), the thing
 //! registry and the certificates and policies made over the API. It is read
 //! when the server starts and written when it stops (Ctrl-C, SIGTERM, the
@@ -17,6 +18,23 @@ use twinrig_cloud::things::ThingsSnapshot;
 
 /// The file in the state folder.
 pub const STATE_FILE: &str = "state.json";
+
+/// The records store in the state folder (SQLite: each record is on disk
+/// once the rule that made it has run).
+pub const RECORDS_FILE: &str = "records.sqlite";
+
+/// The records store kept in `dir` (created, with the folder, if missing).
+pub fn open_records(dir: &Path) -> Result<twinrig_cloud::records::RecordStore, StateError> {
+    std::fs::create_dir_all(dir).map_err(|e| StateError::Io {
+        path: dir.to_owned(),
+        message: e.to_string(),
+    })?;
+    let path = dir.join(RECORDS_FILE);
+    twinrig_cloud::records::RecordStore::open(&path).map_err(|e| StateError::Invalid {
+        path,
+        message: e.to_string(),
+    })
+}
 
 /// The format this build writes and reads.
 const FORMAT: u32 = 1;

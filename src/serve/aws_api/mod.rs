@@ -12,6 +12,7 @@ pub use objects::firmware_base;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use twinrig_cloud::sigv4::{self, Credentials, SignedRequest};
@@ -59,7 +60,14 @@ pub struct HttpConnection {
     /// A request could not be read: answer it, then close.
     broken: bool,
     closing: bool,
+    /// When bytes last moved either way.
+    last_activity: Instant,
 }
+
+/// How long an HTTP connection may sit idle, between requests or in a TLS
+/// handshake that never finishes, before it is closed (assumed; AWS does
+/// not publish its value), so idle clients cannot hold sockets for ever.
+pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl HttpConnection {
     /// A connection just accepted (non-blocking), plain or TLS.
@@ -71,6 +79,7 @@ impl HttpConnection {
             pending: None,
             broken: false,
             closing: false,
+            last_activity: Instant::now(),
         }
     }
 
@@ -135,6 +144,11 @@ impl HttpConnection {
             && self.pending.is_none()
             && self.transport.flushed(&self.outbuf)
         {
+            self.closing = true;
+        }
+        if moved {
+            self.last_activity = Instant::now();
+        } else if self.pending.is_none() && self.last_activity.elapsed() >= HTTP_IDLE_TIMEOUT {
             self.closing = true;
         }
         if self.closing {

@@ -1309,8 +1309,20 @@ fn a_snapshot_restores_jobs_executions_and_timers() {
         );
     }
     // The restored service goes on as the original would.
-    let a = update(&mut svc, "t000", "job1", json!({"status": "SUCCEEDED"}), T0 + 3);
-    let b = update(&mut back, "t000", "job1", json!({"status": "SUCCEEDED"}), T0 + 3);
+    let a = update(
+        &mut svc,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
+    let b = update(
+        &mut back,
+        "t000",
+        "job1",
+        json!({"status": "SUCCEEDED"}),
+        T0 + 3,
+    );
     assert_eq!(a.publishes, b.publishes);
     assert!(back.restore(json!({"jobs": 7})).is_err());
 }

@@ -1212,7 +1212,10 @@ fn a_snapshot_restores_every_shadow_with_its_version() {
     let mut back = service();
     back.restore(svc.snapshot()).expect("restores");
     assert_eq!(back.document("t1", None), svc.document("t1", None));
-    assert_eq!(back.document("t1", Some("cfg")), svc.document("t1", Some("cfg")));
+    assert_eq!(
+        back.document("t1", Some("cfg")),
+        svc.document("t1", Some("cfg"))
+    );
     // The next update gets the next version, as on the original.
     let body = json!({"state": {"reported": {"color": "green"}}});
     let a = update(&mut svc, "$aws/things/t1/shadow", body.clone(), 102);

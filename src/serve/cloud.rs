@@ -42,7 +42,8 @@ use crate::cloud_twin::CloudTwin;
 use crate::fleet::{Fleet, FleetError};
 use crate::scenario::fleet::FleetConfig;
 use crate::world::{WorldError, WorldSpec};
-use rustls::ServerConnection;
+use rustls::ServerConfig;
+use std::sync::Arc;
 use twinrig_cloud::policy::{Action as PolicyAction, Principal};
 use twinrig_cloud::sigv4::Credentials;
 use twinrig_cloud::things::{ThingRegistry, ThingsError};
@@ -294,46 +295,41 @@ pub fn serve_cloud(
         Some((_, dir)) => Some(TlsIdentity::load(dir, options.policy.as_deref())?),
         None => None,
     };
-    let mut listeners: Vec<(TcpListener, bool)> = Vec::new();
     let mut endpoints = CloudEndpoints {
         mqtt_tcp: None,
         mqtt_tls: None,
         http: None,
         https: None,
     };
-    // HTTP listeners: (listener, TLS).
-    let mut http_listeners: Vec<(TcpListener, bool)> = Vec::new();
     if options.https.is_some() && identity.is_none() {
         return Err(CloudServeError::HttpsWithoutCertificate);
     }
-    for (addr, tls) in [(options.https, true), (options.http, false)] {
-        let Some(addr) = addr else { continue };
-        let listen_error = |source| CloudServeError::Listen { addr, source };
-        let l = TcpListener::bind(addr).map_err(listen_error)?;
-        l.set_nonblocking(true).map_err(listen_error)?;
-        let bound = Some(l.local_addr().map_err(listen_error)?);
-        if tls {
-            endpoints.https = bound;
-        } else {
-            endpoints.http = bound;
-        }
-        http_listeners.push((l, tls));
-    }
-    for (addr, tls) in [
-        (options.tls.as_ref().map(|(a, _)| *a), true),
-        (options.insecure_tcp, false),
+    // Listeners with the TLS configuration their connections get (None: plain).
+    let mqtt_tls = identity.as_ref().map(|i| i.config.clone());
+    let https = identity.as_ref().map(|i| i.https_config.clone());
+    let mut listeners: Vec<(TcpListener, Option<Arc<ServerConfig>>)> = Vec::new();
+    let mut http_listeners: Vec<(TcpListener, Option<Arc<ServerConfig>>)> = Vec::new();
+    for (addr, tls, bound, http) in [
+        (
+            options.tls.as_ref().map(|(a, _)| *a),
+            mqtt_tls,
+            &mut endpoints.mqtt_tls,
+            false,
+        ),
+        (options.insecure_tcp, None, &mut endpoints.mqtt_tcp, false),
+        (options.https, https, &mut endpoints.https, true),
+        (options.http, None, &mut endpoints.http, true),
     ] {
         let Some(addr) = addr else { continue };
         let listen_error = |source| CloudServeError::Listen { addr, source };
         let listener = TcpListener::bind(addr).map_err(listen_error)?;
         listener.set_nonblocking(true).map_err(listen_error)?;
-        let bound = Some(listener.local_addr().map_err(listen_error)?);
-        if tls {
-            endpoints.mqtt_tls = bound;
+        *bound = Some(listener.local_addr().map_err(listen_error)?);
+        if http {
+            http_listeners.push((listener, tls));
         } else {
-            endpoints.mqtt_tcp = bound;
+            listeners.push((listener, tls));
         }
-        listeners.push((listener, tls));
     }
 
     let mut sim = Sim::new(options.seed);
@@ -428,24 +424,10 @@ pub fn serve_cloud(
 
         // New connections.
         for (listener, tls) in &listeners {
-            let Ok((stream, peer)) = listener.accept() else {
+            let Some((transport, peer)) = Transport::accept(listener, tls.as_ref()) else {
                 continue;
             };
             moved = true;
-            if stream.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let _ = stream.set_nodelay(true);
-            let transport = match (tls, &identity) {
-                (true, Some(identity)) => match ServerConnection::new(identity.config.clone()) {
-                    Ok(tls) => Transport::Tls {
-                        tcp: stream,
-                        tls: Box::new(tls),
-                    },
-                    Err(_) => continue,
-                },
-                _ => Transport::Plain(stream),
-            };
             summary.connections += 1;
             next_connection += 1;
             connections.push(Connection {
@@ -465,28 +447,11 @@ pub fn serve_cloud(
         }
 
         // HTTP requests.
-        for (l, tls) in &http_listeners {
-            let Ok((stream, _)) = l.accept() else {
-                continue;
-            };
-            if stream.set_nonblocking(true).is_err() {
-                continue;
+        for (listener, tls) in &http_listeners {
+            if let Some((transport, _)) = Transport::accept(listener, tls.as_ref()) {
+                moved = true;
+                http_connections.push(HttpConnection::new(transport));
             }
-            moved = true;
-            let _ = stream.set_nodelay(true);
-            let transport = match (tls, &identity) {
-                (true, Some(identity)) => {
-                    match ServerConnection::new(identity.https_config.clone()) {
-                        Ok(tls) => Transport::Tls {
-                            tcp: stream,
-                            tls: Box::new(tls),
-                        },
-                        Err(_) => continue,
-                    }
-                }
-                _ => Transport::Plain(stream),
-            };
-            http_connections.push(HttpConnection::new(transport));
         }
         for h in &mut http_connections {
             let mut api = Api {

@@ -4,7 +4,7 @@
 //! sockets so one loop serves every connection.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,6 +42,25 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// A connection waiting on `listener`, non-blocking, over TLS with
+    /// `tls` or plain; None when there is none (or it could not be set up).
+    pub fn accept(
+        listener: &TcpListener,
+        tls: Option<&Arc<ServerConfig>>,
+    ) -> Option<(Transport, SocketAddr)> {
+        let (tcp, peer) = listener.accept().ok()?;
+        tcp.set_nonblocking(true).ok()?;
+        let _ = tcp.set_nodelay(true);
+        let transport = match tls {
+            Some(config) => Transport::Tls {
+                tls: Box::new(ServerConnection::new(config.clone()).ok()?),
+                tcp,
+            },
+            None => Transport::Plain(tcp),
+        };
+        Some((transport, peer))
+    }
+
     /// Reads what has arrived into `into`.
     pub fn receive(&mut self, buf: &mut [u8], into: &mut BytesMut) -> io::Result<Received> {
         match self {
@@ -245,10 +264,11 @@ impl TlsIdentity {
             path: dir.join(name),
             message,
         };
-        let ca: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(dir.join("root-ca.pem"))
-                .and_then(Iterator::collect)
-                .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
+        let ca_pem = std::fs::read_to_string(dir.join("root-ca.pem"))
+            .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
+        let ca: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
         let mut roots = RootCertStore::empty();
         for c in ca {
             roots
@@ -305,14 +325,10 @@ impl TlsIdentity {
         }
         let authority = match std::fs::read_to_string(dir.join("root-ca.key")) {
             Err(_) => None,
-            Ok(key) => {
-                let ca_pem = std::fs::read_to_string(dir.join("root-ca.pem"))
-                    .map_err(|e| file_error("root-ca.pem", e.to_string()))?;
-                Some(
-                    CertificateAuthority::from_pem(&ca_pem, &key)
-                        .map_err(|e| file_error("root-ca.key", e.to_string()))?,
-                )
-            }
+            Ok(key) => Some(
+                CertificateAuthority::from_pem(&ca_pem, &key)
+                    .map_err(|e| file_error("root-ca.key", e.to_string()))?,
+            ),
         };
         Ok(TlsIdentity {
             certificates,

@@ -37,6 +37,9 @@ from pathlib import Path
 from awscrt import mqtt
 from awsiot import iotjobs, iotshadow, mqtt_connection_builder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from report import Report  # noqa: E402 - the suites' shared report, one folder up
+
 THING = "sdk-thing"
 OTHER = "other-thing"
 FEEDERS = ["feeder-001", "feeder-002"]
@@ -52,27 +55,6 @@ IMAGE_BYTES = 64 * 1024
 # The CA the HTTPS clients trust (set once the certificates are made).
 TRUST = {}
 WAIT_S = 60  # a hang guard, not a timing check
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail):
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-        return ok
-
-    def run(self, name, body):
-        try:
-            ok, detail = body()
-        except Exception as e:  # noqa: BLE001 - every error is a failed check
-            ok, detail = False, f"{type(e).__name__}: {e}"
-        self.check(name, ok, detail)
 
 
 def connect(certs, port, thing, client_id, files=None):

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import rustypot
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from report import Report  # noqa: E402 - the suites' shared report, one folder up
+
 HERE = Path(__file__).resolve().parent
 BAUD = 1_000_000
 TIMEOUT_S = 0.2
@@ -55,28 +58,6 @@ def pty_path(ready_line: str) -> str:
     if not sep or not words:
         raise ValueError(f"no ' on <path>' in the ready line: {ready_line!r}")
     return words[0]
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: str) -> bool:
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
-        return ok
-
-    def run(self, name: str, body) -> None:
-        """Runs a check whose body returns (ok, detail); an exception fails it."""
-        try:
-            ok, detail = body()
-        except Exception as e:  # noqa: BLE001 - every error is a failed check
-            ok, detail = False, f"{type(e).__name__}: {e}"
-        self.check(name, ok, detail)
 
 
 # Conversions of rustypot 1.13.1 for the SCS0009 (amazing-hand.md section 3.2),

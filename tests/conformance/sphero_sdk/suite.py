@@ -58,6 +58,9 @@ from sphero_sdk.common.commands import sensor as sensor_commands
 from sphero_sdk.common.commands import system_info as system_info_commands
 from sphero_sdk.common.protocol.api_sphero_message import Message
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from report import Report  # noqa: E402 - the suites' shared report, one folder up
+
 NORDIC, ST = 1, 2
 TIMEOUT = 2.0
 U32_MAX = 2**32 - 1
@@ -146,35 +149,6 @@ class Serve:
 
 
 # ---------------------------------------------------------------- checks
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail):
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}: {detail}", flush=True)
-        else:
-            self.failed += 1
-            print(f"FAIL {name}: {detail}", flush=True)
-        return ok
-
-    def equal(self, name, got, want):
-        return self.check(name, got == want, f"got {got!r}, want {want!r}")
-
-    def near(self, name, got, want, tolerance):
-        ok = got is not None and abs(got - want) <= tolerance
-        return self.check(name, ok, f"got {got!r}, want {want!r} +- {tolerance}")
-
-    def between(self, name, got, low, high):
-        ok = got is not None and low <= got <= high
-        return self.check(name, ok, f"got {got!r}, want {low}..{high}")
-
-    def error(self, name, exc):
-        return self.check(name, False, f"raised {type(exc).__name__}: {exc}")
 
 
 async def confirm(rvr, command):
@@ -626,7 +600,7 @@ async def sleep_and_wake(c, rvr, rec):
 
 
 def main(args):
-    c = Checks()
+    c = Report()
     serve = Serve(args.twinrig)
     c.check("serve ready line", serve.device.startswith("/dev/"), serve.ready_line)
     loop = asyncio.new_event_loop()

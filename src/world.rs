@@ -45,6 +45,11 @@ impl Router for CloudRouter {
             .subscribe(twinrig_cloud::ClientId(client), filter)
             .map_err(|e| e.to_string())
     }
+    fn unsubscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
+        self.0
+            .unsubscribe(twinrig_cloud::ClientId(client), filter)
+            .map_err(|e| e.to_string())
+    }
     fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String> {
         let out: Vec<twinrig_cloud::Outgoing> = batch
             .iter()

@@ -154,13 +154,13 @@ impl Broker {
         if self.by_name.contains_key(client_id) {
             return Err(BrokerError::DuplicateClient(client_id.to_string()));
         }
-        let (tx, rx) = self
-            ._broker
-            .link(client_id)
-            .map_err(|e| BrokerError::Connect {
-                client: client_id.to_string(),
-                message: e.to_string(),
-            })?;
+        let (tx, rx) =
+            self._broker
+                .link(&link_name(client_id))
+                .map_err(|e| BrokerError::Connect {
+                    client: client_id.to_string(),
+                    message: e.to_string(),
+                })?;
         let id = ClientId(self.clients.len());
         self.clients.push(Client {
             id: client_id.to_string(),
@@ -177,38 +177,32 @@ impl Broker {
         &self.clients[id.0].id
     }
 
+    /// The index of `client`'s live subscription to `filter`, if any.
+    fn subscription(&self, client: ClientId, filter: &str) -> Option<usize> {
+        let encoded = encode(filter);
+        let mine = |&(c, fi): &(usize, usize)| (c == client.0).then_some(fi);
+        if encoded.contains(['+', '#']) {
+            self.wild
+                .iter()
+                .filter(|(f, _, _)| *f == encoded)
+                .find_map(|(_, c, fi)| mine(&(*c, *fi)))
+        } else {
+            self.exact.get(&encoded)?.iter().find_map(mine)
+        }
+    }
+
     /// Subscribes and waits for rumqttd's SUBACK, so that later publishes are routed to it.
     pub fn subscribe(&mut self, client: ClientId, filter: &str) -> Result<(), BrokerError> {
-        let c = &mut self.clients[client.0];
-        if c.filters.iter().any(|f| f == filter) {
+        if self.subscription(client, filter).is_some() {
             return Ok(());
         }
+        let c = &mut self.clients[client.0];
         c.tx.subscribe(encode(filter))
             .map_err(|e| BrokerError::Link {
                 client: c.id.clone(),
                 message: e.to_string(),
             })?;
-        let deadline = Instant::now() + WATCHDOG;
-        loop {
-            match c.rx.recv_deadline(deadline) {
-                Ok(Some(Notification::DeviceAck(_))) => break,
-                Ok(Some(Notification::Unschedule)) => ready(c)?,
-                Ok(Some(Notification::Forward(f))) => {
-                    return Err(BrokerError::Unexpected {
-                        client: c.id.clone(),
-                        topic: String::from_utf8_lossy(&f.publish.topic).into_owned(),
-                    });
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    return Err(BrokerError::Stalled {
-                        client: c.id.clone(),
-                        got: 0,
-                        expected: 1,
-                    });
-                }
-            }
-        }
+        acknowledged(c)?;
         let index = (client.0, c.filters.len());
         c.filters.push(filter.to_string());
         let encoded = encode(filter);
@@ -216,6 +210,32 @@ impl Broker {
             self.wild.push((encoded, index.0, index.1));
         } else {
             self.exact.entry(encoded).or_default().push(index);
+        }
+        Ok(())
+    }
+
+    /// Removes a subscription and waits for rumqttd's UNSUBACK, so that
+    /// later publishes are not routed to it (none: nothing to do).
+    pub fn unsubscribe(&mut self, client: ClientId, filter: &str) -> Result<(), BrokerError> {
+        let Some(fi) = self.subscription(client, filter) else {
+            return Ok(());
+        };
+        let c = &mut self.clients[client.0];
+        c.tx.unsubscribe(encode(filter))
+            .map_err(|e| BrokerError::Link {
+                client: c.id.clone(),
+                message: e.to_string(),
+            })?;
+        acknowledged(c)?;
+        // The filter keeps its index in `filters` (indexes stay valid);
+        // only the lookups forget it.
+        let encoded = encode(filter);
+        self.wild.retain(|&(_, c, i)| (c, i) != (client.0, fi));
+        if let Some(subscribers) = self.exact.get_mut(&encoded) {
+            subscribers.retain(|&s| s != (client.0, fi));
+            if subscribers.is_empty() {
+                self.exact.remove(&encoded);
+            }
         }
         Ok(())
     }
@@ -333,11 +353,50 @@ impl Default for Broker {
     }
 }
 
+/// Waits for rumqttd's acknowledgement of a SUBSCRIBE or UNSUBSCRIBE.
+fn acknowledged(c: &mut Client) -> Result<(), BrokerError> {
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        match c.rx.recv_deadline(deadline) {
+            Ok(Some(Notification::DeviceAck(_))) => return Ok(()),
+            Ok(Some(Notification::Unschedule)) => ready(c)?,
+            Ok(Some(Notification::Forward(f))) => {
+                return Err(BrokerError::Unexpected {
+                    client: c.id.clone(),
+                    topic: String::from_utf8_lossy(&f.publish.topic).into_owned(),
+                });
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(BrokerError::Stalled {
+                    client: c.id.clone(),
+                    got: 0,
+                    expected: 1,
+                });
+            }
+        }
+    }
+}
+
 fn ready(c: &mut Client) -> Result<(), BrokerError> {
     c.rx.ready().map_err(|e| BrokerError::Link {
         client: c.id.clone(),
         message: e.to_string(),
     })
+}
+
+/// The name a client's link has inside rumqttd, which refuses client ids
+/// with `+`, `$`, `#` or `/` that MQTT and AWS IoT allow (AWS assigns
+/// `$GEN/...` ids itself): those characters, and `%`, are percent-encoded.
+fn link_name(client_id: &str) -> String {
+    let mut name = String::with_capacity(client_id.len());
+    for c in client_id.chars() {
+        match c {
+            '+' | '$' | '#' | '/' | '%' => name.push_str(&format!("%{:02X}", c as u32)),
+            c => name.push(c),
+        }
+    }
+    name
 }
 
 #[cfg(test)]
@@ -423,6 +482,40 @@ mod tests {
         let d = b.route(&[out(a, "plain", "p")]).unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].to, d[0].topic.as_str()), (all, "plain"));
+    }
+
+    #[test]
+    fn an_unsubscribed_filter_gets_nothing_and_can_be_subscribed_again() {
+        let mut b = Broker::new();
+        let a = b.connect("a").unwrap();
+        let p = b.connect("p").unwrap();
+        b.subscribe(a, "x/#").unwrap();
+        b.subscribe(a, "x/1").unwrap();
+        b.unsubscribe(a, "x/#").unwrap();
+        // Only the remaining filter delivers; rumqttd agrees (a delivery it
+        // made for the old filter would be an Unexpected error).
+        let d = b.route(&[out(p, "x/1", "one")]).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].filter, "x/1");
+        b.unsubscribe(a, "x/1").unwrap();
+        // Unsubscribing what is not subscribed does nothing.
+        b.unsubscribe(a, "x/1").unwrap();
+        assert!(b.route(&[out(p, "x/1", "two")]).unwrap().is_empty());
+        b.subscribe(a, "x/#").unwrap();
+        let d = b.route(&[out(p, "x/2", "three")]).unwrap();
+        assert_eq!((d.len(), d[0].filter.as_str()), (1, "x/#"));
+    }
+
+    #[test]
+    fn client_ids_rumqttd_refuses_are_carried_encoded() {
+        let mut b = Broker::new();
+        let a = b.connect("$GEN/0a1b").unwrap();
+        let p = b.connect("thing/with+odd#chars%").unwrap();
+        b.subscribe(a, "t").unwrap();
+        let d = b.route(&[out(p, "t", "x")]).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(b.client_name(d[0].to), "$GEN/0a1b");
+        assert_eq!(link_name("a/b$%"), "a%2Fb%24%25");
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub trait Router {
     fn connect(&mut self, client: &str) -> Result<usize, String>;
     /// Subscribes a client to a filter (returns once the broker acknowledged it).
     fn subscribe(&mut self, client: usize, filter: &str) -> Result<(), String>;
+    /// Removes a client's subscription to a filter (none: nothing to do).
+    fn unsubscribe(&mut self, client: usize, filter: &str) -> Result<(), String>;
     /// Routes a batch of publishes; returns deliveries ordered by batch position.
     fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String>;
 }
@@ -315,6 +317,10 @@ enum UpEvent {
     Subscribe {
         filter: String,
         qos: QoS,
+        ack: Rc<RefCell<AckSlot>>,
+    },
+    Unsubscribe {
+        filter: String,
         ack: Rc<RefCell<AckSlot>>,
     },
 }
@@ -901,6 +907,22 @@ impl Process for Network {
                         inner.push_down(at, e.client, DownEvent::SubAck(ack, result));
                     }
                 }
+                UpEvent::Unsubscribe { filter, ack } => {
+                    inner.flush(now, &mut batch).map_err(fail)?;
+                    let router_id = inner.clients[e.client].router_id;
+                    let result = inner
+                        .router
+                        .unsubscribe(router_id, &filter)
+                        .map_err(|_| MqttError::SubscribeRefused);
+                    if result.is_ok() {
+                        inner.clients[e.client].subscriptions.remove(&filter);
+                    }
+                    // The UNSUBACK rides back as a SUBACK does.
+                    if let Some(at) = inner.clients[e.client].transit(now, QoS::AtLeastOnce, false)
+                    {
+                        inner.push_down(at, e.client, DownEvent::SubAck(ack, result));
+                    }
+                }
             }
         }
         inner.flush(now, &mut batch).map_err(fail)?;
@@ -938,6 +960,50 @@ pub struct SimMqttClient {
 }
 
 impl SimMqttClient {
+    /// Removes the session's subscription to `filter`; resolves on the
+    /// broker's UNSUBACK. (Not part of the HAL's client: no device
+    /// unsubscribes; `twinrig serve cloud` serves its clients' UNSUBSCRIBE.)
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), MqttError> {
+        validate_topic_filter(filter)?;
+        let filter = filter.to_string();
+        self.acknowledged("an UNSUBACK for", |ack| UpEvent::Unsubscribe {
+            filter,
+            ack,
+        })
+        .await
+    }
+
+    /// Sends a request up the link and waits for its acknowledgement.
+    async fn acknowledged(
+        &self,
+        what: &'static str,
+        request: impl FnOnce(Rc<RefCell<AckSlot>>) -> UpEvent,
+    ) -> Result<(), MqttError> {
+        let ack = Rc::new(RefCell::new(AckSlot::default()));
+        {
+            let mut inner = self.net.inner.borrow_mut();
+            let now = inner.handle.now();
+            // Over a link that loses everything the request never arrives
+            // and the acknowledgement never comes (the caller's timeout decides).
+            if let Some(at) = inner.clients[self.index].transit(now, QoS::AtLeastOnce, true) {
+                inner.push_up(at, self.index, request(ack.clone()));
+            }
+        }
+        let label = self.net.inner.borrow().clients[self.index].label.clone();
+        poll_fn(|cx| {
+            let mut slot = ack.borrow_mut();
+            match slot.result.take() {
+                Some(r) => Poll::Ready(r),
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    note_wait(WaitOn::Named(what, label.clone()));
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
     /// Messages waiting in the session's inbox.
     pub fn pending(&self) -> usize {
         self.net.inner.borrow().clients[self.index].inbox.len()
@@ -951,35 +1017,11 @@ impl twinrig_hal::MqttClient for SimMqttClient {
 
     async fn subscribe(&self, filter: &str, qos: QoS) -> Result<(), MqttError> {
         validate_topic_filter(filter)?;
-        let ack = Rc::new(RefCell::new(AckSlot::default()));
-        {
-            let mut inner = self.net.inner.borrow_mut();
-            let now = inner.handle.now();
-            // Over a link that loses everything the request never arrives
-            // and the SUBACK never comes (the caller's timeout decides).
-            if let Some(at) = inner.clients[self.index].transit(now, QoS::AtLeastOnce, true) {
-                inner.push_up(
-                    at,
-                    self.index,
-                    UpEvent::Subscribe {
-                        filter: filter.to_string(),
-                        qos,
-                        ack: ack.clone(),
-                    },
-                );
-            }
-        }
-        let label = self.net.inner.borrow().clients[self.index].label.clone();
-        poll_fn(|cx| {
-            let mut slot = ack.borrow_mut();
-            match slot.result.take() {
-                Some(r) => Poll::Ready(r),
-                None => {
-                    slot.waker = Some(cx.waker().clone());
-                    note_wait(WaitOn::Named("a SUBACK for", label.clone()));
-                    Poll::Pending
-                }
-            }
+        let filter = filter.to_string();
+        self.acknowledged("a SUBACK for", |ack| UpEvent::Subscribe {
+            filter,
+            qos,
+            ack,
         })
         .await
     }
@@ -1041,6 +1083,11 @@ mod tests {
         }
         fn subscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
             self.subscriptions.push((client, filter.to_owned()));
+            Ok(())
+        }
+        fn unsubscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
+            self.subscriptions
+                .retain(|(c, f)| (*c, f.as_str()) != (client, filter));
             Ok(())
         }
         fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String> {

@@ -37,6 +37,12 @@ impl Router for MemRouter {
         Ok(())
     }
 
+    fn unsubscribe(&mut self, client: usize, filter: &str) -> Result<(), String> {
+        self.subscriptions
+            .retain(|(c, f)| (*c, f.as_str()) != (client, filter));
+        Ok(())
+    }
+
     fn route(&mut self, batch: &[RoutedPublish]) -> Result<Vec<RoutedDelivery>, String> {
         let mut out = Vec::new();
         for (i, p) in batch.iter().enumerate() {

@@ -379,25 +379,29 @@ fn garbage_and_protocol_errors_close_the_connection_not_the_server() {
     use std::io::{Read as _, Write as _};
     let served = Served::start();
     let port = served.port;
-    let cases: [&[u8]; 3] = [
+    let cases: [(&[u8], &[u8]); 3] = [
         // Not MQTT at all.
-        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &[]),
         // A PINGREQ before CONNECT.
-        &[0xC0, 0x00],
-        // A CONNECT of MQTT 5 (protocol level 5): not served yet.
-        &[
-            0x10, 0x11, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x3C, 0x00, 0x00,
-            0x04, b'a', b'b', b'c', b'd',
-        ],
+        (&[0xC0, 0x00], &[]),
+        // A CONNECT of MQTT 3.1 ("MQIsdp", protocol level 3): CONNACK 1,
+        // unacceptable protocol version.
+        (
+            &[
+                0x10, 0x12, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3C,
+                0x00, 0x04, b'a', b'b', b'c', b'd',
+            ],
+            &[0x20, 0x02, 0x00, 0x01],
+        ),
     ];
-    for bytes in cases {
+    for (bytes, answer) in cases {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(LIMIT)).unwrap();
         s.write_all(bytes).unwrap();
         let mut rest = Vec::new();
-        // The server closes the connection (EOF), having sent nothing useful.
+        // The server closes the connection (EOF), having sent only its answer.
         let _ = s.read_to_end(&mut rest);
-        assert!(rest.len() <= 4, "{bytes:?}: got {rest:?}");
+        assert_eq!(rest, answer, "{bytes:?}");
     }
     let o = publish(port, "fine", "a/b", "x", "1");
     assert!(o.status.success(), "{}", text(&o));
@@ -1127,4 +1131,248 @@ fn a_scenarios_rules_record_what_clients_publish() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// mosquitto_pub or mosquitto_sub with `args`, speaking MQTT 5, to the end.
+fn mqtt5(tool: &str, port: u16, args: &[&str], extra: &[String], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(tool)
+        .args([
+            "-h",
+            host(extra),
+            "-p",
+            &port.to_string(),
+            "-V",
+            "mqttv5",
+            "-d",
+        ])
+        .args(args)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mosquitto-clients is installed (.ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn mqtt5_clients_get_reason_codes_and_keep_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = certs(dir.path(), "ours", &["feeder-001", "hub"]);
+    let served = Served::start_with(
+        &[
+            "--certs",
+            ours.to_str().unwrap(),
+            "--mqtt",
+            "127.0.0.1:0",
+            "--insecure-tcp",
+            "127.0.0.1:0",
+        ],
+        "mqtts",
+    );
+    assert!(
+        served.ready.contains("MQTT 3.1.1 and 5 on mqtts://"),
+        "{}",
+        served.ready
+    );
+    let port = served.port;
+    let shadow = "$aws/things/feeder-001/shadow";
+    let feeder = tls(&ours, Some("feeder-001"));
+    let hub = tls(&ours, Some("hub"));
+
+    // An MQTT 5 thing on its own topics; an MQTT 3.1.1 tool's desired state
+    // reaches it as a delta, with its values.
+    let mut args = feeder.clone();
+    args.extend(["-V".to_owned(), "mqttv5".to_owned()]);
+    let (sub, out) = subscribe_with(
+        port,
+        "feeder-001",
+        &[&format!("{shadow}/update/delta")],
+        1,
+        &args,
+    );
+    let o = publish(
+        served.port_of("tcp"),
+        "operator",
+        &format!("{shadow}/update"),
+        r#"{"state":{"desired":{"food_capacity":100}}}"#,
+        "1",
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let got = messages(sub, out);
+    assert_eq!(got[0].1["state"]["food_capacity"], 100);
+
+    // Publishing on another thing's shadow: PUBACK 0x87 (135) for each of
+    // two messages on one connection, which stays open between them.
+    let o = mqtt5(
+        "mosquitto_pub",
+        port,
+        &[
+            "-i",
+            "hub",
+            "-q",
+            "1",
+            "-t",
+            &format!("{shadow}/update"),
+            "-l",
+        ],
+        &hub,
+        "{\"state\":{\"desired\":{\"food_capacity\":0}}}\n{\"state\":{}}\n",
+    );
+    let t = text(&o);
+    assert!(t.contains("received PUBACK (Mid: 1, RC:135)"), "{t}");
+    assert!(t.contains("received PUBACK (Mid: 2, RC:135)"), "{t}");
+    assert!(t.contains("Publish 1 failed: Not authorized"), "{t}");
+    assert_eq!(t.matches("sending CONNECT").count(), 1, "{t}");
+    // On its own shadow the same client gets PUBACK 0.
+    let o = mqtt5(
+        "mosquitto_pub",
+        port,
+        &[
+            "-i",
+            "hub",
+            "-q",
+            "1",
+            "-t",
+            "$aws/things/hub/shadow/update",
+            "-m",
+            "{\"state\":{}}",
+        ],
+        &hub,
+        "",
+    );
+    assert!(
+        text(&o).contains("received PUBACK (Mid: 1, RC:0)"),
+        "{}",
+        text(&o)
+    );
+    // Subscribing to another thing's topics: SUBACK 0x87.
+    let o = mqtt5(
+        "mosquitto_sub",
+        port,
+        &[
+            "-i",
+            "hub",
+            "-t",
+            &format!("{shadow}/update/accepted"),
+            "-C",
+            "1",
+            "-W",
+            "60",
+        ],
+        &hub,
+        "",
+    );
+    let t = text(&o);
+    assert!(t.contains("Subscribed (mid: 1): 135"), "{t}");
+    assert!(t.contains("All subscription requests were denied"), "{t}");
+    // Another thing's name as client id: CONNACK 0x87 (MQTT 3.1.1 gets none).
+    let o = mqtt5(
+        "mosquitto_pub",
+        port,
+        &["-i", "feeder-001", "-t", "a/b", "-m", "x"],
+        &hub,
+        "",
+    );
+    let t = text(&o);
+    assert!(t.contains("received CONNACK (135)"), "{t}");
+    assert!(t.contains("Connection error: Not authorized"), "{t}");
+
+    // A second connection with the same client id takes the session over;
+    // the first is told so with DISCONNECT 0x8E (142).
+    let (mut first, first_out) = subscribe_with(
+        port,
+        "feeder-001",
+        &[&format!("{shadow}/update/delta")],
+        1,
+        &args,
+    );
+    let o = mqtt5(
+        "mosquitto_pub",
+        port,
+        &[
+            "-i",
+            "feeder-001",
+            "-q",
+            "1",
+            "-t",
+            &format!("{shadow}/update"),
+            "-m",
+            "{\"state\":{}}",
+        ],
+        &feeder,
+        "",
+    );
+    assert!(
+        text(&o).contains("received PUBACK (Mid: 1, RC:0)"),
+        "{}",
+        text(&o)
+    );
+    let lines: Vec<String> = first_out.lines().map(Result::unwrap).collect();
+    let _ = wait(&mut first.0);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Received DISCONNECT (142)")),
+        "{lines:?}"
+    );
+
+    let summary = served.stop();
+    // Two publishes and one subscription denied, the connection kept.
+    assert!(
+        summary.contains("3 publishes or subscriptions denied (MQTT 5)"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn mqtt5_sessions_resume_end_and_unsubscribe_as_their_expiry_says() {
+    let served = Served::start();
+    let port = served.port;
+    // `-c`: Clean Start 0 (resume if there is a session); `-x`: its expiry.
+    let sub = |id: &str, expiry: &str, extra: &[&str], wait_s: &str| {
+        let mut args = vec!["-i", id, "-q", "1", "-v", "-W", wait_s, "-c", "-x", expiry];
+        args.extend_from_slice(extra);
+        text(&mqtt5("mosquitto_sub", port, &args, &[], ""))
+    };
+    let away = |topic: &str, payload: &str| {
+        let o = publish(port, "publisher", topic, payload, "1");
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    // Session Expiry 600 s: what arrives while the client is away waits
+    // for it, and its subscription is still there when it comes back.
+    let t = sub("keeper", "600", &["-t", "kept/#", "-E"], "60");
+    assert!(t.contains("Subscribed (mid: 1): 1"), "{t}");
+    away("kept/1", "while-away");
+    let t = sub("keeper", "600", &["-t", "other", "-C", "1"], "60");
+    assert!(t.contains("kept/1 while-away"), "{t}");
+    // UNSUBSCRIBE removes it: nothing more arrives on it.
+    let t = sub(
+        "keeper",
+        "600",
+        &["-t", "other", "-U", "kept/#", "-E"],
+        "60",
+    );
+    assert!(t.contains("sending UNSUBSCRIBE"), "{t}");
+    away("kept/2", "after-unsubscribe");
+    let t = sub("keeper", "600", &["-t", "other", "-C", "1"], "2");
+    assert!(!t.contains("after-unsubscribe"), "{t}");
+    assert!(t.contains("Timed out"), "{t}");
+    // No Session Expiry (0): the session ends with the connection, its
+    // subscription with it, even when the client asks to resume.
+    let t = sub("brief", "0", &["-t", "brief/#", "-E"], "60");
+    assert!(t.contains("Subscribed (mid: 1): 1"), "{t}");
+    away("brief/1", "while-away");
+    let t = sub("brief", "0", &["-t", "other", "-C", "1"], "2");
+    assert!(!t.contains("while-away"), "{t}");
+    assert!(t.contains("Timed out"), "{t}");
+    let summary = served.stop();
+    assert!(summary.contains("0 refused"), "{summary}");
 }

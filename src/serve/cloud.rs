@@ -11,13 +11,14 @@
 //! packets between the sockets and the sessions (non-blocking), then waits
 //! 1 ms when nothing moved.
 //!
-//! So far: MQTT 3.1.1 over plain TCP (`--insecure-tcp`), CONNECT, SUBSCRIBE
-//! (QoS 0 and 1), PUBLISH (QoS 0 and 1, PUBACK once the message is queued to
-//! the broker), PINGREQ and DISCONNECT. What differs from AWS IoT Core and
-//! what is not served yet: docs/LIVE-CLOUD.md.
+//! MQTT 3.1.1 and 5 ([`super::mqtt`]), over TLS with client certificates
+//! or plain TCP (`--insecure-tcp`): CONNECT, SUBSCRIBE and UNSUBSCRIBE,
+//! PUBLISH (QoS 0 and 1, PUBACK once the message is queued to the broker),
+//! PINGREQ and DISCONNECT, sessions that expire as AWS IoT's do. What differs
+//! from AWS IoT Core and what is not served yet: docs/LIVE-CLOUD.md.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -26,16 +27,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use rumqttc::mqttbytes::v4::{
-    ConnAck, ConnectReturnCode, Packet, PubAck, Publish, SubAck, SubscribeReasonCode,
-};
-use rumqttc::mqttbytes::{Error as CodecError, QoS as WireQoS};
 use serde_json::json;
-use twinrig_hal::{MqttClient as _, QoS};
+use twinrig_hal::mqtt::topic_matches;
+use twinrig_hal::{MqttClient as _, MqttMessage, QoS};
 use twinrig_sim::net::{LinkParams, Network, SimMqttClient};
 use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
 use super::aws_api::{Api, HttpConnection, firmware_base};
+use super::mqtt::{
+    ConnAckProperties, Connect, Inbound, Opening, Outbound, Reason, Version, WireError,
+    protocol_level,
+};
 use super::state::{CloudState, StateError};
 use super::transport::{Received, TlsIdentity, TlsSetupError, Transport};
 use crate::cloud_twin::CloudTwin;
@@ -56,6 +58,13 @@ pub const MAX_PACKET: usize = 128 * 1024 + 1024;
 /// them for a persistent session; QoS 0 messages are not kept). Beyond
 /// this, the oldest go and are counted.
 pub const OFFLINE_QUEUE_CAP: usize = 1000;
+
+/// How long a detached persistent session lives: AWS IoT's default
+/// account setting (1 h; MQTT 5 clients may ask for less).
+pub const SESSION_EXPIRY_MAX: Duration = Duration::from_secs(3600);
+
+/// MQTT 5 topic aliases a client may set (AWS IoT Core's default limit).
+pub const TOPIC_ALIAS_MAX: u16 = 8;
 
 /// How long a connection may stay without a CONNECT (assumed; AWS does not
 /// publish its value). Its first byte must be a CONNECT's, so only a client
@@ -115,7 +124,7 @@ impl CloudEndpoints {
         let mut parts = Vec::new();
         if let Some(a) = self.mqtt_tls {
             parts.push(format!(
-                "MQTT 3.1.1 on mqtts://{a} (TLS, client certificates required)"
+                "MQTT 3.1.1 and 5 on mqtts://{a} (TLS, client certificates required)"
             ));
         }
         if let Some(a) = self.https {
@@ -130,7 +139,7 @@ impl CloudEndpoints {
         }
         if let Some(a) = self.mqtt_tcp {
             parts.push(format!(
-                "MQTT 3.1.1 on tcp://{a} (insecure: no TLS, no client certificates)"
+                "MQTT 3.1.1 and 5 on tcp://{a} (insecure: no TLS, no client certificates)"
             ));
         }
         format!("cloud twin: {}; Ctrl-C to stop", parts.join("; "))
@@ -156,6 +165,10 @@ pub struct CloudServeSummary {
     pub dropped_offline: u64,
     /// Deliveries dropped because the policies do not allow `iot:Receive`.
     pub not_received: u64,
+    /// Publishes and subscriptions the policies refused on MQTT 5
+    /// connections (answered with reason code 0x87; an MQTT 3.1.1
+    /// connection closes instead and counts as refused).
+    pub denied: u64,
 }
 
 impl std::fmt::Display for CloudServeSummary {
@@ -164,7 +177,7 @@ impl std::fmt::Display for CloudServeSummary {
             f,
             "served the cloud for {:.1} s ({} virtual): {} connections ({} refused or closed for a \
              protocol error), {} messages in, {} out, {} dropped from offline queues, {} not \
-             allowed to be received",
+             allowed to be received, {} publishes or subscriptions denied (MQTT 5)",
             self.wall.as_secs_f64(),
             format_nanos(self.virtual_ns),
             self.connections,
@@ -173,6 +186,7 @@ impl std::fmt::Display for CloudServeSummary {
             self.delivered,
             self.dropped_offline,
             self.not_received,
+            self.denied,
         )
     }
 }
@@ -222,17 +236,27 @@ pub enum CloudServeError {
 }
 
 /// An MQTT session on the simulated network: it outlives the connections
-/// that use it, as a persistent session on AWS IoT does.
+/// that use it for its expiry, as a persistent session on AWS IoT does.
 struct Session {
     client: SimMqttClient,
-    /// Packets for the client, in order (SUBACKs and deliveries).
-    outbox: RefCell<VecDeque<Packet>>,
+    /// Packets for the client, in order (SUBACKs, UNSUBACKs, deliveries).
+    outbox: RefCell<VecDeque<Outbound>>,
     /// The connection using the session, if any.
     attached: Cell<Option<u64>>,
     next_pkid: Cell<u16>,
     dropped_offline: Cell<u64>,
     /// Connections so far (lifecycle events' `versionNumber`).
     versions: Cell<u64>,
+    /// The session's subscriptions (a delivery still on its way when its
+    /// filter was unsubscribed is dropped).
+    filters: RefCell<BTreeSet<String>>,
+    /// The protocol version of the connection that made it (AWS IoT does
+    /// not resume an MQTT 3.1.1 session as MQTT 5, or the reverse).
+    protocol: Cell<Version>,
+    /// How long it outlives its connection (zero: it ends with it).
+    expiry: Cell<Duration>,
+    /// When its last connection closed.
+    detached_at: Cell<Option<Instant>>,
 }
 
 impl Session {
@@ -243,12 +267,20 @@ impl Session {
         id
     }
 
-    /// Queues a delivery; while no client is attached only QoS 1 is kept,
-    /// at most [`OFFLINE_QUEUE_CAP`] of it.
-    fn deliver(&self, publish: Publish) {
+    /// Queues a delivery on a subscribed topic; while no client is attached
+    /// only QoS 1 is kept, at most [`OFFLINE_QUEUE_CAP`] of it.
+    fn deliver(&self, m: MqttMessage) {
+        let subscribed = self
+            .filters
+            .borrow()
+            .iter()
+            .any(|f| topic_matches(f, &m.topic));
+        if !subscribed {
+            return;
+        }
         let mut outbox = self.outbox.borrow_mut();
         if self.attached.get().is_none() {
-            if publish.qos == WireQoS::AtMostOnce {
+            if m.qos == QoS::AtMostOnce {
                 return;
             }
             if outbox.len() >= OFFLINE_QUEUE_CAP {
@@ -256,7 +288,39 @@ impl Session {
                 self.dropped_offline.set(self.dropped_offline.get() + 1);
             }
         }
-        outbox.push_back(Packet::Publish(publish));
+        let pkid = match m.qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => self.pkid(),
+        };
+        outbox.push_back(Outbound::Publish {
+            topic: m.topic,
+            qos: m.qos,
+            pkid,
+            payload: m.payload.into(),
+        });
+    }
+
+    /// Ends the session: its subscriptions are removed from the broker and
+    /// nothing stays queued.
+    fn end(self: &Rc<Self>, sim: &mut Sim) {
+        let filters = std::mem::take(&mut *self.filters.borrow_mut());
+        self.outbox.borrow_mut().clear();
+        self.detached_at.set(None);
+        if !filters.is_empty() {
+            let s = self.clone();
+            sim.spawn("serve: end of a session", async move {
+                for filter in filters {
+                    let _ = s.client.unsubscribe(&filter).await;
+                }
+            });
+        }
+    }
+
+    /// Whether it is detached and its expiry has passed.
+    fn expired(&self, now: Instant) -> bool {
+        self.detached_at
+            .get()
+            .is_some_and(|at| now.duration_since(at) >= self.expiry.get())
     }
 }
 
@@ -266,6 +330,8 @@ struct Connection {
     transport: Transport,
     inbuf: BytesMut,
     outbuf: BytesMut,
+    /// The MQTT version its CONNECT named (None until it arrives).
+    protocol: Option<Version>,
     session: Option<(String, Rc<Session>)>,
     closing: bool,
     /// When a packet last arrived (or the connection was accepted).
@@ -280,7 +346,36 @@ struct Connection {
     /// The client's address (`ipAddress` in lifecycle events).
     peer: std::net::IpAddr,
     /// Its `versionNumber` in lifecycle events, once connected.
-    version: u64,
+    version_number: u64,
+    /// The largest packet the client accepts.
+    max_packet: usize,
+    /// MQTT 5 topic aliases the client set.
+    aliases: BTreeMap<u16, String>,
+}
+
+impl Connection {
+    /// Appends a packet for the client, in its protocol version (a packet
+    /// the version has not, or one over the client's limit, is skipped).
+    fn send(&mut self, packet: &Outbound) {
+        let _ =
+            self.protocol
+                .unwrap_or(Version::V311)
+                .write(packet, &mut self.outbuf, self.max_packet);
+    }
+
+    /// Closes the connection for a client error: an MQTT 5 client is told
+    /// why with a DISCONNECT first.
+    fn close(
+        &mut self,
+        reason: Reason,
+        event_reason: &'static str,
+        summary: &mut CloudServeSummary,
+    ) {
+        self.send(&Outbound::Disconnect(reason));
+        self.closing = true;
+        self.reason = event_reason;
+        summary.refused += 1;
+    }
 }
 
 /// Serves the cloud twin until `stop` is set or `options.duration` elapses.
@@ -417,6 +512,7 @@ pub fn serve_cloud(
     let wall_start = Instant::now();
     let virtual_start = sim.now();
     let mut read_buf = vec![0u8; 16 * 1024];
+    let mut last_expiry_sweep = Instant::now();
     loop {
         let mut moved = false;
         let elapsed = wall_start.elapsed();
@@ -435,6 +531,7 @@ pub fn serve_cloud(
                 transport,
                 inbuf: BytesMut::new(),
                 outbuf: BytesMut::new(),
+                protocol: None,
                 session: None,
                 closing: false,
                 last_packet: Instant::now(),
@@ -442,7 +539,9 @@ pub fn serve_cloud(
                 principal: None,
                 reason: CONNECTION_LOST,
                 peer: peer.ip(),
-                version: 0,
+                version_number: 0,
+                max_packet: MAX_PACKET,
+                aliases: BTreeMap::new(),
             });
         }
 
@@ -484,33 +583,58 @@ pub fn serve_cloud(
                         summary.refused += u64::from(c.session.is_none());
                     }
                 }
-                // A stream that does not open with a CONNECT is not MQTT.
-                if c.session.is_none() && c.inbuf.first().is_some_and(|&b| b != CONNECT_BYTE) {
-                    c.closing = true;
-                    summary.refused += 1;
-                    c.inbuf.clear();
+                // The version the CONNECT names decides the codec; a
+                // stream that does not open with a CONNECT is not MQTT.
+                if c.protocol.is_none() && !c.closing {
+                    match protocol_level(&c.inbuf) {
+                        Opening::Incomplete => {}
+                        Opening::NotConnect => {
+                            c.closing = true;
+                            summary.refused += 1;
+                            c.inbuf.clear();
+                        }
+                        Opening::Connect(level) => match Version::from_level(level) {
+                            Some(v) => c.protocol = Some(v),
+                            None => {
+                                // MQTT 3.1 and unknown levels: 3.1.1's refusal.
+                                c.send(&Outbound::ConnAck {
+                                    session_present: false,
+                                    reason: Reason::UnsupportedProtocolVersion,
+                                    properties: None,
+                                });
+                                c.close(
+                                    Reason::UnsupportedProtocolVersion,
+                                    CLIENT_ERROR,
+                                    &mut summary,
+                                );
+                                c.inbuf.clear();
+                            }
+                        },
+                    }
                 }
                 if !c.closing && timed_out(c) {
+                    let attached = c.session.is_some();
+                    c.send(&Outbound::Disconnect(Reason::KeepAliveTimeout));
                     c.closing = true;
                     c.reason = "MQTT_KEEP_ALIVE_TIMEOUT";
-                    summary.refused += u64::from(c.session.is_none());
+                    summary.refused += u64::from(!attached);
                 }
-                loop {
-                    match Packet::read(&mut c.inbuf, MAX_PACKET) {
-                        Ok(p) => {
+                while let Some(version) = c.protocol.filter(|_| !c.closing) {
+                    match version.read(&mut c.inbuf, MAX_PACKET) {
+                        Ok(Some(p)) => {
                             c.last_packet = Instant::now();
-                            if let Packet::Connect(connect) = &p {
-                                c.keep_alive = aws_keep_alive(connect.keep_alive);
+                            if let Inbound::Connect(connect) = &p {
+                                c.keep_alive = aws_keep_alive(connect.keep_alive_s);
                             }
                             packets.push(p);
                         }
-                        Err(CodecError::InsufficientBytes(_)) => break,
-                        Err(_) => {
-                            // Malformed or not MQTT 3.1.1: AWS closes the connection.
-                            c.closing = true;
-                            c.reason = CLIENT_ERROR;
-                            summary.refused += 1;
-                            break;
+                        Ok(None) => break,
+                        // AWS closes the connection (MQTT 5: with a reason).
+                        Err(WireError::TooLarge(_)) => {
+                            c.close(Reason::PacketTooLarge, CLIENT_ERROR, &mut summary);
+                        }
+                        Err(WireError::Malformed(_)) => {
+                            c.close(Reason::MalformedPacket, CLIENT_ERROR, &mut summary);
                         }
                     }
                 }
@@ -538,14 +662,14 @@ pub fn serve_cloud(
 
         // Packets to the clients.
         for c in &mut connections {
-            if let Some((_, session)) = &c.session {
+            if let Some((_, session)) = c.session.clone() {
                 let mut outbox = session.outbox.borrow_mut();
                 while let Some(p) = outbox.pop_front() {
-                    if let Packet::Publish(publish) = &p {
+                    if let Outbound::Publish { topic, .. } = &p {
                         // A delivery the policies do not allow to Receive is
                         // dropped (AWS IoT drops it silently).
                         if let (Some((cert, who)), Some(identity)) = (&c.principal, &identity)
-                            && !identity.allows(cert, who, PolicyAction::Receive, &publish.topic)
+                            && !identity.allows(cert, who, PolicyAction::Receive, topic)
                         {
                             summary.not_received += 1;
                             continue;
@@ -553,8 +677,9 @@ pub fn serve_cloud(
                         summary.delivered += 1;
                     }
                     // Packets the twin makes fit MAX_PACKET (the broker
-                    // refuses larger publishes); one that did not is skipped.
-                    let _ = p.write(&mut c.outbuf, MAX_PACKET);
+                    // refuses larger publishes); one over a smaller limit
+                    // an MQTT 5 client set is skipped, as the spec says.
+                    c.send(&p);
                 }
             }
             match c.transport.send(&mut c.outbuf) {
@@ -568,6 +693,11 @@ pub fn serve_cloud(
                 if let Some((client_id, s)) = &c.session {
                     if s.attached.get() == Some(c.id) {
                         s.attached.set(None);
+                        if s.expiry.get().is_zero() {
+                            s.end(&mut sim);
+                        } else {
+                            s.detached_at.set(Some(Instant::now()));
+                        }
                     }
                     let mut event = lifecycle_event(c, client_id, "disconnected");
                     event["clientInitiatedDisconnect"] =
@@ -578,6 +708,13 @@ pub fn serve_cloud(
             }
             !c.closing
         });
+        // Persistent sessions whose client stayed away too long end.
+        if last_expiry_sweep.elapsed() >= Duration::from_secs(1) {
+            last_expiry_sweep = Instant::now();
+            for s in sessions.values().filter(|s| s.expired(last_expiry_sweep)) {
+                s.end(&mut sim);
+            }
+        }
         if done {
             break;
         }
@@ -657,7 +794,7 @@ fn lifecycle_event(c: &Connection, client_id: &str, event_type: &str) -> serde_j
         "timestamp": u64::try_from(now_ms).unwrap_or(u64::MAX),
         "eventType": event_type,
         "sessionIdentifier": format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), c.id),
-        "versionNumber": c.version,
+        "versionNumber": c.version_number,
     });
     if let Some(id) = c.transport.client_certificate_id() {
         event["principalIdentifier"] = json!(id);
@@ -691,9 +828,6 @@ fn publish_lifecycle(
             .await;
     });
 }
-
-/// The first byte of a CONNECT packet (type 1, no flags).
-const CONNECT_BYTE: u8 = 0x10;
 
 /// The keep-alive AWS IoT applies for the one a client asks for: 30 to
 /// 1200 s; 0 or more than 1200 becomes 1200, 1 to 29 becomes 30
@@ -745,165 +879,175 @@ fn handle(
     sessions: &mut BTreeMap<String, Rc<Session>>,
     connections: &mut [Connection],
     index: usize,
-    packet: Packet,
+    packet: Inbound,
     summary: &mut CloudServeSummary,
 ) {
-    let conn_id = connections[index].id;
     let session = connections[index].session.as_ref().map(|(_, s)| s.clone());
-    let refuse = |c: &mut Connection, summary: &mut CloudServeSummary| {
-        c.closing = true;
-        c.reason = CLIENT_ERROR;
-        summary.refused += 1;
-    };
+    let conn = &mut connections[index];
+    let v5 = conn.protocol == Some(Version::V5);
     match (packet, session) {
-        (Packet::Connect(connect), None) => {
-            let client_id = connect.client_id;
-            let conn = &mut connections[index];
-            if client_id.is_empty()
-                || reserved(&client_id)
-                || twinrig_hal::mqtt::validate_publish_topic(&client_id).is_err()
-            {
-                let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::BadClientId, false))
-                    .write(&mut conn.outbuf, MAX_PACKET);
-                refuse(conn, summary);
-                return;
-            }
-            // Over TLS: the certificate must be ACTIVE and attached to the
-            // thing the client id names (the default policy). AWS IoT
-            // closes an MQTT 3.1.1 connection it does not allow, without a
-            // CONNACK.
-            if conn.transport.is_tls() {
-                let id = conn.transport.client_certificate_id();
-                match identity.and_then(|i| i.connect(id.as_deref(), &client_id)) {
-                    Some(who) => conn.principal = id.map(|id| (id, who)),
-                    None => {
-                        refuse(conn, summary);
-                        return;
-                    }
-                }
-            }
-            let existing = sessions.get(&client_id).cloned();
-            let session_present = existing.is_some() && !connect.clean_session;
-            let session = match existing {
-                Some(s) => s,
-                None => match network.connect(&client_id, LinkParams::ideal()) {
-                    Ok(client) => {
-                        let s = Rc::new(Session {
-                            client,
-                            outbox: RefCell::new(VecDeque::new()),
-                            attached: Cell::new(None),
-                            next_pkid: Cell::new(1),
-                            dropped_offline: Cell::new(0),
-                            versions: Cell::new(0),
-                        });
-                        spawn_receiver(sim, &client_id, s.clone());
-                        sessions.insert(client_id.clone(), s.clone());
-                        s
-                    }
-                    Err(_) => {
-                        let _ = Packet::ConnAck(ConnAck::new(
-                            ConnectReturnCode::ServiceUnavailable,
-                            false,
-                        ))
-                        .write(&mut conn.outbuf, MAX_PACKET);
-                        refuse(conn, summary);
-                        return;
-                    }
-                },
-            };
-            // A second connection with the same client id closes the first (AWS IoT).
-            if let Some(old) = session.attached.get() {
-                for c in connections.iter_mut().filter(|c| c.id == old) {
-                    c.closing = true;
-                    c.reason = "DUPLICATE_CLIENTID";
-                }
-            }
-            if connect.clean_session {
-                session.outbox.borrow_mut().clear();
-            }
-            session.attached.set(Some(conn_id));
-            let conn = &mut connections[index];
-            let _ = Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, session_present))
-                .write(&mut conn.outbuf, MAX_PACKET);
-            session.versions.set(session.versions.get() + 1);
-            conn.version = session.versions.get();
-            let mut event = lifecycle_event(conn, &client_id, "connected");
-            event["ipAddress"] = json!(conn.peer.to_string());
-            publish_lifecycle(sim, &session, &client_id, "connected", &event);
-            conn.session = Some((client_id, session));
+        (Inbound::Connect(connect), None) => {
+            open_session(
+                sim,
+                network,
+                identity,
+                sessions,
+                connections,
+                index,
+                connect,
+                summary,
+            );
         }
-        (_, None) | (Packet::Connect(_), Some(_)) => {
+        (_, None) | (Inbound::Connect(_), Some(_)) => {
             // Anything before CONNECT, or a second CONNECT: a protocol error.
-            refuse(&mut connections[index], summary);
+            conn.close(Reason::ProtocolError, CLIENT_ERROR, summary);
         }
-        (Packet::Subscribe(subscribe), Some(session)) => {
-            let who = connections[index].principal.clone();
-            let filters: Vec<(String, Option<QoS>)> = subscribe
-                .filters
+        (Inbound::Subscribe(pkid, filters), Some(session)) => {
+            let who = conn.principal.clone();
+            let filters: Vec<(String, Result<QoS, Reason>)> = filters
                 .into_iter()
-                .map(|f| {
-                    let qos = match f.qos {
-                        WireQoS::AtMostOnce => Some(QoS::AtMostOnce),
-                        WireQoS::AtLeastOnce => Some(QoS::AtLeastOnce),
-                        // AWS IoT supports no QoS 2.
-                        WireQoS::ExactlyOnce => None,
+                .map(|(filter, qos)| {
+                    let granted = match qos {
+                        0 => Ok(QoS::AtMostOnce),
+                        1 => Ok(QoS::AtLeastOnce),
+                        // AWS IoT has no QoS 2: an MQTT 5 subscription is
+                        // granted QoS 1 (its CONNACK said Maximum QoS 1), an
+                        // MQTT 3.1.1 one fails.
+                        _ if v5 => Ok(QoS::AtLeastOnce),
+                        _ => Err(Reason::QosNotSupported),
                     };
+                    let valid = twinrig_hal::mqtt::validate_topic_filter(&filter).is_ok();
                     // A filter the policies do not allow gets a failure code.
                     let allowed = match (&who, identity) {
                         (Some((cert, who)), Some(i)) => {
-                            i.allows(cert, who, PolicyAction::Subscribe, &f.path)
+                            i.allows(cert, who, PolicyAction::Subscribe, &filter)
                         }
                         _ => true,
                     };
-                    (f.path, qos.filter(|_| allowed))
+                    let code = match (valid, allowed) {
+                        (false, _) => Err(Reason::TopicFilterInvalid),
+                        (true, false) => Err(Reason::NotAuthorized),
+                        (true, true) => granted,
+                    };
+                    (filter, code)
                 })
                 .collect();
-            let pkid = subscribe.pkid;
+            summary.denied += filters
+                .iter()
+                .filter(|(_, c)| *c == Err(Reason::NotAuthorized))
+                .count() as u64;
+            for (filter, code) in &filters {
+                if code.is_ok() {
+                    session.filters.borrow_mut().insert(filter.clone());
+                }
+            }
             let s = session.clone();
             sim.spawn("serve: subscribe", async move {
                 let mut codes = Vec::new();
-                for (filter, qos) in filters {
-                    let code = match qos {
-                        Some(qos) => match s.client.subscribe(&filter, qos).await {
-                            Ok(()) => SubscribeReasonCode::Success(wire_qos(qos)),
-                            Err(_) => SubscribeReasonCode::Failure,
+                for (filter, code) in filters {
+                    codes.push(match code {
+                        Ok(qos) => match s.client.subscribe(&filter, qos).await {
+                            Ok(()) => Ok(qos),
+                            Err(_) => Err(Reason::ServerUnavailable),
                         },
-                        None => SubscribeReasonCode::Failure,
-                    };
-                    codes.push(code);
+                        Err(reason) => Err(reason),
+                    });
                 }
                 s.outbox
                     .borrow_mut()
-                    .push_back(Packet::SubAck(SubAck::new(pkid, codes)));
+                    .push_back(Outbound::SubAck(pkid, codes));
             });
         }
-        (Packet::Publish(publish), Some(session)) => {
+        (Inbound::Unsubscribe(pkid, filters), Some(session)) => {
+            let removed: Vec<(String, bool)> = filters
+                .into_iter()
+                .map(|f| {
+                    let had = session.filters.borrow_mut().remove(&f);
+                    (f, had)
+                })
+                .collect();
+            let s = session.clone();
+            sim.spawn("serve: unsubscribe", async move {
+                let mut reasons = Vec::new();
+                for (filter, had) in removed {
+                    reasons.push(match had {
+                        false => Reason::NoSubscriptionExisted,
+                        true => match s.client.unsubscribe(&filter).await {
+                            Ok(()) => Reason::Success,
+                            Err(_) => Reason::ServerUnavailable,
+                        },
+                    });
+                }
+                s.outbox
+                    .borrow_mut()
+                    .push_back(Outbound::UnsubAck(pkid, reasons));
+            });
+        }
+        (Inbound::Publish(mut publish), Some(session)) => {
             summary.published += 1;
             let qos = match publish.qos {
-                WireQoS::AtMostOnce => QoS::AtMostOnce,
-                WireQoS::AtLeastOnce => QoS::AtLeastOnce,
-                WireQoS::ExactlyOnce => {
-                    // AWS IoT refuses QoS 2 and closes an MQTT 3.1.1 connection.
-                    refuse(&mut connections[index], summary);
+                0 => QoS::AtMostOnce,
+                1 => QoS::AtLeastOnce,
+                // AWS IoT refuses QoS 2: it closes an MQTT 3.1.1
+                // connection, an MQTT 5 one with DISCONNECT 0x9B.
+                _ => {
+                    conn.close(Reason::QosNotSupported, CLIENT_ERROR, summary);
                     return;
                 }
             };
+            if let Some(alias) = publish.topic_alias {
+                if alias == 0 || alias > TOPIC_ALIAS_MAX {
+                    conn.close(Reason::TopicAliasInvalid, CLIENT_ERROR, summary);
+                    return;
+                }
+                if publish.topic.is_empty() {
+                    match conn.aliases.get(&alias) {
+                        Some(topic) => publish.topic = topic.clone(),
+                        None => {
+                            conn.close(Reason::ProtocolError, CLIENT_ERROR, summary);
+                            return;
+                        }
+                    }
+                } else {
+                    conn.aliases.insert(alias, publish.topic.clone());
+                }
+            }
+            // This twin keeps no retained messages; an MQTT 5 CONNACK says
+            // so, and a client that retains anyway breaks the protocol. An
+            // MQTT 3.1.1 publish is delivered, not retained.
+            if publish.retain && v5 {
+                conn.close(Reason::RetainNotSupported, CLIENT_ERROR, summary);
+                return;
+            }
+            // An invalid topic: MQTT 3.1.1 connections close; MQTT 5 gets
+            // PUBACK 0x90 (QoS 1) or DISCONNECT 0x90 (QoS 0).
             if twinrig_hal::mqtt::validate_publish_topic(&publish.topic).is_err() {
-                refuse(&mut connections[index], summary);
+                if v5 && qos == QoS::AtLeastOnce {
+                    conn.send(&Outbound::PubAck(publish.pkid, Reason::TopicNameInvalid));
+                } else {
+                    conn.close(Reason::TopicNameInvalid, CLIENT_ERROR, summary);
+                }
                 return;
             }
             // A publish the policies do not allow closes an MQTT 3.1.1
-            // connection (AWS IoT).
-            if let (Some((cert, who)), Some(i)) = (&connections[index].principal, identity)
+            // connection; MQTT 5 gets PUBACK 0x87 and keeps the connection
+            // (a denied QoS 0 publish is dropped: assumed, AWS does not
+            // document it).
+            if let (Some((cert, who)), Some(i)) = (&conn.principal, identity)
                 && !i.allows(cert, who, PolicyAction::Publish, &publish.topic)
             {
-                refuse(&mut connections[index], summary);
-                connections[index].reason = "FORBIDDEN_ACCESS";
+                if v5 {
+                    summary.denied += 1;
+                    if qos == QoS::AtLeastOnce {
+                        conn.send(&Outbound::PubAck(publish.pkid, Reason::NotAuthorized));
+                    }
+                } else {
+                    conn.close(Reason::NotAuthorized, "FORBIDDEN_ACCESS", summary);
+                }
                 return;
             }
             if qos == QoS::AtLeastOnce {
-                let _ = Packet::PubAck(PubAck::new(publish.pkid))
-                    .write(&mut connections[index].outbuf, MAX_PACKET);
+                conn.send(&Outbound::PubAck(publish.pkid, Reason::Success));
             }
             let s = session.clone();
             sim.spawn("serve: publish", async move {
@@ -914,43 +1058,194 @@ fn handle(
                     .await;
             });
         }
-        (Packet::PingReq, Some(_)) => {
-            let _ = Packet::PingResp.write(&mut connections[index].outbuf, MAX_PACKET);
-        }
-        (Packet::Disconnect, Some(_)) => {
-            connections[index].closing = true;
-            connections[index].reason = CLIENT_INITIATED_DISCONNECT;
+        (Inbound::PingReq, Some(_)) => conn.send(&Outbound::PingResp),
+        (Inbound::Disconnect(expiry), Some(session)) => {
+            // MQTT 5 may shorten the session's expiry here, not raise it from 0.
+            if let Some(asked) = expiry
+                && !session.expiry.get().is_zero()
+            {
+                session.expiry.set(session_expiry(asked));
+            }
+            conn.closing = true;
+            conn.reason = CLIENT_INITIATED_DISCONNECT;
         }
         // Acknowledgements of our QoS 1 deliveries: nothing is redelivered yet.
-        (Packet::PubAck(_), Some(_)) => {}
-        (_, Some(_)) => {
-            // UNSUBSCRIBE (not served yet), QoS 2 flow packets, server-only
-            // packets: closed, as AWS closes on what it does not support.
-            refuse(&mut connections[index], summary);
+        (Inbound::PubAck(_), Some(_)) => {}
+        (Inbound::Unsupported(_), Some(_)) => {
+            // QoS 2 flow packets, AUTH, server-only packets: closed, as AWS
+            // closes on what it does not support.
+            conn.close(Reason::ProtocolError, CLIENT_ERROR, summary);
         }
     }
 }
 
-fn wire_qos(qos: QoS) -> WireQoS {
-    match qos {
-        QoS::AtMostOnce => WireQoS::AtMostOnce,
-        QoS::AtLeastOnce => WireQoS::AtLeastOnce,
-    }
+/// The session expiry applied for the one an MQTT 5 client asks for.
+fn session_expiry(asked_s: u32) -> Duration {
+    Duration::from_secs(asked_s.into()).min(SESSION_EXPIRY_MAX)
 }
+
+/// A CONNECT on a fresh connection: checks the client id and, over TLS, the
+/// policies; then resumes or starts the client id's session and answers
+/// CONNACK (AWS IoT's refusals: an MQTT 3.1.1 connection the policies do not
+/// allow closes without a CONNACK, an MQTT 5 one gets CONNACK 0x87).
+#[allow(clippy::too_many_arguments)]
+fn open_session(
+    sim: &mut Sim,
+    network: &Network,
+    identity: Option<&TlsIdentity>,
+    sessions: &mut BTreeMap<String, Rc<Session>>,
+    connections: &mut [Connection],
+    index: usize,
+    connect: Connect,
+    summary: &mut CloudServeSummary,
+) {
+    let conn = &mut connections[index];
+    let conn_id = conn.id;
+    let protocol = conn.protocol.unwrap_or(Version::V311);
+    let v5 = protocol == Version::V5;
+    let refuse = |conn: &mut Connection, reason: Reason, summary: &mut CloudServeSummary| {
+        conn.send(&Outbound::ConnAck {
+            session_present: false,
+            reason,
+            properties: None,
+        });
+        conn.closing = true;
+        conn.reason = CLIENT_ERROR;
+        summary.refused += 1;
+    };
+    if connect.will_qos2 {
+        // AWS: CONNACK 0x9B on MQTT 5; on 3.1.1 the connection closes.
+        if v5 {
+            refuse(conn, Reason::QosNotSupported, summary);
+        } else {
+            conn.close(Reason::QosNotSupported, CLIENT_ERROR, summary);
+        }
+        return;
+    }
+    // An MQTT 5 client that sends no client id gets one assigned (AWS's
+    // `$GEN/` form, which clients may not send themselves).
+    let assigned = (v5 && connect.client_id.is_empty()).then(|| {
+        format!(
+            "$GEN/{:08x}-0000-4000-8000-{conn_id:012x}",
+            std::process::id()
+        )
+    });
+    let client_id = assigned.clone().unwrap_or(connect.client_id);
+    if client_id.is_empty()
+        || client_id.len() > MAX_CLIENT_ID
+        || (assigned.is_none() && client_id.starts_with('$'))
+        || reserved(&client_id)
+        || twinrig_hal::mqtt::validate_publish_topic(&client_id).is_err()
+    {
+        refuse(conn, Reason::ClientIdentifierNotValid, summary);
+        return;
+    }
+    // Over TLS: the certificate must be ACTIVE and allowed to connect with
+    // this client id (the default policy: its thing's name).
+    if conn.transport.is_tls() {
+        let id = conn.transport.client_certificate_id();
+        match identity.and_then(|i| i.connect(id.as_deref(), &client_id)) {
+            Some(who) => conn.principal = id.map(|id| (id, who)),
+            None if v5 => {
+                refuse(conn, Reason::NotAuthorized, summary);
+                return;
+            }
+            None => {
+                conn.close(Reason::NotAuthorized, CLIENT_ERROR, summary);
+                return;
+            }
+        }
+    }
+    let existing = sessions.get(&client_id).cloned();
+    let session = match existing {
+        Some(s) => s,
+        None => match network.connect(&client_id, LinkParams::ideal()) {
+            Ok(client) => {
+                let s = Rc::new(Session {
+                    client,
+                    outbox: RefCell::new(VecDeque::new()),
+                    attached: Cell::new(None),
+                    next_pkid: Cell::new(1),
+                    dropped_offline: Cell::new(0),
+                    versions: Cell::new(0),
+                    filters: RefCell::new(BTreeSet::new()),
+                    protocol: Cell::new(protocol),
+                    expiry: Cell::new(Duration::ZERO),
+                    detached_at: Cell::new(None),
+                });
+                spawn_receiver(sim, &client_id, s.clone());
+                sessions.insert(client_id.clone(), s.clone());
+                s
+            }
+            Err(_) => {
+                refuse(conn, Reason::ServerUnavailable, summary);
+                return;
+            }
+        },
+    };
+    // A second connection with the same client id closes the first (AWS
+    // IoT; MQTT 5 tells it with DISCONNECT 0x8E).
+    if let Some(old) = session.attached.get() {
+        for c in connections.iter_mut().filter(|c| c.id == old) {
+            c.send(&Outbound::Disconnect(Reason::SessionTakenOver));
+            c.closing = true;
+            c.reason = "DUPLICATE_CLIENTID";
+        }
+    }
+    let had_session = !session.filters.borrow().is_empty() || !session.outbox.borrow().is_empty();
+    let resumes = had_session
+        && !connect.clean_start
+        && session.protocol.get() == protocol
+        && !session.expired(Instant::now());
+    if !resumes {
+        session.end(sim);
+    }
+    let expiry = match connect.session_expiry_s {
+        Some(asked) => session_expiry(asked),
+        None if connect.clean_start => Duration::ZERO,
+        None => SESSION_EXPIRY_MAX,
+    };
+    session.protocol.set(protocol);
+    session.expiry.set(expiry);
+    session.detached_at.set(None);
+    session.attached.set(Some(conn_id));
+    let conn = &mut connections[index];
+    conn.max_packet = connect.max_packet.map_or(MAX_PACKET, |m| {
+        MAX_PACKET.min(usize::try_from(m).unwrap_or(usize::MAX))
+    });
+    let applied_keep_alive = u16::try_from(conn.keep_alive.as_secs()).unwrap_or(u16::MAX);
+    let applied_expiry = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
+    conn.send(&Outbound::ConnAck {
+        session_present: resumes,
+        reason: Reason::Success,
+        properties: Some(ConnAckProperties {
+            session_expiry_s: connect
+                .session_expiry_s
+                .filter(|&asked| asked != applied_expiry)
+                .map(|_| applied_expiry),
+            server_keep_alive_s: (applied_keep_alive != connect.keep_alive_s)
+                .then_some(applied_keep_alive),
+            assigned_client_id: assigned,
+            max_packet: u32::try_from(MAX_PACKET).unwrap_or(u32::MAX),
+            topic_alias_max: TOPIC_ALIAS_MAX,
+        }),
+    });
+    session.versions.set(session.versions.get() + 1);
+    conn.version_number = session.versions.get();
+    let mut event = lifecycle_event(conn, &client_id, "connected");
+    event["ipAddress"] = json!(conn.peer.to_string());
+    publish_lifecycle(sim, &session, &client_id, "connected", &event);
+    conn.session = Some((client_id, session));
+}
+
+/// The longest client id AWS IoT accepts, bytes.
+const MAX_CLIENT_ID: usize = 128;
 
 /// Moves the session's deliveries from the network into its outbox.
 fn spawn_receiver(sim: &mut Sim, client_id: &str, session: Rc<Session>) {
     sim.spawn(format!("serve: deliveries to {client_id}"), async move {
         while let Ok(m) = session.client.receive().await {
-            let qos = wire_qos(m.qos);
-            let pkid = if qos == WireQoS::AtMostOnce {
-                0
-            } else {
-                session.pkid()
-            };
-            let mut publish = Publish::new(m.topic, qos, m.payload);
-            publish.pkid = pkid;
-            session.deliver(publish);
+            session.deliver(m);
         }
     });
 }

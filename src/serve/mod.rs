@@ -46,6 +46,7 @@
 mod aws_api;
 pub mod cloud;
 pub mod http;
+pub mod mqtt;
 mod packet_log;
 mod pty;
 pub mod state;

@@ -11,6 +11,7 @@ patched or mocked.
 The suite makes credentials with `twinrig certs`, starts the server itself,
 connects with `mqtt_connection_builder.mtls_from_path` (port 8883-style, no
 ALPN), drives the Device Shadow service through the SDK's `IotShadowClient`,
+then does the same over MQTT 5 (mqtt5.py, the SDK's `IotShadowClientV2`),
 prints one line per check (`PASS name: detail` or `FAIL name: detail`) and a
 closing `N passed, N failed`, then stops the server with SIGTERM. Exit
 status 0 only if every check passed.
@@ -39,6 +40,8 @@ from awsiot import iotjobs, iotshadow, mqtt_connection_builder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from report import Report  # noqa: E402 - the suites' shared report, one folder up
+
+import mqtt5  # noqa: E402 - this suite's MQTT 5 checks, beside it
 
 THING = "sdk-thing"
 OTHER = "other-thing"
@@ -496,6 +499,14 @@ def run_checks(report, certs, port, http):
 
     report.run("another thing's shadow is refused", other_topics)
     connection.disconnect().result(WAIT_S)
+
+    # The same thing over MQTT 5 (its own connection: one client id, one
+    # connection at a time).
+    data = iot_data(http)
+    mqtt5.run(
+        report, certs, port, THING, OTHER,
+        lambda topic, payload: data.publish(topic=topic, qos=1, payload=payload),
+    )
 
     def someone_else():
         # The thing's certificate with another thing's name as client id.

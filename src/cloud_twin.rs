@@ -318,16 +318,17 @@ impl CloudTwin {
             seen += fresh.len();
             cursor.advance_to(seen);
             for m in fresh {
-                if m.from == CLOUD_CLIENT {
-                    continue;
-                }
-                if m.topic.starts_with("$aws/things/") && m.topic.contains("/jobs/") {
+                // The services answer others; the rules see everything,
+                // the services' own messages too (job execution events,
+                // shadow documents), as AWS's rules engine does.
+                let for_services = m.from != CLOUD_CLIENT && m.topic.starts_with("$aws/things/");
+                if for_services && m.topic.contains("/jobs/") {
                     let out = self
                         .jobs
                         .borrow_mut()
                         .handle(&m.topic, &m.payload, self.now_s());
                     self.emit(out).await;
-                } else if m.topic.starts_with("$aws/things/") {
+                } else if for_services {
                     let out = self
                         .shadows
                         .borrow_mut()

@@ -33,9 +33,23 @@ pub fn kind_names() -> Vec<&'static str> {
 }
 
 /// Every rule preset a scenario may name: each kind's
-/// ([`DeviceKind::rule_presets`]), in registry order.
+/// ([`DeviceKind::rule_presets`]), in registry order, then the cloud's own
+/// (job execution events into `jobExecutions`).
 pub fn rule_presets() -> Vec<RulePreset> {
-    kinds().iter().flat_map(|k| k.rule_presets()).collect()
+    use twinrig_cloud::jobs::execution_events_rule as jobs;
+    let cloud = RulePreset {
+        rule: twinrig_cloud::rules::RuleConfig {
+            name: jobs::RULE.into(),
+            sql: jobs::SQL.into(),
+            action: jobs::ACTION.into(),
+        },
+        transform_json: jobs::TRANSFORM_JSON,
+    };
+    kinds()
+        .iter()
+        .flat_map(|k| k.rule_presets())
+        .chain([cloud])
+        .collect()
 }
 
 #[cfg(test)]
@@ -51,6 +65,14 @@ mod preset_tests {
             assert_eq!(t.name(), p.rule.action, "preset {}", p.rule.name);
         }
         let names: Vec<&str> = presets.iter().map(|p| p.rule.action.as_str()).collect();
-        assert_eq!(names, ["rvr-telemetry", "hand-state", "cat-feeder-states"]);
+        assert_eq!(
+            names,
+            [
+                "rvr-telemetry",
+                "hand-state",
+                "cat-feeder-states",
+                "job-executions"
+            ]
+        );
     }
 }

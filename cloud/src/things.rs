@@ -144,7 +144,8 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
 }
 
-fn uuid_of(kind: &str, name: &str) -> String {
+/// A UUID-shaped id derived from `kind` and `name` (the same every run).
+pub(crate) fn uuid_of(kind: &str, name: &str) -> String {
     let h = hex::encode(Sha256::digest(format!("{kind}/{name}")));
     format!(
         "{}-{}-{}-{}-{}",

@@ -560,7 +560,15 @@ fn rule_refs_resolve_to_cloud_rule_configs() {
         }
     );
     let names: Vec<String> = transforms().iter().map(|t| t.name().to_owned()).collect();
-    assert_eq!(names, ["rvr-telemetry", "hand-state", "cat-feeder-states"]);
+    assert_eq!(
+        names,
+        [
+            "rvr-telemetry",
+            "hand-state",
+            "cat-feeder-states",
+            "job-executions"
+        ]
+    );
 }
 
 #[test]
@@ -584,10 +592,10 @@ steps:
         [
             "test.yaml:7:15: cloud rule 1 (`my-rule`): a rule name must not be empty and only have A-Z, a-z, 0-9 and `_`",
             "test.yaml:7:29: cloud rule 1 (`my-rule`): `sql` does not parse: expected SELECT, found `SELEC` (at column 1 of the SQL)",
-            "test.yaml:7:46: cloud rule 1 (`my-rule`): unknown action `nothing`; transforms: rvr-telemetry, hand-state, cat-feeder-states",
+            "test.yaml:7:46: cloud rule 1 (`my-rule`): unknown action `nothing`; transforms: rvr-telemetry, hand-state, cat-feeder-states, job-executions",
             "test.yaml:9:20: step 1 (say): unknown device `rvr-9`; devices: rvr-1",
             "test.yaml:9:33: step 1 (say): `text` must not be empty",
-            "test.yaml:10:32: step 2 (expect): unknown records kind `nothing`; kinds (transforms): rvr-telemetry, hand-state, cat-feeder-states",
+            "test.yaml:10:32: step 2 (expect): unknown records kind `nothing`; kinds (transforms): rvr-telemetry, hand-state, cat-feeder-states, job-executions",
             "test.yaml:10:49: step 2 (expect): unknown device `rvr-9`; devices: rvr-1",
             "test.yaml:10:63: step 2 (expect): `count`: no condition given; use equals, approx (with tolerance), at_least or at_most",
         ],

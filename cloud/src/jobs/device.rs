@@ -39,6 +39,12 @@ impl JobsService {
     }
 
     pub(super) fn flush(&mut self, now: u64, out: &mut Output) {
+        let events: Vec<Publish> = self
+            .events
+            .iter()
+            .filter_map(|e| self.execution_event_publish(e))
+            .collect();
+        out.publishes.extend(events);
         out.executions.append(&mut self.events);
         let dirty = std::mem::take(&mut self.dirty);
         for thing in dirty {

@@ -136,6 +136,7 @@
 mod config;
 mod control;
 mod device;
+mod events;
 mod request;
 mod rollout;
 mod state;
@@ -150,6 +151,11 @@ pub use config::{
     PathStep, RateIncreaseCriteria, RetryConfig, RetryCriteria, RolloutConfig, RolloutSettings,
     Setting, SettingsError, TimeoutConfig,
 };
+pub use events::JOB_EXECUTION_EVENTS;
+/// The job execution events' rule preset (`job-executions`).
+pub mod execution_events_rule {
+    pub use super::events::{ACTION, RULE, SQL, TRANSFORM_JSON};
+}
 pub use state::JobsService;
 pub use topic::{
     JobsOp, JobsTopic, REQUEST_FILTERS, jobs_prefix, parse_request_topic, valid_job_id,

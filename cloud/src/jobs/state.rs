@@ -296,6 +296,10 @@ pub struct JobsService {
     /// Per thing: last notified pending set and first entry.
     pub(super) notified: BTreeMap<String, Notified>,
     pub(super) dirty: BTreeSet<String>,
+    /// Whether job execution events are published (an account setting,
+    /// kept in snapshots; off unless enabled, as on AWS).
+    #[serde(default)]
+    pub(super) job_execution_events: bool,
     /// Status changes not yet handed out in an [`Output`] (none between
     /// calls: every call hands them out).
     #[serde(skip)]

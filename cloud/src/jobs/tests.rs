@@ -1326,3 +1326,45 @@ fn a_snapshot_restores_jobs_executions_and_timers() {
     assert_eq!(a.publishes, b.publishes);
     assert!(back.restore(json!({"jobs": 7})).is_err());
 }
+
+#[test]
+fn job_execution_events_are_published_only_when_enabled_and_only_for_ends() {
+    let mut svc = JobsService::default();
+    svc.create_job(request("job1", 2), T0).expect("created");
+    let events = |out: &Output| -> Vec<(String, Value)> {
+        out.publishes
+            .iter()
+            .filter(|p| p.topic.starts_with(JOB_EXECUTION_EVENTS))
+            .map(|p| (p.topic.clone(), json_of(p)))
+            .collect()
+    };
+    // Off by default (as on AWS): nothing on the event topics.
+    start_next(&mut svc, "t000", T0);
+    let body = json!({"status": "SUCCEEDED", "statusDetails": {"firmware": "2.0.0"}});
+    assert!(events(&update(&mut svc, "t000", "job1", body, T0 + 1)).is_empty());
+    svc.set_job_execution_events(true);
+    assert!(svc.job_execution_events());
+    // A start is no end: no event.
+    assert!(events(&start_next(&mut svc, "t001", T0 + 2)).is_empty());
+    let body = json!({"status": "FAILED", "statusDetails": {"reason": "hash mismatch"}});
+    let got = events(&update(&mut svc, "t001", "job1", body, T0 + 3));
+    assert_eq!(got.len(), 1);
+    let (topic, event) = &got[0];
+    assert_eq!(topic, "$aws/events/jobExecution/job1/failed");
+    assert_eq!(event["eventType"], "JOB_EXECUTION");
+    assert_eq!(event["operation"], "failed");
+    assert_eq!(event["status"], "FAILED");
+    assert_eq!(event["jobId"], "job1");
+    assert_eq!(event["timestamp"], T0 + 3);
+    assert_eq!(event["statusDetails"]["reason"], "hash mismatch");
+    let arn = event["thingArn"].as_str().unwrap();
+    assert!(
+        arn.starts_with("arn:aws:iot:") && arn.ends_with(":thing/t001"),
+        "{arn}"
+    );
+    assert_eq!(event["eventId"].as_str().unwrap().len(), 36);
+    // The setting is state: it survives a snapshot.
+    let mut restored = JobsService::default();
+    restored.restore(svc.snapshot()).unwrap();
+    assert!(restored.job_execution_events());
+}

@@ -1,5 +1,6 @@
 //! The `iot` control plane: the thing registry (things, types, groups), the
-//! jobs operations and DescribeEndpoint, on AWS's REST paths with AWS's
+//! jobs operations, the event configurations (job execution events) and
+//! DescribeEndpoint, on AWS's REST paths with AWS's
 //! JSON shapes and error codes.
 
 use std::collections::BTreeMap;
@@ -144,6 +145,28 @@ pub(super) fn answer(request: &Request, api: &mut Api<'_>) -> Answer {
             200,
             &json!({"endpointAddress": api.endpoint_address}),
         )),
+        ("GET", ["event-configurations"]) => {
+            let jobs = api.cloud.jobs().borrow().job_execution_events();
+            let configurations: serde_json::Map<String, Value> = EVENT_TYPES
+                .iter()
+                .map(|t| {
+                    let on = *t == JOB_EXECUTION && jobs;
+                    ((*t).to_owned(), json!({ "Enabled": on }))
+                })
+                .collect();
+            Answer::Now(http::json_response(
+                200,
+                &json!({ "eventConfigurations": configurations }),
+            ))
+        }
+        ("PATCH", ["event-configurations"]) => Answer::Now(match event_configurations(&body) {
+            Ok(Some(on)) => {
+                api.cloud.jobs().borrow_mut().set_job_execution_events(on);
+                http::json_response(200, &json!({}))
+            }
+            Ok(None) => http::json_response(200, &json!({})),
+            Err(message) => invalid(&message),
+        }),
         _ => Answer::Now(http::error_response(
             404,
             "ResourceNotFoundException",
@@ -320,6 +343,54 @@ fn presign_document(body: &mut Value, api: &Api<'_>) -> Result<(), String> {
         body["document"] = Value::String(presigned);
     }
     Ok(())
+}
+
+/// AWS IoT's event types (model:iot `EventType`).
+const EVENT_TYPES: [&str; 11] = [
+    "THING",
+    "THING_GROUP",
+    "THING_TYPE",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+    "THING_TYPE_ASSOCIATION",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "CERTIFICATE",
+    "CA_CERTIFICATE",
+];
+const JOB_EXECUTION: &str = "JOB_EXECUTION";
+
+/// UpdateEventConfigurations' body: the new JOB_EXECUTION setting, if it
+/// names one. Enabling another type is refused (only job execution events
+/// are published here), not accepted and then silently not honoured.
+fn event_configurations(body: &Value) -> Result<Option<bool>, String> {
+    let Some(configurations) = body.get("eventConfigurations").and_then(Value::as_object) else {
+        return Err("eventConfigurations must be an object of event types".into());
+    };
+    let mut job_execution = None;
+    for (event_type, configuration) in configurations {
+        if !EVENT_TYPES.contains(&event_type.as_str()) {
+            return Err(format!("unknown event type {event_type}"));
+        }
+        let enabled = match configuration.get("Enabled") {
+            None => continue,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(format!(
+                    "{event_type}.Enabled must be a boolean, not {other}"
+                ));
+            }
+        };
+        if event_type == JOB_EXECUTION {
+            job_execution = Some(enabled);
+        } else if enabled {
+            return Err(format!(
+                "twinrig publishes JOB_EXECUTION events only; {event_type} cannot be enabled"
+            ));
+        }
+    }
+    Ok(job_execution)
 }
 
 fn invalid(message: &str) -> Vec<u8> {

@@ -26,12 +26,14 @@ import urllib.request
 import boto3
 from botocore.exceptions import ClientError
 import signal
+import sqlite3
 import ssl
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -54,6 +56,14 @@ fleet:
   groups:
     - { type: pet_feeder, count: 2, id: "feeder-{n:03}", version: 1.0.0 }
 """
+# What serve cloud serves: the fleet, and the rule that keeps job execution
+# events in the records store (`--scenario`, with `--state` so the store is
+# a file this suite can read).
+SCENARIO_YAML = (
+    "name: sdk conformance\nseed: 1\nduration_limit: 1min\n"
+    + FLEET_YAML
+    + "cloud:\n  rules: [job-executions]\nsteps:\n  - delay: 1s\n"
+)
 IMAGE_BYTES = 64 * 1024
 # The CA the HTTPS clients trust (set once the certificates are made).
 TRUST = {}
@@ -113,6 +123,9 @@ def main():
     certs = work / "certs"
     fleet = work / "fleet.yaml"
     fleet.write_text(FLEET_YAML)
+    scenario = work / "scenario.yaml"
+    scenario.write_text(SCENARIO_YAML)
+    state = work / "state"
     made = subprocess.run(
         [
             args.twinrig, "certs", "--out", str(certs), "--thing", THING, "--thing", OTHER,
@@ -128,7 +141,7 @@ def main():
     server = subprocess.Popen(
         [
             args.twinrig, "serve", "cloud", "--certs", str(certs), "--mqtt", "127.0.0.1:0",
-            "--https", "127.0.0.1:0", "--fleet", str(fleet),
+            "--https", "127.0.0.1:0", "--scenario", str(scenario), "--state", str(state),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -141,7 +154,7 @@ def main():
         # The HTTPS APIs present the endpoint's certificate, from the local CA.
         TRUST["ca"] = str(certs / "root-ca.pem")
         report.check("serve cloud ready", True, ready.strip())
-        run_checks(report, certs, port, http)
+        run_checks(report, certs, port, http, state / "records.sqlite")
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=WAIT_S)
@@ -172,7 +185,7 @@ def fetch(request):
     )
 
 
-def run_checks(report, certs, port, http):
+def run_checks(report, certs, port, http, records):
     connection, connected = connect(certs, port, THING, THING)
     result = connected.result(WAIT_S)
     report.check(
@@ -482,7 +495,7 @@ def run_checks(report, certs, port, http):
 
     report.run("boto3 DescribeEndpoint names the certificate's host", endpoint)
 
-    ota_flow(report, certs, port, iot, iot_data(http))
+    ota_flow(report, certs, port, iot, iot_data(http), records)
     provisioning(report, certs, port, iot)
 
     def other_topics():
@@ -521,10 +534,26 @@ def run_checks(report, certs, port, http):
     report.run("connect under another thing's name is refused", someone_else)
 
 
-def ota_flow(report, certs, port, iot, data):
+def ota_flow(report, certs, port, iot, data, records):
     """An OTA job as AWS IoT runs one: the fleet's group as target, the image
     behind an S3 presigned-URL placeholder; a device takes the job over MQTT,
-    downloads the image over HTTP, reports its version and succeeds."""
+    downloads the image over HTTP, reports its version and succeeds; job
+    execution events, enabled with boto3, reach the records store through
+    the scenario's rule."""
+
+    def events_enabled():
+        iot.update_event_configurations(eventConfigurations={"JOB_EXECUTION": {"Enabled": True}})
+        described = iot.describe_event_configurations()["eventConfigurations"]
+        enabled = sorted(t for t, c in described.items() if c["Enabled"])
+        try:
+            iot.update_event_configurations(eventConfigurations={"THING": {"Enabled": True}})
+            refused = "accepted"
+        except ClientError as e:
+            refused = e.response["Error"]["Code"]
+        ok = enabled == ["JOB_EXECUTION"] and len(described) == 11 and refused == "InvalidRequestException"
+        return ok, f"enabled {enabled} of {len(described)}; enabling THING: {refused}"
+
+    report.run("boto3 UpdateEventConfigurations enables job execution events", events_enabled)
 
     def fleet_registered():
         groups = [g["groupName"] for g in iot.list_thing_groups()["thingGroups"]]
@@ -662,16 +691,39 @@ def ota_flow(report, certs, port, iot, data):
         }
         reported = json.loads(data.get_thing_shadow(thingName=device)["payload"].read())
         firmware = reported["state"]["reported"]["firmware"]
+        row = job_execution_record(records, execution["thingArn"])
         ok = (
             execution["status"] == "SUCCEEDED"
             and execution["statusDetails"]["detailsMap"]["sha256"] == hashlib.sha256(got["image"]).hexdigest()
             and by_thing == {FEEDERS[0]: "SUCCEEDED", FEEDERS[1]: "QUEUED"}
             and firmware == "2.0.0"
+            and row is not None
+            and row["jobId"] == "ota-fw"
+            and row["status"] == execution["status"]
+            and row["statusDetails"] == execution["statusDetails"]["detailsMap"]
         )
-        return ok, f"executions {by_thing}; shadow reported.firmware {firmware}"
+        return ok, f"executions {by_thing}; shadow reported.firmware {firmware}; jobExecutions record {row}"
 
-    report.run("the execution, the other device's and the shadow agree", report_and_succeed)
+    report.run("the execution, the other device's, the shadow and the records store agree", report_and_succeed)
     connection.disconnect().result(WAIT_S)
+
+
+def job_execution_record(records, thing_arn):
+    """The `jobExecutions` row for a thing in serve's records store (SQLite,
+    written as records are made; the event reaches it through the broker
+    and the rule, so it may come a moment after the execution's update)."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if records.exists():
+            with sqlite3.connect(f"file:{records}?mode=ro", uri=True) as db:
+                row = db.execute(
+                    "SELECT body FROM records WHERE kind = 'jobExecutions' AND key = ? ORDER BY id DESC",
+                    (thing_arn,),
+                ).fetchone()
+            if row:
+                return json.loads(row[0])
+        time.sleep(0.1)
+    return None
 
 
 # A thing's own topics, as a fleet provisioning template would grant them.

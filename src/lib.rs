@@ -23,4 +23,6 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod suite;
+pub mod sweep;
+pub mod sweep_cli;
 pub mod world;

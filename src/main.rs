@@ -8,7 +8,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use twinrig::devices;
 use twinrig::report::{ScenarioReport, Summary};
-use twinrig::scenario::find_scenario_files;
 use twinrig::suite::{self, LoadError, golden_path, slug};
 use twinrig_sim::{MILLIS, Trace};
 
@@ -45,6 +44,10 @@ enum Command {
         /// No progress bars (CI logs).
         #[arg(long)]
         quiet: bool,
+        /// Run with this seed instead of each scenario's own (to reproduce
+        /// a seed `twinrig sweep` reported).
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Check scenario files without running them.
     Validate {
@@ -117,6 +120,10 @@ enum Command {
     /// Exit 0 when it completed, 1 when the job failed or aborted, 2 for bad
     /// input, 3 when the prompt was not understood (nothing is done then).
     Ota(twinrig::ota_cli::OtaArgs),
+    /// Run scenarios under many seeds, in parallel: pass rate, failing
+    /// seeds (with the command that reproduces each, and their traces),
+    /// and the distribution of every figure the runs measured.
+    Sweep(twinrig::sweep_cli::SweepArgs),
     /// Serve a simulated robot live (wall clock) on a pseudo-terminal, for host
     /// programs that speak its protocol over a serial port; or `cloud`: the
     /// cloud twin (broker, shadows, jobs) for MQTT clients outside the process.
@@ -213,7 +220,8 @@ fn main() -> ExitCode {
             trace,
             records,
             quiet,
-        } => run(&paths, json, junit, trace, records, quiet),
+            seed,
+        } => run(&paths, json, junit, trace, records, quiet, seed),
         Command::Records {
             store,
             kind,
@@ -221,6 +229,7 @@ fn main() -> ExitCode {
             last,
         } => list_records(&store, kind.as_deref(), device.as_deref(), last),
         Command::Validate { paths } => validate(&paths),
+        Command::Sweep(args) => return ExitCode::from(twinrig::sweep_cli::command(&args)),
         Command::Ota(args) => {
             return ExitCode::from(match &args.endpoint {
                 None => twinrig::ota_cli::command(&args),
@@ -519,22 +528,7 @@ fn print_load_error(e: LoadError) {
 
 /// Loads every file, printing each error; returns what loaded and how many failed.
 fn load_all(paths: &[PathBuf]) -> Result<(Vec<suite::Loaded>, usize), String> {
-    let files = find_scenario_files(paths).map_err(|e| e.render_plain())?;
-    if files.is_empty() {
-        return Err("no scenario files (*.yaml, *.yml) found".into());
-    }
-    let mut loaded = Vec::new();
-    let mut failed = 0;
-    for f in files {
-        match suite::load(&f) {
-            Ok(l) => loaded.push(l),
-            Err(e) => {
-                print_load_error(e);
-                failed += 1;
-            }
-        }
-    }
-    Ok((loaded, failed))
+    suite::load_all(paths, print_load_error)
 }
 
 fn run(
@@ -544,8 +538,14 @@ fn run(
     trace_dir: Option<PathBuf>,
     records_dir: Option<PathBuf>,
     quiet: bool,
+    seed: Option<u64>,
 ) -> Result<bool, String> {
-    let (loaded, bad) = load_all(paths)?;
+    let (mut loaded, bad) = load_all(paths)?;
+    if let Some(seed) = seed {
+        for l in &mut loaded {
+            l.scenario.seed = seed;
+        }
+    }
     for dir in trace_dir.iter().chain(&records_dir) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -75,6 +75,10 @@ pub struct AssertionResult {
     pub detail: String,
     /// Virtual time of the check, ns.
     pub at_ns: Nanos,
+    /// The number an `expect` compared, when it compared one (a body
+    /// coordinate, a numeric device field, a latency in ms, a message
+    /// count): a sweep reports its distribution over seeds.
+    pub value: Option<f64>,
 }
 
 /// The outcome of one scenario run.
@@ -587,7 +591,13 @@ impl Timeline {
         }
     }
 
-    fn record(&self, step: usize, description: String, result: Result<String, String>) {
+    fn record(
+        &self,
+        step: usize,
+        description: String,
+        result: Result<String, String>,
+        value: Option<f64>,
+    ) {
         let (passed, detail) = match result {
             Ok(d) => (true, d),
             Err(d) => (false, d),
@@ -603,6 +613,7 @@ impl Timeline {
             passed,
             detail,
             at_ns,
+            value,
         });
     }
 
@@ -639,7 +650,7 @@ impl Timeline {
                             )
                             .await
                             .map(|()| format!("ready at {}", format_nanos(self.handle.now())));
-                        self.record(n, description, result.clone());
+                        self.record(n, description, result.clone(), None);
                         return result.map(|_| ());
                     }
                     (Some(topic), None) => topic,
@@ -664,10 +675,13 @@ impl Timeline {
                         found.map(|m| (m.time, String::from_utf8_lossy(&m.payload).into_owned()))
                     };
                     if let Some((time, payload)) = found {
+                        // How long the wait took, ms: a latency a sweep reports.
+                        let waited_ms = time.saturating_sub(started_at) as f64 / 1e6;
                         self.record(
                             n,
                             description,
                             Ok(format!("seen at {}: {payload}", format_nanos(time))),
+                            Some(waited_ms),
                         );
                         return Ok(());
                     }
@@ -689,14 +703,14 @@ impl Timeline {
                         if !hints.is_empty() {
                             detail = format!("{detail}: {}", hints.join("; "));
                         }
-                        self.record(n, description, Err(detail.clone()));
+                        self.record(n, description, Err(detail.clone()), None);
                         return Err(detail);
                     }
                 }
             }
             Step::Expect(e) => {
-                let (description, result) = self.check(e);
-                self.record(n, description, result);
+                let (description, result, value) = self.check(e);
+                self.record(n, description, result, value);
                 Ok(())
             }
             Step::Fault(f) => self.fault(f),
@@ -733,7 +747,7 @@ impl Timeline {
                     "{id} did not shut down within {}",
                     format_nanos(STOP_TIMEOUT)
                 );
-                self.record(n, format!("stop {id}"), Err(detail.clone()));
+                self.record(n, format!("stop {id}"), Err(detail.clone()), None);
                 return Err(detail);
             }
             self.handle.sleep(twinrig_sim::MILLIS).await;
@@ -778,15 +792,18 @@ impl Timeline {
         }
     }
 
-    fn check(&self, e: &Expect) -> (String, Result<String, String>) {
+    /// What an `expect` checked, whether it held, and the number it
+    /// compared (if it compared one).
+    fn check(&self, e: &Expect) -> (String, Result<String, String>, Option<f64>) {
         match e {
             Expect::Records(r) => {
                 let description = format!("records {}", r.kind);
-                (description, self.check_records(r))
+                (description, self.check_records(r), None)
             }
             Expect::Presigned(u) => (
                 format!("presigned {} on {}", u.field, u.topic),
                 self.check_presigned(u),
+                None,
             ),
             Expect::Message(m) => {
                 let seen = self.network.observed();
@@ -821,26 +838,31 @@ impl Timeline {
                         }
                         why
                     });
-                (format!("message count on {}", m.topic), result)
+                (
+                    format!("message count on {}", m.topic),
+                    result,
+                    Some(count as f64),
+                )
             }
             Expect::Device(d) => {
                 let description = format!("device {} {}", d.device, d.field);
                 let Some(device) = self.devices.get(&d.device) else {
-                    return (description, Err(format!("no device {}", d.device)));
+                    return (description, Err(format!("no device {}", d.device)), None);
                 };
                 let state = device.state();
-                let result = match json_path(&state, &d.field) {
+                let found = json_path(&state, &d.field);
+                let result = match found {
                     Some(v) => compare(v, &d.check)
                         .map(|()| format!("{v}"))
                         .map_err(|e| e.to_string()),
                     None => Err(format!("device state has no field {}", d.field)),
                 };
-                (description, result)
+                (description, result, found.and_then(Value::as_f64))
             }
             Expect::Body(b) => {
                 let description = format!("body {} {:?}", b.body, b.field);
                 let Some(pose) = self.physics.pose(&b.body) else {
-                    return (description, Err(format!("no body {}", b.body)));
+                    return (description, Err(format!("no body {}", b.body)), None);
                 };
                 let value = match b.field {
                     BodyField::X => pose.position[0] as f64,
@@ -860,7 +882,7 @@ impl Timeline {
                 let result = compare(&json!(value), &b.check)
                     .map(|()| format!("{value}"))
                     .map_err(|e| e.to_string());
-                (description, result)
+                (description, result, Some(value))
             }
             Expect::Latency(l) => {
                 let description = format!("latency {} -> {}", l.from.topic, l.to.topic);
@@ -872,7 +894,11 @@ impl Timeline {
                         && payload_matches(&o.payload, &l.from.filter).is_ok()
                 });
                 let Some(from) = from else {
-                    return (description, Err(format!("no message on {}", l.from.topic)));
+                    return (
+                        description,
+                        Err(format!("no message on {}", l.from.topic)),
+                        None,
+                    );
                 };
                 let to = held.find(|o| {
                     twinrig_hal::mqtt::topic_matches(&l.to.topic, &o.topic)
@@ -885,26 +911,30 @@ impl Timeline {
                             "no message on {} after the one on {}",
                             l.to.topic, l.from.topic
                         )),
+                        None,
                     );
                 };
                 let latency = to.time.saturating_sub(from.time);
                 let result = compare_duration(latency, &l.check)
                     .map(|()| format_nanos(latency))
                     .map_err(|e| e.to_string());
-                (description, result)
+                (description, result, Some(latency as f64 / 1e6))
             }
             Expect::Job(j) => (
                 format!("job {}", j.job),
                 crate::fleet::check_job(&self.cloud, j),
+                None,
             ),
             Expect::Fleet(f) => (
                 format!("fleet {} on {}", f.device_type, f.version),
                 self.fleet()
                     .and_then(|fleet| fleet.check_fleet(&self.cloud, f)),
+                None,
             ),
             Expect::Alert(a) => (
                 format!("alerts for {}", a.job.as_deref().unwrap_or("any job")),
                 crate::fleet::check_alert(&self.cloud, a),
+                None,
             ),
         }
     }
@@ -936,7 +966,7 @@ impl Timeline {
             json!({"step": n, "prompt": p.text, "outcome": event}),
         );
         match outcome {
-            PromptOutcome::Status(s) => self.record(n, format!("prompt {:?}", p.text), Ok(s)),
+            PromptOutcome::Status(s) => self.record(n, format!("prompt {:?}", p.text), Ok(s), None),
             PromptOutcome::Unclear(answer) => {
                 let payload = json!({"prompt": p.text, "answer": answer});
                 self.client
@@ -969,13 +999,13 @@ impl Timeline {
                 .map(|d| d.status)
                 .map_err(|e| e.to_string())?;
             if wanted.contains(&status) {
-                self.record(n, description, Ok(format!("{status:?}")));
+                self.record(n, description, Ok(format!("{status:?}")), None);
                 return Ok(());
             }
             let now = self.handle.now();
             if now >= deadline {
                 let detail = format!("job {} still {status:?} after {}", w.job, w.timeout);
-                self.record(n, description, Err(detail.clone()));
+                self.record(n, description, Err(detail.clone()), None);
                 return Err(detail);
             }
             self.handle

@@ -123,6 +123,31 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     parse(source, path)
 }
 
+/// Loads every scenario file under `paths`; each that fails goes to
+/// `on_error`. Returns what loaded and how many failed (an error when no
+/// scenario file is found at all).
+pub fn load_all(
+    paths: &[PathBuf],
+    mut on_error: impl FnMut(LoadError),
+) -> Result<(Vec<Loaded>, usize), String> {
+    let files = scenario::find_scenario_files(paths).map_err(|e| e.render_plain())?;
+    if files.is_empty() {
+        return Err("no scenario files (*.yaml, *.yml) found".into());
+    }
+    let mut loaded = Vec::new();
+    let mut failed = 0;
+    for f in files {
+        match load(&f) {
+            Ok(l) => loaded.push(l),
+            Err(e) => {
+                on_error(e);
+                failed += 1;
+            }
+        }
+    }
+    Ok((loaded, failed))
+}
+
 /// Runs a loaded scenario, its trace kept in memory.
 pub fn run(loaded: &Loaded, progress: impl FnMut(twinrig_sim::Nanos) + 'static) -> Outcome {
     runner::run(&loaded.scenario, &loaded.source, progress)
@@ -158,7 +183,16 @@ pub fn rerun_recorded(trace: &Trace, label: &Path) -> Result<Outcome, LoadError>
             kind: String::new(),
             message: "the trace holds no scenario (metadata record `scenario`)".into(),
         })?;
-    let loaded = parse(source, label)?;
+    let mut loaded = parse(source, label)?;
+    // The run's seed, which `run --seed` and sweeps set over the file's.
+    if let Some(seed) = trace
+        .metadata
+        .get("scenario")
+        .and_then(|m| m.get("seed"))
+        .and_then(|s| s.parse().ok())
+    {
+        loaded.scenario.seed = seed;
+    }
     Ok(run(&loaded, |_| {}))
 }
 

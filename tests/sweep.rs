@@ -1,0 +1,148 @@
+//! `twinrig sweep`, as a user runs it: a scenario whose yaw tolerance some
+//! seeds miss (tests/fixtures/sweep/square-tight.yaml). The sweep finds
+//! them, `twinrig run --seed S` reproduces each verdict, the failing seeds'
+//! traces replay identically, and the results are the same bytes whatever
+//! `--jobs` and however the seeds are sharded.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const SCENARIO: &str = "tests/fixtures/sweep/square-tight.yaml";
+
+fn twinrig(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twinrig"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sweep_json(dir: &Path, name: &str, extra: &[&str]) -> (Output, String) {
+    let json = dir.join(name);
+    let failures = dir.join("failures");
+    let mut args = vec![
+        "sweep",
+        SCENARIO,
+        "--seeds",
+        "8",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--failures",
+        failures.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = twinrig(&args);
+    let written = std::fs::read_to_string(&json).unwrap_or_default();
+    (o, written)
+}
+
+#[test]
+fn a_sweep_finds_the_failing_seeds_and_its_results_do_not_depend_on_jobs_or_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, whole) = sweep_json(dir.path(), "one.json", &["--jobs", "1"]);
+    let (two, parallel) = sweep_json(dir.path(), "two.json", &["--jobs", "2"]);
+    // Some seeds fail, not all: exit 1, and the same bytes for 1 and 2 jobs.
+    assert_eq!(one.status.code(), Some(1), "{}", text(&one));
+    assert_eq!(two.status.code(), Some(1), "{}", text(&two));
+    assert!(!whole.is_empty(), "{}", text(&one));
+    assert_eq!(whole, parallel);
+    let result: serde_json::Value = serde_json::from_str(&whole).unwrap();
+    let s = &result["scenarios"][0];
+    assert_eq!(s["runs"], 8);
+    let failing: Vec<u64> = s["failing_seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(!failing.is_empty() && failing.len() < 8, "{failing:?}");
+    assert_eq!(s["passed"], 8 - failing.len());
+    let yaw = &s["metrics"]["step 6: body rvr-1 YawDeg"];
+    assert_eq!(yaw["n"], 8);
+    assert!(
+        yaw["min"].as_f64() <= yaw["p50"].as_f64() && yaw["p50"].as_f64() <= yaw["max"].as_f64()
+    );
+    let t = text(&one);
+    assert!(t.contains(&format!("{}/8 passed", 8 - failing.len())), "{t}");
+    assert!(
+        t.contains(&format!(
+            "reproduce: twinrig run {SCENARIO} --seed {}",
+            failing[0]
+        )),
+        "{t}"
+    );
+
+    // `twinrig run --seed S` gives each seed's verdict again.
+    let passing = (0..8).find(|s| !failing.contains(s)).unwrap();
+    for (seed, code) in [(failing[0], 1), (passing, 0)] {
+        let o = twinrig(&["run", SCENARIO, "--quiet", "--seed", &seed.to_string()]);
+        assert_eq!(o.status.code(), Some(code), "seed {seed}: {}", text(&o));
+    }
+    // The failing seeds' traces were written, and replay to the same run.
+    let trace = dir
+        .path()
+        .join("failures")
+        .join(format!("rvr-square-tight-yaw-seed-{}.mcap", failing[0]));
+    assert!(trace.exists(), "{}", text(&one));
+    let o = twinrig(&["replay", trace.to_str().unwrap()]);
+    assert!(text(&o).contains("identical"), "{}", text(&o));
+
+    // Two shards, merged, are the whole sweep.
+    let (_, first) = sweep_json(dir.path(), "s1.json", &["--shard", "1/2"]);
+    let (_, second) = sweep_json(dir.path(), "s2.json", &["--shard", "2/2"]);
+    assert!(first != whole && second != whole);
+    let merged = dir.path().join("merged.json");
+    let o = twinrig(&[
+        "sweep",
+        "merge",
+        dir.path().join("s2.json").to_str().unwrap(),
+        dir.path().join("s1.json").to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), whole);
+}
+
+#[test]
+fn bad_sweep_input_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "not json").unwrap();
+    let cases: [(&[&str], &str); 7] = [
+        (&["sweep", SCENARIO, "--seeds", "0"], "holds no seeds"),
+        (
+            &["sweep", SCENARIO, "--seeds", "ten"],
+            "not a seed count or range",
+        ),
+        (&["sweep", SCENARIO, "--seeds", "9..3"], "holds no seeds"),
+        (
+            &["sweep", SCENARIO, "--seeds", "2", "--shard", "3/2"],
+            "is not a shard",
+        ),
+        (
+            &["sweep", SCENARIO, "--seeds", "2", "--jobs", "0"],
+            "--jobs must be at least 1",
+        ),
+        (&["sweep", "no/such/dir", "--seeds", "2"], "no/such/dir"),
+        (
+            &["sweep", "merge", garbage.to_str().unwrap()],
+            "not a sweep's JSON",
+        ),
+    ];
+    for (args, why) in cases {
+        let o = twinrig(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(why), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{args:?}: {}", text(&o));
+    }
+}

@@ -34,6 +34,9 @@ pub struct ScenarioReport {
     pub trace: Option<PathBuf>,
     /// Figures derived from the run (e.g. command-to-motion latency in ms).
     pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The fault schedule the run's seed drew from `chaos:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::scenario::chaos::ScheduledFault>,
 }
 
 impl ScenarioReport {
@@ -62,6 +65,7 @@ impl ScenarioReport {
             },
             trace,
             metrics: outcome.metrics.clone(),
+            faults: outcome.faults.clone(),
         }
     }
 
@@ -79,6 +83,7 @@ impl ScenarioReport {
             real_time_factor: 0.0,
             trace: None,
             metrics: Default::default(),
+            faults: Vec::new(),
         }
     }
 

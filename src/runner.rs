@@ -98,6 +98,9 @@ pub struct Outcome {
     pub metrics: BTreeMap<String, f64>,
     /// Every record the cloud's rules stored, in insertion order.
     pub records: Vec<twinrig_cloud::records::Record>,
+    /// The fault schedule the seed drew from the scenario's `chaos:`, in
+    /// start order (empty without `chaos:`).
+    pub faults: Vec<crate::scenario::chaos::ScheduledFault>,
     /// The trace: every record with [`TraceOutput::Memory`]; only the
     /// metadata when it was streamed to a file or discarded.
     pub trace: Trace,
@@ -258,6 +261,11 @@ pub fn run_with_options(
         virtual_ns: 0,
         metrics: BTreeMap::new(),
         records: Vec::new(),
+        faults: scenario
+            .chaos
+            .as_ref()
+            .map(|c| c.draw(scenario.seed, scenario.duration_limit))
+            .unwrap_or_default(),
         trace: Trace::default(),
         trace_records: 0,
         trace_error: None,
@@ -271,7 +279,15 @@ pub fn run_with_options(
         }
     };
     let handle = sim.handle();
-    match build_and_run(&mut sim, &handle, scenario, kinds, options, progress) {
+    match build_and_run(
+        &mut sim,
+        &handle,
+        scenario,
+        kinds,
+        options,
+        &outcome.faults,
+        progress,
+    ) {
         Ok(timeline) => {
             outcome.assertions = timeline.results.borrow().clone();
             outcome.failure = timeline.failure.borrow().clone();
@@ -336,6 +352,7 @@ fn build_and_run(
     scenario: &Scenario,
     kinds: &[&'static dyn devices::DeviceKind],
     options: &RunOptions,
+    faults: &[crate::scenario::chaos::ScheduledFault],
     progress: impl FnMut(Nanos) + 'static,
 ) -> Result<Rc<Timeline>, String> {
     let world = crate::world::build(
@@ -406,6 +423,13 @@ fn build_and_run(
     // the message log can forget what it has indexed.
     let t = timeline.clone();
     sim.spawn("readiness index", async move { t.index_readiness().await });
+    if !faults.is_empty() {
+        // The drawn schedule goes into the trace first, so a failure
+        // shows what was going to happen as well as what did.
+        handle.trace(channels::FAULTS, json!({ "chaos": faults }));
+        let (t, faults) = (timeline.clone(), faults.to_vec());
+        sim.spawn("chaos", async move { t.apply_chaos(&faults).await });
+    }
     sim.on_progress(progress);
     let limit = scenario.duration_limit.nanos();
     let stop = match sim.run_until(limit, |s| {
@@ -1141,6 +1165,19 @@ impl Timeline {
                 .map_err(|e| format!("latest.{path}: {e}"))?;
         }
         Ok(format!("{} records; newest {fields}", records.len()))
+    }
+
+    /// Applies a drawn fault schedule, each fault at its time, as a
+    /// `fault` step would; a fault that cannot be applied ends the run.
+    async fn apply_chaos(&self, faults: &[crate::scenario::chaos::ScheduledFault]) {
+        for f in faults {
+            self.handle.sleep_until(f.at.nanos()).await;
+            if let Err(e) = self.fault(&f.fault) {
+                self.failure
+                    .borrow_mut()
+                    .get_or_insert(format!("chaos fault at {}: {e}", f.at));
+            }
+        }
     }
 
     fn fault(&self, f: &Fault) -> Result<(), String> {

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::runner::{Outcome, RunOptions};
+use crate::scenario::chaos::ScheduledFault;
 use crate::suite::{self, Loaded};
 
 /// The seeds to sweep: `start..end` (end excluded).
@@ -104,6 +105,9 @@ pub struct SeedRun {
     pub reason: Option<String>,
     /// Every figure the run measured, by name.
     pub metrics: BTreeMap<String, f64>,
+    /// The fault schedule the seed drew (`chaos:`), in start order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<ScheduledFault>,
 }
 
 /// The figures a run measured: the runner's derived metrics, the virtual
@@ -262,33 +266,26 @@ impl Sweep {
 
     /// JUnit XML: a test suite per scenario, a test case per seed.
     pub fn to_junit(&self) -> String {
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+        use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+        let mut report = Report::new("twinrig sweep");
         for s in &self.scenarios {
-            out.push_str(&format!(
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\">\n",
-                xml_escape(&s.name),
-                s.runs,
-                s.runs - s.passed
-            ));
+            let mut suite = TestSuite::new(s.name.clone());
             for r in &s.results {
-                out.push_str(&format!(
-                    "    <testcase classname=\"{}\" name=\"seed {}\"",
-                    xml_escape(&s.name),
-                    r.seed
-                ));
-                match &r.reason {
-                    Some(why) if !r.passed => out.push_str(&format!(
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                        xml_escape(why),
-                        xml_escape(&s.reproduce(r.seed))
-                    )),
-                    _ => out.push_str("/>\n"),
-                }
+                let status = if r.passed {
+                    TestCaseStatus::success()
+                } else {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    st.set_message(r.reason.clone().unwrap_or_default());
+                    st.set_description(s.reproduce(r.seed));
+                    st
+                };
+                let mut case = TestCase::new(format!("seed {}", r.seed), status);
+                case.set_classname(s.path.display().to_string());
+                suite.add_test_case(case);
             }
-            out.push_str("  </testsuite>\n");
+            report.add_test_suite(suite);
         }
-        out.push_str("</testsuites>\n");
-        out
+        report.to_string().unwrap_or_default()
     }
 
     /// The summary a terminal shows: per scenario the pass rate, the
@@ -449,13 +446,6 @@ fn short(v: f64) -> String {
     }
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// One run to make: which scenario, which seed.
 struct Task {
     scenario: usize,
@@ -550,6 +540,7 @@ fn run_seed(loaded: &Loaded, seed: u64) -> SeedRun {
         passed: outcome.passed(),
         reason: reason(&outcome),
         metrics: measured(&outcome),
+        faults: outcome.faults,
     }
 }
 
@@ -632,6 +623,7 @@ mod tests {
             passed,
             reason: (!passed).then(|| "step 2 body: off".to_owned()),
             metrics: BTreeMap::from([("x".to_owned(), x)]),
+            faults: Vec::new(),
         }
     }
 
@@ -675,7 +667,15 @@ mod tests {
         );
         let junit = whole.to_junit();
         assert!(
-            junit.contains("<testcase classname=\"s\" name=\"seed 1\">"),
+            junit.contains(
+                "<testsuite name=\"s\" tests=\"4\" skipped=\"0\" errors=\"0\" failures=\"1\">"
+            ),
+            "{junit}"
+        );
+        assert!(
+            junit.contains(
+                "<failure message=\"step 2 body: off\">twinrig run s.yaml --seed 1</failure>"
+            ),
             "{junit}"
         );
         // Shards of different sweeps, or disagreeing results, are refused.

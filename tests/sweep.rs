@@ -72,7 +72,10 @@ fn a_sweep_finds_the_failing_seeds_and_its_results_do_not_depend_on_jobs_or_shar
         yaw["min"].as_f64() <= yaw["p50"].as_f64() && yaw["p50"].as_f64() <= yaw["max"].as_f64()
     );
     let t = text(&one);
-    assert!(t.contains(&format!("{}/8 passed", 8 - failing.len())), "{t}");
+    assert!(
+        t.contains(&format!("{}/8 passed", 8 - failing.len())),
+        "{t}"
+    );
     assert!(
         t.contains(&format!(
             "reproduce: twinrig run {SCENARIO} --seed {}",
@@ -145,4 +148,60 @@ fn bad_sweep_input_is_refused_with_a_clear_message() {
         assert!(text(&o).contains(why), "{args:?}: {}", text(&o));
         assert!(!text(&o).contains("panicked"), "{args:?}: {}", text(&o));
     }
+}
+
+#[test]
+fn each_seed_draws_its_own_fault_schedule_and_the_run_reports_the_same_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("chaos.json");
+    let o = twinrig(&[
+        "sweep",
+        "tests/fixtures/sweep/forward-chaos.yaml",
+        "--seeds",
+        "6",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--failures",
+        dir.path().join("f").to_str().unwrap(),
+    ]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", text(&o));
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = result["scenarios"][0]["results"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let schedules: Vec<Vec<serde_json::Value>> = runs
+        .iter()
+        .map(|r| r["faults"].as_array().cloned().unwrap_or_default())
+        .collect();
+    // At most 2 disconnects + 1 bit-error burst + 1 outage, within the window.
+    for s in &schedules {
+        assert!(s.len() <= 4, "{s:?}");
+    }
+    assert!(schedules.iter().any(|s| !s.is_empty()));
+    assert!(schedules.windows(2).any(|w| w[0] != w[1]), "{schedules:?}");
+    // The run of one seed reports the schedule the sweep saw for it.
+    let (seed, schedule) = runs
+        .iter()
+        .zip(&schedules)
+        .find(|(_, s)| !s.is_empty())
+        .map(|(r, s)| (r["seed"].as_u64().unwrap(), s.clone()))
+        .unwrap();
+    let summary = dir.path().join("run.json");
+    let o = twinrig(&[
+        "run",
+        "tests/fixtures/sweep/forward-chaos.yaml",
+        "--quiet",
+        "--seed",
+        &seed.to_string(),
+        "--json",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", text(&o));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(run["scenarios"][0]["faults"].as_array().unwrap(), &schedule);
+    assert!(schedule[0]["at"].as_str().unwrap().ends_with('s'));
 }

@@ -53,6 +53,7 @@ impl FleetFile {
             fleet: Some(self.fleet.clone()),
             start: Start::default(),
             ready_timeout: default_ready_timeout(),
+            chaos: None,
             steps,
         }
     }

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 pub use twinrig_kind::duration;
+pub mod chaos;
 pub mod fleet;
 pub mod fleet_file;
 mod load;

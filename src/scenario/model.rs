@@ -66,6 +66,10 @@ pub struct Scenario {
     /// naming the ones that are not (`start: when_ready` only).
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout: Duration,
+    /// Random faults: distributions each seed draws a schedule from,
+    /// applied beside the timeline (see `twinrig sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<super::chaos::Chaos>,
     /// The timeline, run in order.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,

@@ -64,6 +64,11 @@ cloud:
     - { name: my_rule, sql: "SELECT * FROM 'a/+'", action: rvr-telemetry }
 start: immediately
 ready_timeout: 5s
+chaos:
+  window: 1s..20s
+  faults:
+    - { uart: rover-1, kind: bit_errors, count: 0..2, duration: 100ms..1s, rate: 0.001..0.01, direction: to_device }
+    - { link: echo-1, kind: outage, duration: 200ms }
 steps:
   - publish: { topic: twinrig/echo/echo-1/tx, payload: "hello" }
   - publish: { topic: twinrig/rover/rover-1/cmd, payload: { speed: 0.5, turn: [1, 2] }, qos: 1 }
@@ -251,6 +256,45 @@ fn expected_everything() -> Scenario {
         fleet: None,
         start: Start::Immediately,
         ready_timeout: Duration::from_secs(5),
+        chaos: Some(chaos::Chaos {
+            window: Some(chaos::Range {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(20),
+            }),
+            faults: vec![
+                chaos::ChaosFault {
+                    uart: Some("rover-1".into()),
+                    link: None,
+                    kind: chaos::ChaosKind::BitErrors,
+                    count: chaos::Range { min: 0, max: 2 },
+                    duration: chaos::Range {
+                        min: Duration::from_millis(100),
+                        max: Duration::from_secs(1),
+                    },
+                    rate: Some(chaos::Range {
+                        min: 0.001,
+                        max: 0.01,
+                    }),
+                    probability: None,
+                    latency: None,
+                    direction: Some(UartDirection::ToDevice),
+                },
+                chaos::ChaosFault {
+                    uart: None,
+                    link: Some("echo-1".into()),
+                    kind: chaos::ChaosKind::Outage,
+                    count: chaos::Range { min: 1, max: 1 },
+                    duration: chaos::Range {
+                        min: Duration::from_millis(200),
+                        max: Duration::from_millis(200),
+                    },
+                    rate: None,
+                    probability: None,
+                    latency: None,
+                    direction: None,
+                },
+            ],
+        }),
         steps: vec![
             Step::Publish(Publish {
                 topic: "twinrig/echo/echo-1/tx".into(),

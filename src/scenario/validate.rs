@@ -5,6 +5,7 @@
 //! node in the document, which `load.rs` turns into a line and column.
 //! The checks of the OTA fleet, prompts and jobs are in [`fleet`].
 
+mod chaos;
 mod fleet;
 
 use std::collections::{BTreeMap, HashMap};
@@ -239,6 +240,9 @@ impl Checker<'_> {
         self.clock_range(s.cloud.epoch_unix_s, s.duration_limit, &root);
         if let Some(fleet) = &s.fleet {
             self.fleet(fleet, &s.devices, &root.k("fleet"));
+        }
+        if let Some(chaos) = &s.chaos {
+            self.chaos(chaos, s.duration_limit, &root.k("chaos"));
         }
         self.memory(s, &root);
         self.nonzero(s.ready_timeout, &root.k("ready_timeout"), "`ready_timeout`");

@@ -16,14 +16,14 @@ use twinrig_sim::{MICROS, MILLIS, Nanos, SECONDS, SimHandle};
 
 use crate::cloud_twin::CloudTwin;
 
-/// Erase sector of the simulated flash (ESP32: 4 KiB).
-pub const SECTOR: usize = 4096;
+/// Erase sector of the simulated flash (ESP32: 4 KiB), shared with real flash.
+pub const SECTOR: usize = twinrig_hal::flash::ERASE_SIZE;
 /// Block of the simulated flash: the large erase unit (SPI NOR: 64 KiB).
 pub const BLOCK: usize = ota_client::partitions::ERASE_BLOCK as usize;
 /// Program page of the simulated flash (SPI NOR: 256 bytes).
 pub const PAGE: usize = 256;
-/// Write granularity of the simulated flash (ESP32: 4 bytes).
-pub const WORD: usize = 4;
+/// Write granularity of the simulated flash (ESP32: 4 bytes), shared with real flash.
+pub const WORD: usize = twinrig_hal::flash::WRITE_SIZE;
 
 // ---------------------------------------------------------------------------
 // Flash

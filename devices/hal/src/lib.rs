@@ -14,6 +14,7 @@ extern crate alloc;
 
 pub mod clock;
 pub mod download;
+pub mod flash;
 pub mod level;
 pub mod mqtt;
 

@@ -226,6 +226,19 @@ struct Timeline {
     command_models: BTreeMap<String, &'static dyn twinrig_kind::CommandModel>,
     /// The broker's events indexed for readiness.
     readiness: RefCell<crate::readiness::Tracker>,
+    /// The scenario's invariants and how each has fared so far.
+    invariants: RefCell<Vec<InvariantWatch>>,
+}
+
+/// An invariant as the run checks it.
+struct InvariantWatch {
+    invariant: crate::scenario::Invariant,
+    /// Times it was checked.
+    checks: u64,
+    /// Matching messages so far (message invariants).
+    count: usize,
+    /// Whether it has failed (only its first failure is recorded).
+    violated: bool,
 }
 
 /// Runs `scenario` (its YAML `source` goes into the trace for replay) with
@@ -289,6 +302,14 @@ pub fn run_with_options(
         progress,
     ) {
         Ok(timeline) => {
+            let held = timeline.invariants_held();
+            for a in &held {
+                handle.trace(
+                    channels::ASSERTIONS,
+                    json!({"step": a.step, "description": a.description, "passed": true, "detail": a.detail}),
+                );
+            }
+            timeline.results.borrow_mut().extend(held);
             outcome.assertions = timeline.results.borrow().clone();
             outcome.failure = timeline.failure.borrow().clone();
             outcome.metrics = timeline.metrics();
@@ -415,6 +436,18 @@ fn build_and_run(
         ready_timeout: scenario.ready_timeout,
         command_models,
         readiness: RefCell::new(crate::readiness::Tracker::default()),
+        invariants: RefCell::new(
+            scenario
+                .invariants
+                .iter()
+                .map(|invariant| InvariantWatch {
+                    invariant: invariant.clone(),
+                    checks: 0,
+                    count: 0,
+                    violated: false,
+                })
+                .collect(),
+        ),
     });
     let steps = scenario.steps.clone();
     let t = timeline.clone();
@@ -423,6 +456,14 @@ fn build_and_run(
     // the message log can forget what it has indexed.
     let t = timeline.clone();
     sim.spawn("readiness index", async move { t.index_readiness().await });
+    if !scenario.invariants.is_empty() {
+        let t = timeline.clone();
+        let period = scenario.world.sample_period.nanos().max(1);
+        sim.spawn(
+            "invariants",
+            async move { t.watch_invariants(period).await },
+        );
+    }
     if !faults.is_empty() {
         // The drawn schedule goes into the trace first, so a failure
         // shows what was going to happen as well as what did.
@@ -1165,6 +1206,113 @@ impl Timeline {
                 .map_err(|e| format!("latest.{path}: {e}"))?;
         }
         Ok(format!("{} records; newest {fields}", records.len()))
+    }
+
+    /// Checks the invariants after every message the broker receives and
+    /// every `period`, until the run ends. The first failure of each is
+    /// recorded as a failed assertion of the step that was running.
+    async fn watch_invariants(&self, period: Nanos) {
+        use crate::scenario::Invariant;
+        use embassy_futures::select::{Either, select};
+        // Keeps the messages not yet counted in the broker's log.
+        let cursor = self.network.cursor(0);
+        let mut seen = cursor.position();
+        let mut next_tick = self.handle.now();
+        loop {
+            let woke = select(
+                self.network.observe_after(seen),
+                self.handle.sleep_until(next_tick),
+            )
+            .await;
+            let fresh: Vec<(String, Vec<u8>)> = self.network.observed()[seen..]
+                .iter()
+                .map(|m| (m.topic.clone(), m.payload.clone()))
+                .collect();
+            seen += fresh.len();
+            cursor.advance_to(seen);
+            let tick = matches!(woke, Either::Second(()));
+            if tick {
+                next_tick = self.handle.now().saturating_add(period);
+            }
+            let mut failures = Vec::new();
+            for (i, w) in self.invariants.borrow_mut().iter_mut().enumerate() {
+                if w.violated {
+                    continue;
+                }
+                let (description, result, value) = match &w.invariant {
+                    Invariant::Message(m) => {
+                        let new = fresh
+                            .iter()
+                            .filter(|(topic, payload)| {
+                                twinrig_hal::mqtt::topic_matches(&m.topic, topic)
+                                    && payload_matches(payload, &m.filter).is_ok()
+                            })
+                            .count();
+                        if new == 0 {
+                            continue;
+                        }
+                        w.count += new;
+                        let cmp = m.count.clone().unwrap_or_default();
+                        let result = compare(&json!(w.count), &cmp)
+                            .map(|()| format!("{} matching", w.count))
+                            .map_err(|e| format!("messages on {}: {e}", m.topic));
+                        (
+                            format!("message count on {}", m.topic),
+                            result,
+                            Some(w.count as f64),
+                        )
+                    }
+                    Invariant::Device(_) | Invariant::Body(_) => {
+                        if !tick {
+                            continue;
+                        }
+                        self.check(&w.invariant.as_expect())
+                    }
+                };
+                w.checks += 1;
+                if let Err(why) = result {
+                    w.violated = true;
+                    failures.push((format!("invariant {}: {description}", i + 1), why, value));
+                }
+            }
+            for (description, why, value) in failures {
+                let at = format_nanos(self.handle.now());
+                self.record(
+                    self.current_step.get(),
+                    description,
+                    Err(format!("broken at {at}: {why}")),
+                    value,
+                );
+            }
+        }
+    }
+
+    /// The invariants that held all through the run, as passed assertions
+    /// (the broken ones were recorded when they broke).
+    fn invariants_held(&self) -> Vec<AssertionResult> {
+        let now = self.handle.now();
+        self.invariants
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !w.violated)
+            .map(|(i, w)| {
+                let description = match &w.invariant.as_expect() {
+                    Expect::Message(m) => format!("message count on {}", m.topic),
+                    Expect::Device(d) => format!("device {} {}", d.device, d.field),
+                    Expect::Body(b) => format!("body {} {:?}", b.body, b.field),
+                    _ => String::new(),
+                };
+                AssertionResult {
+                    step: self.current_step.get(),
+                    description: format!("invariant {}: {description}", i + 1),
+                    passed: true,
+                    detail: format!("held ({} checks)", w.checks),
+                    at_ns: now,
+                    value: None,
+                }
+            })
+            .collect()
     }
 
     /// Applies a drawn fault schedule, each fault at its time, as a

@@ -205,3 +205,40 @@ fn each_seed_draws_its_own_fault_schedule_and_the_run_reports_the_same_one() {
     assert_eq!(run["scenarios"][0]["faults"].as_array().unwrap(), &schedule);
     assert!(schedule[0]["at"].as_str().unwrap().ends_with('s'));
 }
+
+#[test]
+fn invariants_are_checked_all_through_the_run_and_the_first_break_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("run.json");
+    let o = twinrig(&[
+        "run",
+        "tests/fixtures/sweep/invariants.yaml",
+        "--quiet",
+        "--json",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let assertions = run["scenarios"][0]["assertions"].as_array().unwrap();
+    let find = |prefix: &str| {
+        assertions
+            .iter()
+            .find(|a| a["description"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {assertions:?}"))
+    };
+    // The speed ceiling breaks while the RVR drives (step 2 is waiting for
+    // the maneuver), with the speed that broke it.
+    let speed = find("invariant 2: body rvr-1");
+    assert_eq!(speed["passed"], false);
+    assert_eq!(speed["step"], 2);
+    assert!(
+        speed["detail"].as_str().unwrap().starts_with("broken at "),
+        "{speed}"
+    );
+    assert!(speed["value"].as_f64().unwrap() > 0.1, "{speed}");
+    // One `completed` for the maneuver: the ceiling of 1 held.
+    let once = find("invariant 1: message count");
+    assert_eq!(once["passed"], true);
+    assert_eq!(once["detail"], "held (1 checks)");
+}

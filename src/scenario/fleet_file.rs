@@ -54,6 +54,7 @@ impl FleetFile {
             start: Start::default(),
             ready_timeout: default_ready_timeout(),
             chaos: None,
+            invariants: Vec::new(),
             steps,
         }
     }

@@ -70,6 +70,10 @@ pub struct Scenario {
     /// applied beside the timeline (see `twinrig sweep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chaos: Option<super::chaos::Chaos>,
+    /// Checks that must hold all through the run, not at one step: after
+    /// every message and at every sample period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invariants: Vec<Invariant>,
     /// The timeline, run in order.
     #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
@@ -933,6 +937,32 @@ pub struct ExpectMessage {
     /// How many must match (default: at least one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<Comparison>,
+}
+
+/// A check that must hold all through the run (`invariants:`): the first
+/// moment it does not fails the run, with the step that was running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Invariant {
+    /// Messages matching so far, after every message: `count` with
+    /// `at_most` (never more than that many, e.g. never a second
+    /// `completed` for one maneuver).
+    Message(ExpectMessage),
+    /// A field of a device's state, at every sample period.
+    Device(ExpectDevice),
+    /// A figure of a body's pose, at every sample period.
+    Body(ExpectBody),
+}
+
+impl Invariant {
+    /// The `expect` that checks the same thing at one moment.
+    pub fn as_expect(&self) -> Expect {
+        match self {
+            Invariant::Message(m) => Expect::Message(m.clone()),
+            Invariant::Device(d) => Expect::Device(d.clone()),
+            Invariant::Body(b) => Expect::Body(b.clone()),
+        }
+    }
 }
 
 /// Check a field of a device's state.

@@ -69,6 +69,8 @@ chaos:
   faults:
     - { uart: rover-1, kind: bit_errors, count: 0..2, duration: 100ms..1s, rate: 0.001..0.01, direction: to_device }
     - { link: echo-1, kind: outage, duration: 200ms }
+invariants:
+  - message: { topic: "twinrig/echo/+/rx", text: hello, count: { at_most: 3 } }
 steps:
   - publish: { topic: twinrig/echo/echo-1/tx, payload: "hello" }
   - publish: { topic: twinrig/rover/rover-1/cmd, payload: { speed: 0.5, turn: [1, 2] }, qos: 1 }
@@ -295,6 +297,17 @@ fn expected_everything() -> Scenario {
                 },
             ],
         }),
+        invariants: vec![Invariant::Message(ExpectMessage {
+            topic: "twinrig/echo/+/rx".into(),
+            filter: PayloadFilter {
+                fields: BTreeMap::new(),
+                text: Some("hello".into()),
+            },
+            count: Some(Comparison {
+                at_most: Some(3.0),
+                ..Default::default()
+            }),
+        })],
         steps: vec![
             Step::Publish(Publish {
                 topic: "twinrig/echo/echo-1/tx".into(),

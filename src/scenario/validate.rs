@@ -244,6 +244,28 @@ impl Checker<'_> {
         if let Some(chaos) = &s.chaos {
             self.chaos(chaos, s.duration_limit, &root.k("chaos"));
         }
+        for (i, inv) in s.invariants.iter().enumerate() {
+            let ip = root.k("invariants").i(i);
+            let what = format!("invariant {}", i + 1);
+            self.expect(&inv.as_expect(), &ip, &what);
+            // A message count grows: only a ceiling can hold all along.
+            if let super::model::Invariant::Message(m) = inv {
+                let ok = m.count.as_ref().is_some_and(|c| {
+                    c.at_most.is_some()
+                        && c.at_least.is_none()
+                        && c.approx.is_none()
+                        && c.equals.is_none()
+                });
+                if !ok {
+                    self.err(
+                        &ip.k("message"),
+                        format!(
+                            "{what}: a message invariant needs `count: {{ at_most: N }}` (and nothing else): a count that grows can only be held under a ceiling"
+                        ),
+                    );
+                }
+            }
+        }
         self.memory(s, &root);
         self.nonzero(s.ready_timeout, &root.k("ready_timeout"), "`ready_timeout`");
         let steps = root.k("steps");

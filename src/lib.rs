@@ -22,6 +22,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod serve;
+pub mod shrink;
 pub mod suite;
 pub mod sweep;
 pub mod sweep_cli;

@@ -40,6 +40,11 @@ pub struct SweepArgs {
     /// each re-run with its trace written).
     #[arg(long, default_value = "sweep-failures")]
     pub failures: PathBuf,
+    /// Shrink each scenario's first failing seed: fix its fault schedule,
+    /// drop and shorten faults and drop steps while it still fails the same
+    /// way, and write what is left as a scenario file into `--failures`.
+    #[arg(long)]
+    pub shrink: bool,
     /// No progress bar (CI logs).
     #[arg(long)]
     pub quiet: bool,
@@ -131,6 +136,9 @@ fn run(args: &SweepArgs) -> Result<bool, String> {
     let _ = std::panic::take_hook();
     print!("{}", result.table());
     write_failing_traces(&loaded, &result, &args.failures)?;
+    if args.shrink {
+        shrink_first_failures(&loaded, &result, &args.failures)?;
+    }
     if let Some(p) = &args.json {
         write_atomic(p, result.to_json().as_bytes()).map_err(|e| e.to_string())?;
     }
@@ -158,6 +166,35 @@ fn write_failing_traces(
             write_trace(l, *seed, &path)?;
             println!("trace of seed {seed}: {}", path.display());
         }
+    }
+    Ok(())
+}
+
+/// Shrinks the first failing seed of each scenario and writes the result
+/// (`{failures}/{scenario}-seed-{S}-shrunk.yaml`).
+fn shrink_first_failures(
+    loaded: &[suite::Loaded],
+    result: &Sweep,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    let stems = distinct_stems(loaded.iter().map(|l| l.scenario.name.as_str()));
+    for ((l, s), stem) in loaded.iter().zip(&result.scenarios).zip(stems) {
+        let Some(seed) = s.failing_seeds.first() else {
+            continue;
+        };
+        let shrunk = crate::shrink::shrink(l, *seed, crate::shrink::DEFAULT_BUDGET)?;
+        let path = dir.join(format!("{stem}-seed-{seed}-shrunk.yaml"));
+        write_atomic(&path, shrunk.yaml.as_bytes()).map_err(|e| e.to_string())?;
+        println!(
+            "shrunk seed {seed} in {} runs: {} fault(s) -> {}, {} step(s) -> {}: {}\n  fails with: {}",
+            shrunk.runs,
+            shrunk.faults.0,
+            shrunk.faults.1,
+            shrunk.steps.0,
+            shrunk.steps.1,
+            path.display(),
+            shrunk.failure
+        );
     }
     Ok(())
 }

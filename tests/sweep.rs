@@ -242,3 +242,60 @@ fn invariants_are_checked_all_through_the_run_and_the_first_break_is_reported() 
     assert_eq!(once["passed"], true);
     assert_eq!(once["detail"], "held (1 checks)");
 }
+
+#[test]
+fn a_failing_seed_shrinks_to_a_scenario_that_still_fails_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let failures = dir.path().join("f");
+    let json = dir.path().join("sweep.json");
+    let o = twinrig(&[
+        "sweep",
+        "tests/fixtures/sweep/forward-chaos.yaml",
+        "--seeds",
+        "6",
+        "--quiet",
+        "--shrink",
+        "--json",
+        json.to_str().unwrap(),
+        "--failures",
+        failures.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = &result["scenarios"][0];
+    let seed = s["failing_seeds"][0].as_u64().unwrap();
+    let drawn = s["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["seed"] == seed)
+        .unwrap()["faults"]
+        .as_array()
+        .unwrap()
+        .len();
+    let shrunk = failures.join(format!("rvr-forward-under-chaos-seed-{seed}-shrunk.yaml"));
+    assert!(
+        text(&o).contains(&format!("shrunk seed {seed} in ")),
+        "{}",
+        text(&o)
+    );
+    // A plain scenario with a fixed schedule: no fewer than one fault, no
+    // more than the seed drew, no distributions left, at most the steps
+    // it had.
+    let yaml = std::fs::read_to_string(&shrunk).unwrap();
+    assert!(
+        yaml.contains("schedule:") && !yaml.contains("kind: disconnect"),
+        "{yaml}"
+    );
+    let faults = yaml.matches("  - at: ").count();
+    assert!(
+        faults >= 1 && faults <= drawn,
+        "{faults} of {drawn}: {yaml}"
+    );
+    assert!(yaml.matches("\n- ").count() <= 3, "{yaml}");
+    // It fails when run, as the seed did: the maneuver reported failed.
+    let o = twinrig(&["run", shrunk.to_str().unwrap(), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("got \"failed\""), "{}", text(&o));
+}

@@ -37,8 +37,12 @@ pub struct Chaos {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Range<Duration>>,
     /// The fault distributions: each draws its `count` of faults.
-    #[schemars(length(min = 1))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<ChaosFault>,
+    /// Faults at fixed times, the same for every seed (what `sweep
+    /// --shrink` writes: a failing seed's schedule, reduced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<ScheduledFault>,
 }
 
 /// One fault distribution: on a device's UART (`uart: DEVICE`) or its link
@@ -137,8 +141,9 @@ impl ChaosKind {
     }
 }
 
-/// A fault of a drawn schedule: what, and when it starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A fault of a schedule: what, and when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduledFault {
     /// When it starts, virtual time from the run's start.
     pub at: Duration,
@@ -147,15 +152,16 @@ pub struct ScheduledFault {
 }
 
 impl Chaos {
-    /// The schedule seed `seed` draws: faults in start order (ties in the
-    /// order of the distributions). `limit` bounds the default window.
+    /// The schedule seed `seed` draws, with the fixed `schedule`: faults
+    /// in start order (ties in the order given, then drawn). `limit`
+    /// bounds the default window.
     pub fn draw(&self, seed: u64, limit: Duration) -> Vec<ScheduledFault> {
         let mut rng = twinrig_sim::rng::stream(seed, "chaos");
         let window = self.window.unwrap_or(Range {
             min: Duration::ZERO,
             max: limit,
         });
-        let mut out = Vec::new();
+        let mut out = self.schedule.clone();
         for f in &self.faults {
             let count = rng.random_range(f.count.min..=f.count.max.max(f.count.min));
             for _ in 0..count {

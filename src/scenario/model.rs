@@ -708,8 +708,10 @@ pub struct Say {
 #[serde(from = "raw::WaitFor")]
 pub struct WaitFor {
     /// Topic filter (`+` and `#` allowed).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
     /// A device id: wait until it is ready (after a reboot, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
     /// What the message must hold (YAML: `match` and `text` beside `topic`).
     #[serde(flatten)]

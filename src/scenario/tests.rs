@@ -69,6 +69,8 @@ chaos:
   faults:
     - { uart: rover-1, kind: bit_errors, count: 0..2, duration: 100ms..1s, rate: 0.001..0.01, direction: to_device }
     - { link: echo-1, kind: outage, duration: 200ms }
+  schedule:
+    - { at: 3s, fault: { link: { device: echo-1, outage: 100ms } } }
 invariants:
   - message: { topic: "twinrig/echo/+/rx", text: hello, count: { at_most: 3 } }
 steps:
@@ -296,6 +298,13 @@ fn expected_everything() -> Scenario {
                     direction: None,
                 },
             ],
+            schedule: vec![chaos::ScheduledFault {
+                at: Duration::from_secs(3),
+                fault: Fault::Link(LinkFault {
+                    device: "echo-1".into(),
+                    kind: LinkFaultKind::Outage(Duration::from_millis(100)),
+                }),
+            }],
         }),
         invariants: vec![Invariant::Message(ExpectMessage {
             topic: "twinrig/echo/+/rx".into(),
@@ -1780,4 +1789,22 @@ fn hex_bytes() {
     assert!(decode_hex("zz").is_err());
     assert!(decode_hex("").is_err());
     assert!(decode_hex("é0").is_err());
+}
+
+/// A scenario written back as YAML (what `sweep --shrink` writes) reads
+/// back as the same scenario, for every shipped one.
+#[test]
+fn every_shipped_scenario_round_trips_through_yaml() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let files = find_scenario_files(&[root]).unwrap();
+    assert!(files.len() >= 30);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let s = crate::suite::parse(text, &f).unwrap().scenario;
+        let yaml = serde_saphyr::to_string(&s).unwrap();
+        let back = crate::suite::parse(yaml.clone(), &f)
+            .unwrap_or_else(|e| panic!("{}: {}\n{yaml}", f.display(), e.render_plain()))
+            .scenario;
+        assert_eq!(back, s, "{}", f.display());
+    }
 }

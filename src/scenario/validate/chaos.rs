@@ -23,8 +23,23 @@ impl Checker<'_> {
                 );
             }
         }
-        if c.faults.is_empty() {
-            self.err(&p.k("faults"), "`chaos.faults` is empty".to_owned());
+        if c.faults.is_empty() && c.schedule.is_empty() {
+            self.err(
+                p,
+                "`chaos` needs `faults` (distributions) or a `schedule` (faults at fixed times)"
+                    .to_owned(),
+            );
+        }
+        for (i, f) in c.schedule.iter().enumerate() {
+            let sp = p.k("schedule").i(i);
+            let what = format!("chaos schedule {}", i + 1);
+            if f.at > limit {
+                self.err(
+                    &sp.k("at"),
+                    format!("{what}: `at` {} is after the duration limit {limit}", f.at),
+                );
+            }
+            self.fault(&f.fault, &sp.k("fault"), &what);
         }
         for (i, f) in c.faults.iter().enumerate() {
             self.chaos_fault(f, &p.k("faults").i(i), &format!("chaos fault {}", i + 1));

@@ -57,6 +57,22 @@ impl Served {
         }
     }
 
+    /// `serve cloud` over TLS with the `certs` folder's identity, and on
+    /// plain TCP for local tools; the port is the TLS listener's.
+    fn tls_and_tcp(certs: &std::path::Path) -> Served {
+        Served::start_with(
+            &[
+                "--certs",
+                certs.to_str().unwrap(),
+                "--mqtt",
+                "127.0.0.1:0",
+                "--insecure-tcp",
+                "127.0.0.1:0",
+            ],
+            "mqtts",
+        )
+    }
+
     /// The port of the `scheme` listener in the ready line.
     fn port_of(&self, scheme: &str) -> u16 {
         self.ready
@@ -491,17 +507,7 @@ fn over_mutual_tls_a_thing_connects_as_itself_and_nothing_else_does() {
     let dir = tempfile::tempdir().unwrap();
     let ours = certs(dir.path(), "ours", &["feeder-001", "hub"]);
     let theirs = certs(dir.path(), "theirs", &["feeder-001"]);
-    let served = Served::start_with(
-        &[
-            "--certs",
-            ours.to_str().unwrap(),
-            "--mqtt",
-            "127.0.0.1:0",
-            "--insecure-tcp",
-            "127.0.0.1:0",
-        ],
-        "mqtts",
-    );
+    let served = Served::tls_and_tcp(&ours);
     let port = served.port;
     let local_tools = served.port_of("tcp");
     let shadow = "$aws/things/feeder-001/shadow";
@@ -1166,17 +1172,7 @@ fn mqtt5(tool: &str, port: u16, args: &[&str], extra: &[String], stdin: &str) ->
 fn mqtt5_clients_get_reason_codes_and_keep_their_connection() {
     let dir = tempfile::tempdir().unwrap();
     let ours = certs(dir.path(), "ours", &["feeder-001", "hub"]);
-    let served = Served::start_with(
-        &[
-            "--certs",
-            ours.to_str().unwrap(),
-            "--mqtt",
-            "127.0.0.1:0",
-            "--insecure-tcp",
-            "127.0.0.1:0",
-        ],
-        "mqtts",
-    );
+    let served = Served::tls_and_tcp(&ours);
     assert!(
         served.ready.contains("MQTT 3.1.1 and 5 on mqtts://"),
         "{}",

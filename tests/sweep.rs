@@ -26,13 +26,25 @@ fn text(o: &Output) -> String {
 }
 
 fn sweep_json(dir: &Path, name: &str, extra: &[&str]) -> (Output, String) {
+    sweep_of(SCENARIO, "8", dir, name, extra)
+}
+
+/// `twinrig sweep SCENARIO --seeds SEEDS --quiet` with its JSON written to
+/// `dir/name` and failures to `dir/failures`: the run and the JSON.
+fn sweep_of(
+    scenario: &str,
+    seeds: &str,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (Output, String) {
     let json = dir.join(name);
     let failures = dir.join("failures");
     let mut args = vec![
         "sweep",
-        SCENARIO,
+        scenario,
         "--seeds",
-        "8",
+        seeds,
         "--quiet",
         "--json",
         json.to_str().unwrap(),
@@ -153,21 +165,15 @@ fn bad_sweep_input_is_refused_with_a_clear_message() {
 #[test]
 fn each_seed_draws_its_own_fault_schedule_and_the_run_reports_the_same_one() {
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("chaos.json");
-    let o = twinrig(&[
-        "sweep",
+    let (o, written) = sweep_of(
         "tests/fixtures/sweep/forward-chaos.yaml",
-        "--seeds",
         "6",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-        "--failures",
-        dir.path().join("f").to_str().unwrap(),
-    ]);
+        dir.path(),
+        "chaos.json",
+        &[],
+    );
     assert!(o.status.code().is_some_and(|c| c < 2), "{}", text(&o));
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(&written).unwrap();
     let runs = result["scenarios"][0]["results"]
         .as_array()
         .unwrap()
@@ -246,23 +252,16 @@ fn invariants_are_checked_all_through_the_run_and_the_first_break_is_reported() 
 #[test]
 fn a_failing_seed_shrinks_to_a_scenario_that_still_fails_the_same_way() {
     let dir = tempfile::tempdir().unwrap();
-    let failures = dir.path().join("f");
-    let json = dir.path().join("sweep.json");
-    let o = twinrig(&[
-        "sweep",
+    let failures = dir.path().join("failures");
+    let (o, written) = sweep_of(
         "tests/fixtures/sweep/forward-chaos.yaml",
-        "--seeds",
         "6",
-        "--quiet",
-        "--shrink",
-        "--json",
-        json.to_str().unwrap(),
-        "--failures",
-        failures.to_str().unwrap(),
-    ]);
+        dir.path(),
+        "sweep.json",
+        &["--shrink"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(&written).unwrap();
     let s = &result["scenarios"][0];
     let seed = s["failing_seeds"][0].as_u64().unwrap();
     let drawn = s["results"]

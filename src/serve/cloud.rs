@@ -639,17 +639,15 @@ pub fn serve_cloud(
                     }
                 }
             }
+            let mut plane = Plane {
+                sim: &mut sim,
+                network: &network,
+                identity: identity.as_ref(),
+                sessions: &mut sessions,
+                summary: &mut summary,
+            };
             for packet in packets {
-                handle(
-                    &mut sim,
-                    &network,
-                    identity.as_ref(),
-                    &mut sessions,
-                    &mut connections,
-                    i,
-                    packet,
-                    &mut summary,
-                );
+                handle(&mut plane, &mut connections, i, packet);
             }
         }
 
@@ -871,36 +869,26 @@ fn reserved(client_id: &str) -> bool {
         || client_id == HTTP_CLIENT
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle(
-    sim: &mut Sim,
-    network: &Network,
-    identity: Option<&TlsIdentity>,
-    sessions: &mut BTreeMap<String, Rc<Session>>,
-    connections: &mut [Connection],
-    index: usize,
-    packet: Inbound,
-    summary: &mut CloudServeSummary,
-) {
+/// What handling a client's packet may touch besides its connection.
+struct Plane<'a> {
+    sim: &'a mut Sim,
+    network: &'a Network,
+    identity: Option<&'a TlsIdentity>,
+    sessions: &'a mut BTreeMap<String, Rc<Session>>,
+    summary: &'a mut CloudServeSummary,
+}
+
+fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packet: Inbound) {
     let session = connections[index].session.as_ref().map(|(_, s)| s.clone());
     let conn = &mut connections[index];
     let v5 = conn.protocol == Some(Version::V5);
     match (packet, session) {
         (Inbound::Connect(connect), None) => {
-            open_session(
-                sim,
-                network,
-                identity,
-                sessions,
-                connections,
-                index,
-                connect,
-                summary,
-            );
+            open_session(p, connections, index, connect);
         }
         (_, None) | (Inbound::Connect(_), Some(_)) => {
             // Anything before CONNECT, or a second CONNECT: a protocol error.
-            conn.close(Reason::ProtocolError, CLIENT_ERROR, summary);
+            conn.close(Reason::ProtocolError, CLIENT_ERROR, p.summary);
         }
         (Inbound::Subscribe(pkid, filters), Some(session)) => {
             let who = conn.principal.clone();
@@ -918,7 +906,7 @@ fn handle(
                     };
                     let valid = twinrig_hal::mqtt::validate_topic_filter(&filter).is_ok();
                     // A filter the policies do not allow gets a failure code.
-                    let allowed = match (&who, identity) {
+                    let allowed = match (&who, p.identity) {
                         (Some((cert, who)), Some(i)) => {
                             i.allows(cert, who, PolicyAction::Subscribe, &filter)
                         }
@@ -932,7 +920,7 @@ fn handle(
                     (filter, code)
                 })
                 .collect();
-            summary.denied += filters
+            p.summary.denied += filters
                 .iter()
                 .filter(|(_, c)| *c == Err(Reason::NotAuthorized))
                 .count() as u64;
@@ -942,7 +930,7 @@ fn handle(
                 }
             }
             let s = session.clone();
-            sim.spawn("serve: subscribe", async move {
+            p.sim.spawn("serve: subscribe", async move {
                 let mut codes = Vec::new();
                 for (filter, code) in filters {
                     codes.push(match code {
@@ -967,7 +955,7 @@ fn handle(
                 })
                 .collect();
             let s = session.clone();
-            sim.spawn("serve: unsubscribe", async move {
+            p.sim.spawn("serve: unsubscribe", async move {
                 let mut reasons = Vec::new();
                 for (filter, had) in removed {
                     reasons.push(match had {
@@ -984,27 +972,27 @@ fn handle(
             });
         }
         (Inbound::Publish(mut publish), Some(session)) => {
-            summary.published += 1;
+            p.summary.published += 1;
             let qos = match publish.qos {
                 0 => QoS::AtMostOnce,
                 1 => QoS::AtLeastOnce,
                 // AWS IoT refuses QoS 2: it closes an MQTT 3.1.1
                 // connection, an MQTT 5 one with DISCONNECT 0x9B.
                 _ => {
-                    conn.close(Reason::QosNotSupported, CLIENT_ERROR, summary);
+                    conn.close(Reason::QosNotSupported, CLIENT_ERROR, p.summary);
                     return;
                 }
             };
             if let Some(alias) = publish.topic_alias {
                 if alias == 0 || alias > TOPIC_ALIAS_MAX {
-                    conn.close(Reason::TopicAliasInvalid, CLIENT_ERROR, summary);
+                    conn.close(Reason::TopicAliasInvalid, CLIENT_ERROR, p.summary);
                     return;
                 }
                 if publish.topic.is_empty() {
                     match conn.aliases.get(&alias) {
                         Some(topic) => publish.topic = topic.clone(),
                         None => {
-                            conn.close(Reason::ProtocolError, CLIENT_ERROR, summary);
+                            conn.close(Reason::ProtocolError, CLIENT_ERROR, p.summary);
                             return;
                         }
                     }
@@ -1016,7 +1004,7 @@ fn handle(
             // so, and a client that retains anyway breaks the protocol. An
             // MQTT 3.1.1 publish is delivered, not retained.
             if publish.retain && v5 {
-                conn.close(Reason::RetainNotSupported, CLIENT_ERROR, summary);
+                conn.close(Reason::RetainNotSupported, CLIENT_ERROR, p.summary);
                 return;
             }
             // An invalid topic: MQTT 3.1.1 connections close; MQTT 5 gets
@@ -1025,7 +1013,7 @@ fn handle(
                 if v5 && qos == QoS::AtLeastOnce {
                     conn.send(&Outbound::PubAck(publish.pkid, Reason::TopicNameInvalid));
                 } else {
-                    conn.close(Reason::TopicNameInvalid, CLIENT_ERROR, summary);
+                    conn.close(Reason::TopicNameInvalid, CLIENT_ERROR, p.summary);
                 }
                 return;
             }
@@ -1033,16 +1021,16 @@ fn handle(
             // connection; MQTT 5 gets PUBACK 0x87 and keeps the connection
             // (a denied QoS 0 publish is dropped: assumed, AWS does not
             // document it).
-            if let (Some((cert, who)), Some(i)) = (&conn.principal, identity)
+            if let (Some((cert, who)), Some(i)) = (&conn.principal, p.identity)
                 && !i.allows(cert, who, PolicyAction::Publish, &publish.topic)
             {
                 if v5 {
-                    summary.denied += 1;
+                    p.summary.denied += 1;
                     if qos == QoS::AtLeastOnce {
                         conn.send(&Outbound::PubAck(publish.pkid, Reason::NotAuthorized));
                     }
                 } else {
-                    conn.close(Reason::NotAuthorized, "FORBIDDEN_ACCESS", summary);
+                    conn.close(Reason::NotAuthorized, "FORBIDDEN_ACCESS", p.summary);
                 }
                 return;
             }
@@ -1050,7 +1038,7 @@ fn handle(
                 conn.send(&Outbound::PubAck(publish.pkid, Reason::Success));
             }
             let s = session.clone();
-            sim.spawn("serve: publish", async move {
+            p.sim.spawn("serve: publish", async move {
                 // Queued to the broker at once; errors were checked above.
                 let _ = s
                     .client
@@ -1074,7 +1062,7 @@ fn handle(
         (Inbound::Unsupported(_), Some(_)) => {
             // QoS 2 flow packets, AUTH, server-only packets: closed, as AWS
             // closes on what it does not support.
-            conn.close(Reason::ProtocolError, CLIENT_ERROR, summary);
+            conn.close(Reason::ProtocolError, CLIENT_ERROR, p.summary);
         }
     }
 }
@@ -1088,17 +1076,7 @@ fn session_expiry(asked_s: u32) -> Duration {
 /// policies; then resumes or starts the client id's session and answers
 /// CONNACK (AWS IoT's refusals: an MQTT 3.1.1 connection the policies do not
 /// allow closes without a CONNACK, an MQTT 5 one gets CONNACK 0x87).
-#[allow(clippy::too_many_arguments)]
-fn open_session(
-    sim: &mut Sim,
-    network: &Network,
-    identity: Option<&TlsIdentity>,
-    sessions: &mut BTreeMap<String, Rc<Session>>,
-    connections: &mut [Connection],
-    index: usize,
-    connect: Connect,
-    summary: &mut CloudServeSummary,
-) {
+fn open_session(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, connect: Connect) {
     let conn = &mut connections[index];
     let conn_id = conn.id;
     let protocol = conn.protocol.unwrap_or(Version::V311);
@@ -1116,9 +1094,9 @@ fn open_session(
     if connect.will_qos2 {
         // AWS: CONNACK 0x9B on MQTT 5; on 3.1.1 the connection closes.
         if v5 {
-            refuse(conn, Reason::QosNotSupported, summary);
+            refuse(conn, Reason::QosNotSupported, p.summary);
         } else {
-            conn.close(Reason::QosNotSupported, CLIENT_ERROR, summary);
+            conn.close(Reason::QosNotSupported, CLIENT_ERROR, p.summary);
         }
         return;
     }
@@ -1137,29 +1115,32 @@ fn open_session(
         || reserved(&client_id)
         || twinrig_hal::mqtt::validate_publish_topic(&client_id).is_err()
     {
-        refuse(conn, Reason::ClientIdentifierNotValid, summary);
+        refuse(conn, Reason::ClientIdentifierNotValid, p.summary);
         return;
     }
     // Over TLS: the certificate must be ACTIVE and allowed to connect with
     // this client id (the default policy: its thing's name).
     if conn.transport.is_tls() {
         let id = conn.transport.client_certificate_id();
-        match identity.and_then(|i| i.connect(id.as_deref(), &client_id)) {
+        match p
+            .identity
+            .and_then(|i| i.connect(id.as_deref(), &client_id))
+        {
             Some(who) => conn.principal = id.map(|id| (id, who)),
             None if v5 => {
-                refuse(conn, Reason::NotAuthorized, summary);
+                refuse(conn, Reason::NotAuthorized, p.summary);
                 return;
             }
             None => {
-                conn.close(Reason::NotAuthorized, CLIENT_ERROR, summary);
+                conn.close(Reason::NotAuthorized, CLIENT_ERROR, p.summary);
                 return;
             }
         }
     }
-    let existing = sessions.get(&client_id).cloned();
+    let existing = p.sessions.get(&client_id).cloned();
     let session = match existing {
         Some(s) => s,
-        None => match network.connect(&client_id, LinkParams::ideal()) {
+        None => match p.network.connect(&client_id, LinkParams::ideal()) {
             Ok(client) => {
                 let s = Rc::new(Session {
                     client,
@@ -1173,12 +1154,12 @@ fn open_session(
                     expiry: Cell::new(Duration::ZERO),
                     detached_at: Cell::new(None),
                 });
-                spawn_receiver(sim, &client_id, s.clone());
-                sessions.insert(client_id.clone(), s.clone());
+                spawn_receiver(p.sim, &client_id, s.clone());
+                p.sessions.insert(client_id.clone(), s.clone());
                 s
             }
             Err(_) => {
-                refuse(conn, Reason::ServerUnavailable, summary);
+                refuse(conn, Reason::ServerUnavailable, p.summary);
                 return;
             }
         },
@@ -1198,7 +1179,7 @@ fn open_session(
         && session.protocol.get() == protocol
         && !session.expired(Instant::now());
     if !resumes {
-        session.end(sim);
+        session.end(p.sim);
     }
     let expiry = match connect.session_expiry_s {
         Some(asked) => session_expiry(asked),
@@ -1234,7 +1215,7 @@ fn open_session(
     conn.version_number = session.versions.get();
     let mut event = lifecycle_event(conn, &client_id, "connected");
     event["ipAddress"] = json!(conn.peer.to_string());
-    publish_lifecycle(sim, &session, &client_id, "connected", &event);
+    publish_lifecycle(p.sim, &session, &client_id, "connected", &event);
     conn.session = Some((client_id, session));
 }
 

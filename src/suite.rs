@@ -305,4 +305,22 @@ mod tests {
         assert!(shown.contains("long.yaml:4:"), "{shown}");
         assert!(shown.contains("unknown variant `dlay`"), "{shown}");
     }
+
+    /// A scenario written back as YAML (what `sweep --shrink` writes) reads
+    /// back as the same scenario, for every shipped one.
+    #[test]
+    fn every_shipped_scenario_round_trips_through_yaml() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let files = scenario::find_scenario_files(&[root]).unwrap();
+        assert!(files.len() >= 30);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let s = parse(text, &f).unwrap().scenario;
+            let yaml = serde_saphyr::to_string(&s).unwrap();
+            let back = parse(yaml.clone(), &f)
+                .unwrap_or_else(|e| panic!("{}: {}\n{yaml}", f.display(), e.render_plain()))
+                .scenario;
+            assert_eq!(back, s, "{}", f.display());
+        }
+    }
 }

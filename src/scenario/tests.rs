@@ -1790,21 +1790,3 @@ fn hex_bytes() {
     assert!(decode_hex("").is_err());
     assert!(decode_hex("é0").is_err());
 }
-
-/// A scenario written back as YAML (what `sweep --shrink` writes) reads
-/// back as the same scenario, for every shipped one.
-#[test]
-fn every_shipped_scenario_round_trips_through_yaml() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let files = find_scenario_files(&[root]).unwrap();
-    assert!(files.len() >= 30);
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        let s = crate::suite::parse(text, &f).unwrap().scenario;
-        let yaml = serde_saphyr::to_string(&s).unwrap();
-        let back = crate::suite::parse(yaml.clone(), &f)
-            .unwrap_or_else(|e| panic!("{}: {}\n{yaml}", f.display(), e.render_plain()))
-            .scenario;
-        assert_eq!(back, s, "{}", f.display());
-    }
-}

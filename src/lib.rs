@@ -23,6 +23,8 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod shrink;
+#[cfg(feature = "proptest")]
+pub mod strategy;
 pub mod suite;
 pub mod sweep;
 pub mod sweep_cli;

@@ -228,17 +228,77 @@ struct Timeline {
     readiness: RefCell<crate::readiness::Tracker>,
     /// The scenario's invariants and how each has fared so far.
     invariants: RefCell<Vec<InvariantWatch>>,
+    /// The invariants' place in the broker's message log (None without
+    /// invariants, so the log can forget what everyone else has read).
+    invariants_cursor: Option<twinrig_sim::net::ObservedCursor>,
+    /// Each fleet device's boot time when the fleet checks last looked.
+    fleet_boots_seen: RefCell<Vec<Nanos>>,
 }
 
 /// An invariant as the run checks it.
 struct InvariantWatch {
     invariant: crate::scenario::Invariant,
+    /// The check a named invariant (`check:`) runs.
+    named: Option<Box<dyn twinrig_kind::InvariantCheck>>,
     /// Times it was checked.
     checks: u64,
     /// Matching messages so far (message invariants).
     count: usize,
     /// Whether it has failed (only its first failure is recorded).
     violated: bool,
+}
+
+/// How the run follows the scenario's invariants; a named check this
+/// build cannot make is an error (validation refuses it first).
+fn invariant_watches(
+    scenario: &Scenario,
+    kinds: &[&'static dyn devices::DeviceKind],
+) -> Result<Vec<InvariantWatch>, String> {
+    use crate::scenario::Invariant;
+    scenario
+        .invariants
+        .iter()
+        .enumerate()
+        .map(|(i, invariant)| {
+            let named = match invariant {
+                Invariant::Check(c) => {
+                    let (models, whose): (&[&dyn twinrig_kind::InvariantModel], String) = match &c
+                        .device
+                    {
+                        Some(id) => {
+                            let kind = scenario
+                                .devices
+                                .iter()
+                                .find(|d| &d.id == id)
+                                .and_then(|d| kinds.iter().find(|k| k.name() == d.kind))
+                                .ok_or_else(|| {
+                                    format!("invariant {}: no device {id} of a known kind", i + 1)
+                                })?;
+                            (kind.invariants(), format!("kind `{}`", kind.name()))
+                        }
+                        None => (
+                            &crate::fleet::invariants::INVARIANTS,
+                            "the fleet".to_owned(),
+                        ),
+                    };
+                    let model = twinrig_kind::invariant::find(models, &c.name, &whose)
+                        .map_err(|e| format!("invariant {}: {e}", i + 1))?;
+                    let check = model
+                        .build(c.device.as_deref().unwrap_or(""), &c.params)
+                        .map_err(|e| format!("invariant {}: check `{}`: {e}", i + 1, c.name))?;
+                    Some(check)
+                }
+                _ => None,
+            };
+            Ok(InvariantWatch {
+                invariant: invariant.clone(),
+                named,
+                checks: 0,
+                count: 0,
+                violated: false,
+            })
+        })
+        .collect()
 }
 
 /// Runs `scenario` (its YAML `source` goes into the trace for replay) with
@@ -302,7 +362,7 @@ pub fn run_with_options(
         progress,
     ) {
         Ok(timeline) => {
-            let held = timeline.invariants_held();
+            let held = timeline.finish_invariants();
             for a in &held {
                 handle.trace(
                     channels::ASSERTIONS,
@@ -417,6 +477,7 @@ fn build_and_run(
     let client = network.connect(SCENARIO_CLIENT, LinkParams::ideal())?;
     network.set_retention(retention_rule(scenario, &runtimes), options.observed_window);
     let readiness_cursor = network.cursor(0);
+    let invariants_cursor = (!scenario.invariants.is_empty()).then(|| network.cursor(0));
     let timeline = Rc::new(Timeline {
         handle: handle.clone(),
         network,
@@ -436,18 +497,9 @@ fn build_and_run(
         ready_timeout: scenario.ready_timeout,
         command_models,
         readiness: RefCell::new(crate::readiness::Tracker::default()),
-        invariants: RefCell::new(
-            scenario
-                .invariants
-                .iter()
-                .map(|invariant| InvariantWatch {
-                    invariant: invariant.clone(),
-                    checks: 0,
-                    count: 0,
-                    violated: false,
-                })
-                .collect(),
-        ),
+        invariants: RefCell::new(invariant_watches(scenario, kinds)?),
+        invariants_cursor,
+        fleet_boots_seen: RefCell::new(Vec::new()),
     });
     let steps = scenario.steps.clone();
     let t = timeline.clone();
@@ -1212,95 +1264,160 @@ impl Timeline {
     /// every `period`, until the run ends. The first failure of each is
     /// recorded as a failed assertion of the step that was running.
     async fn watch_invariants(&self, period: Nanos) {
-        use crate::scenario::Invariant;
         use embassy_futures::select::{Either, select};
-        // Keeps the messages not yet counted in the broker's log.
-        let cursor = self.network.cursor(0);
-        let mut seen = cursor.position();
+        let Some(cursor) = &self.invariants_cursor else {
+            return;
+        };
         let mut next_tick = self.handle.now();
         loop {
             let woke = select(
-                self.network.observe_after(seen),
+                self.network.observe_after(cursor.position()),
                 self.handle.sleep_until(next_tick),
             )
             .await;
-            let fresh: Vec<(String, Vec<u8>)> = self.network.observed()[seen..]
-                .iter()
-                .map(|m| (m.topic.clone(), m.payload.clone()))
-                .collect();
-            seen += fresh.len();
-            cursor.advance_to(seen);
             let tick = matches!(woke, Either::Second(()));
             if tick {
                 next_tick = self.handle.now().saturating_add(period);
             }
-            let mut failures = Vec::new();
-            for (i, w) in self.invariants.borrow_mut().iter_mut().enumerate() {
-                if w.violated {
-                    continue;
-                }
-                let (description, result, value) = match &w.invariant {
-                    Invariant::Message(m) => {
-                        let new = fresh
-                            .iter()
-                            .filter(|(topic, payload)| {
-                                twinrig_hal::mqtt::topic_matches(&m.topic, topic)
-                                    && payload_matches(payload, &m.filter).is_ok()
-                            })
-                            .count();
-                        if new == 0 {
-                            continue;
-                        }
-                        w.count += new;
-                        let cmp = m.count.clone().unwrap_or_default();
-                        let result = compare(&json!(w.count), &cmp)
-                            .map(|()| format!("{} matching", w.count))
-                            .map_err(|e| format!("messages on {}: {e}", m.topic));
-                        (
-                            format!("message count on {}", m.topic),
-                            result,
-                            Some(w.count as f64),
-                        )
-                    }
-                    Invariant::Device(_) | Invariant::Body(_) => {
-                        if !tick {
-                            continue;
-                        }
-                        self.check(&w.invariant.as_expect())
-                    }
-                };
-                w.checks += 1;
-                if let Err(why) = result {
-                    w.violated = true;
-                    failures.push((format!("invariant {}: {description}", i + 1), why, value));
-                }
-            }
-            for (description, why, value) in failures {
-                let at = format_nanos(self.handle.now());
-                self.record(
-                    self.current_step.get(),
-                    description,
-                    Err(format!("broken at {at}: {why}")),
-                    value,
-                );
-            }
+            self.check_invariants(tick);
         }
     }
 
-    /// The invariants that held all through the run, as passed assertions
-    /// (the broken ones were recorded when they broke).
-    fn invariants_held(&self) -> Vec<AssertionResult> {
+    /// Checks the invariants on the messages the broker received since the
+    /// last look and, on a `tick`, on the state of what they watch.
+    fn check_invariants(&self, tick: bool) {
+        use crate::scenario::Invariant;
+        let Some(cursor) = &self.invariants_cursor else {
+            return;
+        };
+        let seen = cursor.position();
+        let fresh: Vec<(Nanos, String, Vec<u8>)> = self.network.observed()[seen..]
+            .iter()
+            .map(|m| (m.time, m.topic.clone(), m.payload.clone()))
+            .collect();
+        cursor.advance_to(seen + fresh.len());
+        // The fleet sample is built once per tick, whoever reads it.
+        let mut fleet_sample = None;
+        let mut failures = Vec::new();
+        for (i, w) in self.invariants.borrow_mut().iter_mut().enumerate() {
+            if w.violated {
+                continue;
+            }
+            let (description, result, value) = match &w.invariant {
+                Invariant::Check(c) => {
+                    let Some(check) = w.named.as_mut() else {
+                        continue;
+                    };
+                    let mut result = fresh
+                        .iter()
+                        .try_for_each(|(at, topic, payload)| check.on_message(*at, topic, payload));
+                    if result.is_ok() && tick && check.samples() {
+                        let now = self.handle.now();
+                        result = match &c.device {
+                            Some(id) => match self.devices.get(id) {
+                                Some(device) => check.on_sample(now, &device.state()),
+                                None => Err(format!("no device {id}")),
+                            },
+                            None => match (&self.fleet, &fleet_sample) {
+                                (Some(_), Some(sample)) => check.on_sample(now, sample),
+                                (Some(fleet), None) => {
+                                    let sample = crate::fleet::invariants::sample(
+                                        fleet,
+                                        &self.cloud,
+                                        &mut self.fleet_boots_seen.borrow_mut(),
+                                    );
+                                    check.on_sample(now, fleet_sample.insert(sample))
+                                }
+                                (None, _) => Err("the scenario has no `fleet`".to_owned()),
+                            },
+                        };
+                    }
+                    if fresh.is_empty() && !tick {
+                        continue;
+                    }
+                    (check.description(), result.map(|()| String::new()), None)
+                }
+                Invariant::Message(m) => {
+                    let new = fresh
+                        .iter()
+                        .filter(|(_, topic, payload)| {
+                            twinrig_hal::mqtt::topic_matches(&m.topic, topic)
+                                && payload_matches(payload, &m.filter).is_ok()
+                        })
+                        .count();
+                    if new == 0 {
+                        continue;
+                    }
+                    w.count += new;
+                    let cmp = m.count.clone().unwrap_or_default();
+                    let result = compare(&json!(w.count), &cmp)
+                        .map(|()| format!("{} matching", w.count))
+                        .map_err(|e| format!("messages on {}: {e}", m.topic));
+                    (
+                        format!("message count on {}", m.topic),
+                        result,
+                        Some(w.count as f64),
+                    )
+                }
+                Invariant::Device(_) | Invariant::Body(_) => {
+                    let (true, Some(expect)) = (tick, w.invariant.as_expect()) else {
+                        continue;
+                    };
+                    self.check(&expect)
+                }
+            };
+            w.checks += 1;
+            if let Err(why) = result {
+                w.violated = true;
+                failures.push((format!("invariant {}: {description}", i + 1), why, value));
+            }
+        }
+        for (description, why, value) in failures {
+            let at = format_nanos(self.handle.now());
+            self.record(
+                self.current_step.get(),
+                description,
+                Err(format!("broken at {at}: {why}")),
+                value,
+            );
+        }
+    }
+
+    /// The timeline has ended: the invariants see the last messages and
+    /// the end (named checks: what must have happened by now). Returns the
+    /// ones that held all through the run, as passed assertions (the broken
+    /// ones are recorded when they break).
+    fn finish_invariants(&self) -> Vec<AssertionResult> {
+        self.check_invariants(false);
         let now = self.handle.now();
+        let mut failures = Vec::new();
+        for (i, w) in self.invariants.borrow_mut().iter_mut().enumerate() {
+            if let (false, Some(check)) = (w.violated, w.named.as_mut())
+                && let Err(why) = check.at_end(now)
+            {
+                w.violated = true;
+                failures.push((format!("invariant {}: {}", i + 1, check.description()), why));
+            }
+        }
+        for (description, why) in failures {
+            self.record(
+                self.current_step.get(),
+                description,
+                Err(format!("broken at the end ({}): {why}", format_nanos(now))),
+                None,
+            );
+        }
         self.invariants
             .borrow()
             .iter()
             .enumerate()
             .filter(|(_, w)| !w.violated)
             .map(|(i, w)| {
-                let description = match &w.invariant.as_expect() {
-                    Expect::Message(m) => format!("message count on {}", m.topic),
-                    Expect::Device(d) => format!("device {} {}", d.device, d.field),
-                    Expect::Body(b) => format!("body {} {:?}", b.body, b.field),
+                let description = match (&w.named, w.invariant.as_expect()) {
+                    (Some(check), _) => check.description(),
+                    (None, Some(Expect::Message(m))) => format!("message count on {}", m.topic),
+                    (None, Some(Expect::Device(d))) => format!("device {} {}", d.device, d.field),
+                    (None, Some(Expect::Body(b))) => format!("body {} {:?}", b.body, b.field),
                     _ => String::new(),
                 };
                 AssertionResult {

@@ -1,6 +1,6 @@
 //! Shrinking a failing seed (`twinrig sweep --shrink`): its drawn fault
-//! schedule becomes a fixed one, then faults are dropped and shortened and
-//! steps dropped, each change kept only if the run still fails the same way,
+//! schedule becomes a fixed one, then faults are dropped, shortened and
+//! moved later (toward the failure) and steps dropped, each change kept only if the run still fails the same way,
 //! and what is left is written as a plain scenario: a regression test to
 //! commit.
 //!
@@ -107,6 +107,30 @@ pub fn shrink(loaded: &Loaded, seed: u64, budget: usize) -> Result<Shrunk, Strin
             }
         }
     }
+    // Later faults: each start moved toward the moment the run first
+    // failed (a fault after it cannot have caused it), halfway at a time,
+    // so the regression shows the fault next to the failure it causes.
+    if let Some(failed_at) = first_failure_at(&first) {
+        for i in 0..schedule_len(&best) {
+            for _ in 0..HALVINGS {
+                let mut c = best.clone();
+                let Some(f) = c.chaos.as_mut().and_then(|ch| ch.schedule.get_mut(i)) else {
+                    break;
+                };
+                let at = f.at.nanos();
+                let later = at + failed_at.saturating_sub(at) / 2;
+                // Whole milliseconds, so the written scenario reads well.
+                let later = later / 1_000_000 * 1_000_000;
+                if later <= at {
+                    break;
+                }
+                f.at = crate::scenario::Duration::from_nanos(later);
+                if !shrinker.take_if_fails(&mut best, c) {
+                    break;
+                }
+            }
+        }
+    }
     // Fewer steps: each one, last first.
     for i in (0..best.steps.len()).rev() {
         if best.steps.len() == 1 {
@@ -194,16 +218,32 @@ fn failing_step(o: &Outcome) -> Option<usize> {
     o.assertions.iter().find(|a| !a.passed).map(|a| a.step)
 }
 
+/// When the run's first failed assertion was made, ns.
+fn first_failure_at(o: &Outcome) -> Option<u64> {
+    o.assertions.iter().find(|a| !a.passed).map(|a| a.at_ns)
+}
+
 /// How a run failed, numbers masked (None: it passed).
 fn signature(o: &Outcome) -> Option<String> {
     if o.passed() {
         return None;
     }
     let text = match o.assertions.iter().find(|a| !a.passed) {
-        Some(a) => format!("{}: {}", a.description, a.detail),
+        Some(a) => format!("{}: {}", a.description, without_link_notes(&a.detail)),
         None => o.failure.clone().unwrap_or_default(),
     };
     Some(mask_numbers(&text))
+}
+
+/// A failure's detail without the notes on links that had faults while it
+/// waited (`the link of rvr-1 was down (outage) from ...`): context, not
+/// the failure, so a fault is not kept only because a note names it.
+fn without_link_notes(detail: &str) -> String {
+    detail
+        .split("; ")
+        .filter(|part| !part.starts_with("the link of "))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `text` with every run of digits (and the points and exponents inside
@@ -256,6 +296,16 @@ fn halve(f: &mut crate::scenario::Fault) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notes_on_faulty_links_are_not_part_of_the_failure() {
+        assert_eq!(
+            without_link_notes(
+                "no matching message; the closest: got \"failed\"; the link of rvr-1 was down (outage) from 1s to 2s"
+            ),
+            "no matching message; the closest: got \"failed\""
+        );
+    }
 
     #[test]
     fn numbers_are_masked_so_a_failure_is_the_same_at_another_time() {

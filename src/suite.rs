@@ -103,6 +103,16 @@ impl scenario::DeviceKinds for BuildKinds {
     fn takes_spoken_commands(&self, kind: &str) -> Option<bool> {
         devices::kind(kind).map(|k| k.command_model().is_some())
     }
+
+    fn invariants(
+        &self,
+        kind: Option<&str>,
+    ) -> Option<&'static [&'static dyn twinrig_kind::InvariantModel]> {
+        match kind {
+            Some(kind) => devices::kind(kind).map(|k| k.invariants()),
+            None => Some(&crate::fleet::invariants::INVARIANTS),
+        }
+    }
 }
 
 /// Parses `source` as the scenario at `path` and checks everything, device
@@ -251,6 +261,32 @@ mod tests {
         );
         assert!(
             lines[2].starts_with("test.yaml:11:48: device 3 (`h1`): `params` of kind `hand`: invalid type: string \"fast\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn named_checks_are_checked_against_their_kind_with_positions() {
+        let text = "name: x\nseed: 1\nduration_limit: 1s\ndevices:\n  - { kind: rvr, id: r1 }\n  - { kind: echo, id: e1 }\ninvariants:\n  - check: { device: r1, name: stop_after_cancel }\n  - check: { device: r1, name: stops_after_cancel, within: soon }\n  - check: { device: e1, name: anything }\n  - check: { device: r1, name: one_terminal_status, must_end: 1 }\nsteps:\n  - delay: 1ms\n";
+        let out = plain(text);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert_eq!(
+            lines[0],
+            "test.yaml:8:32: invariant 1: kind `rvr` (device r1) has no check `stop_after_cancel` (it has: one_terminal_status, stops_after_cancel)"
+        );
+        assert!(
+            lines[1].starts_with("test.yaml:9:60: invariant 2: check `stops_after_cancel`: "),
+            "{out}"
+        );
+        assert_eq!(
+            lines[2],
+            "test.yaml:10:32: invariant 3: kind `echo` (device e1) offers no named checks (`anything` asked for)"
+        );
+        assert!(
+            lines[3].starts_with(
+                "test.yaml:11:63: invariant 4: check `one_terminal_status`: invalid type"
+            ),
             "{out}"
         );
     }

@@ -298,3 +298,93 @@ fn a_failing_seed_shrinks_to_a_scenario_that_still_fails_the_same_way() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("got \"failed\""), "{}", text(&o));
 }
+
+/// Runs a fixture with `--json` and returns its assertions (the run must
+/// fail: each fixture has checks that break).
+fn failing_run_assertions(fixture: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("run.json");
+    let o = twinrig(&[
+        "run",
+        fixture,
+        "--quiet",
+        "--json",
+        summary.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    run["scenarios"][0]["assertions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn verdict<'a>(assertions: &'a [serde_json::Value], prefix: &str) -> &'a serde_json::Value {
+    assertions
+        .iter()
+        .find(|a| a["description"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}: {assertions:#?}"))
+}
+
+#[test]
+fn named_rvr_checks_hold_and_break_when_they_should() {
+    let a = failing_run_assertions("tests/fixtures/sweep/named-checks.yaml");
+    let once = verdict(&a, "invariant 1: every maneuver");
+    assert_eq!(once["passed"], true, "{once}");
+    let at_rest = verdict(&a, "invariant 2: at rest");
+    assert_eq!(at_rest["passed"], true, "{at_rest}");
+    assert!(
+        at_rest["detail"].as_str().unwrap().starts_with("held ("),
+        "{at_rest}"
+    );
+    // Broken while the timeline waits for f1's `cancelled` (step 5).
+    let quick = verdict(&a, "invariant 3: at rest");
+    assert_eq!(quick["passed"], false, "{quick}");
+    assert_eq!(quick["step"], 5, "{quick}");
+    let detail = quick["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("m/s, 10") && detail.contains("after the cancel at"),
+        "{quick}"
+    );
+    let open = verdict(&a, "invariant 4: every maneuver");
+    assert_eq!(open["passed"], false, "{open}");
+    let detail = open["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("broken at the end (")
+            && detail.contains("never ended: f2 (accepted at "),
+        "{open}"
+    );
+}
+
+#[test]
+fn named_fleet_checks_hold_and_break_when_they_should() {
+    let a = failing_run_assertions("tests/fixtures/sweep/fleet-checks.yaml");
+    let boots = verdict(&a, "invariant 1: every fleet device boots");
+    assert_eq!(boots["passed"], true, "{boots}");
+    let cap = verdict(&a, "invariant 2: every job");
+    assert_eq!(cap["passed"], true, "{cap}");
+    let one = verdict(&a, "invariant 3: feeder-2-0-0: at most 1");
+    assert_eq!(one["passed"], false, "{one}");
+    let detail = one["detail"].as_str().unwrap();
+    assert!(detail.contains("executions IN_PROGRESS, cap 1"), "{one}");
+    // Everything else held: the power cut rolled back, the rest updated.
+    let others: Vec<_> = a.iter().filter(|x| x["passed"] == false).collect();
+    assert_eq!(others.len(), 1, "{others:#?}");
+}
+
+#[test]
+fn named_hand_check_holds_and_breaks_when_it_should() {
+    let a = failing_run_assertions("tests/fixtures/sweep/hand-checks.yaml");
+    let limits = verdict(&a, "invariant 1: hand-1: every servo goal");
+    assert_eq!(limits["passed"], true, "{limits}");
+    let narrow = verdict(&a, "invariant 2: hand-1: every servo goal");
+    assert_eq!(narrow["passed"], false, "{narrow}");
+    assert!(
+        narrow["detail"]
+            .as_str()
+            .unwrap()
+            .contains("degrees outside -10..10"),
+        "{narrow}"
+    );
+}

@@ -133,9 +133,15 @@ fn router_config() -> RouterConfig {
 
 impl Broker {
     /// Starts rumqttd's router (its own thread); no listener, no sockets.
+    /// Dropping the broker ends that thread (patches/README.md).
     pub fn new() -> Broker {
+        Broker::with_router_id(0)
+    }
+
+    /// [`Broker::new`] with the router's id (its thread is `router-{id}`).
+    fn with_router_id(id: usize) -> Broker {
         let config = Config {
-            id: 0,
+            id,
             router: router_config(),
             ..Config::default()
         };
@@ -402,6 +408,38 @@ fn link_name(client_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The router threads of id `id` alive in this process.
+    #[cfg(target_os = "linux")]
+    fn router_threads(id: usize) -> usize {
+        let name = format!("router-{id}");
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim() == name)
+            .count()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn dropping_the_broker_ends_its_router_thread() {
+        // An id no other test uses, so parallel tests do not count.
+        const ID: usize = 4242;
+        let mut broker = Broker::with_router_id(ID);
+        let a = broker.connect("a").unwrap();
+        broker.subscribe(a, "t").unwrap();
+        assert_eq!(router_threads(ID), 1);
+        drop(broker);
+        // The thread ends asynchronously; a generous bound, not a timing.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while router_threads(ID) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the router thread outlived its broker"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     fn out(from: ClientId, topic: &str, payload: &str) -> Outgoing {
         Outgoing {

@@ -7,10 +7,12 @@
 //! root crate lists the kinds in one registry.
 
 pub mod duration;
+pub mod invariant;
 pub mod params;
 pub mod serve;
 
 pub use duration::{Duration, MAX_DURATION, ParseDurationError};
+pub use invariant::{InvariantCheck, InvariantModel, InvariantOf};
 pub use params::{DeviceSpec, NoParams, Params, ParamsError, ParamsModel, ParamsOf, SpecSlot};
 
 use serde_json::{Value, json};
@@ -192,6 +194,11 @@ pub trait DeviceKind: Sync {
     /// Default: none.
     fn starter_scenario(&self) -> Option<&'static str> {
         None
+    }
+    /// The named checks its devices offer for `invariants:` (`check: {
+    /// device, name, ... }`). Default: none.
+    fn invariants(&self) -> &'static [&'static dyn InvariantModel] {
+        &[]
     }
     /// How its twin is served live on a serial line (`twinrig serve`);
     /// `None` (the default): it cannot be.

@@ -88,6 +88,21 @@ impl fmt::Display for ParamsError {
 
 impl std::error::Error for ParamsError {}
 
+/// Parses `params` as `P` (unknown keys are the type's to refuse) and
+/// checks it; errors name the key they concern.
+pub fn parse_params<P: Params>(params: &Map<String, Value>) -> Result<P, ParamsError> {
+    let value = Value::Object(params.clone());
+    let parsed: P = serde_path_to_error::deserialize(value).map_err(|e| {
+        // The path ends at the offending key (an unknown key included).
+        let path = e.path().to_string();
+        let key = (path != ".").then_some(path);
+        let message = e.into_inner().to_string();
+        ParamsError { key, message }
+    })?;
+    parsed.check()?;
+    Ok(parsed)
+}
+
 /// A device's parsed and checked parameters, of its kind's [`Params`] type.
 #[derive(Clone)]
 pub struct DeviceSpec(Arc<dyn Any + Send + Sync>);
@@ -96,16 +111,7 @@ impl DeviceSpec {
     /// Parses `params` as `P` (unknown keys are the type's to refuse) and
     /// checks it; errors name the key they concern.
     pub fn parse<P: Params>(params: &Map<String, Value>) -> Result<DeviceSpec, ParamsError> {
-        let value = Value::Object(params.clone());
-        let parsed: P = serde_path_to_error::deserialize(value).map_err(|e| {
-            // The path ends at the offending key (an unknown key included).
-            let path = e.path().to_string();
-            let key = (path != ".").then_some(path);
-            let message = e.into_inner().to_string();
-            ParamsError { key, message }
-        })?;
-        parsed.check()?;
-        Ok(DeviceSpec(Arc::new(parsed)))
+        Ok(DeviceSpec(Arc::new(parse_params::<P>(params)?)))
     }
 
     /// The parameters, as the kind's type `P`. Fails only if a spec made by

@@ -80,6 +80,7 @@ use crate::devices::ReadyWhen;
 use crate::fleet_prompt::{OfflineIntents, Target, VersionSpec};
 use crate::fleet_tools::{FleetBackend, OtaJobSpec, PromptResult, run_prompt};
 
+pub mod invariants;
 mod local_backend;
 mod peripherals;
 use crate::scenario::fleet::{

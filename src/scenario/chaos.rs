@@ -157,10 +157,7 @@ impl Chaos {
     /// bounds the default window.
     pub fn draw(&self, seed: u64, limit: Duration) -> Vec<ScheduledFault> {
         let mut rng = twinrig_sim::rng::stream(seed, "chaos");
-        let window = self.window.unwrap_or(Range {
-            min: Duration::ZERO,
-            max: limit,
-        });
+        let window = self.window_within(limit);
         let mut out = self.schedule.clone();
         for f in &self.faults {
             let count = rng.random_range(f.count.min..=f.count.max.max(f.count.min));
@@ -175,6 +172,14 @@ impl Chaos {
         out.sort_by_key(|s| s.at);
         out
     }
+
+    /// When faults may start: `window`, else from 0 to `limit`.
+    pub fn window_within(&self, limit: Duration) -> Range<Duration> {
+        self.window.unwrap_or(Range {
+            min: Duration::ZERO,
+            max: limit,
+        })
+    }
 }
 
 impl ChaosFault {
@@ -183,8 +188,30 @@ impl ChaosFault {
         self.uart.as_deref().or(self.link.as_deref()).unwrap_or("")
     }
 
+    /// The ranges its figures besides `duration` are drawn from: the rate
+    /// (`bit_errors`) or probability (`drop_bytes`, `loss`), and the added
+    /// latency (`extra_latency`); None for what its kind does not take.
+    pub fn figure_ranges(&self) -> (Option<Range<f64>>, Option<Range<Duration>>) {
+        match self.kind {
+            ChaosKind::BitErrors => (self.rate, None),
+            ChaosKind::DropBytes | ChaosKind::Loss => (self.probability, None),
+            ChaosKind::ExtraLatency => (None, self.latency),
+            ChaosKind::LineBreak | ChaosKind::Disconnect | ChaosKind::Outage => (None, None),
+        }
+    }
+
     fn fault(&self, duration: Duration, rng: &mut impl Rng) -> Fault {
-        let mut number = |r: Option<Range<f64>>| r.map_or(0.0, |r| draw_f64(rng, r));
+        let (figure, latency) = self.figure_ranges();
+        let figure = figure.map_or(0.0, |r| draw_f64(rng, r));
+        let latency = latency.map_or(Duration::ZERO, |r| draw_duration(rng, r));
+        self.with_figures(duration, figure, latency)
+    }
+
+    /// The fault with its figures already chosen (drawn by [`Chaos::draw`],
+    /// or by a proptest strategy, `twinrig::strategy`): `figure` is the
+    /// rate or probability and `latency` the added latency, each used only
+    /// by the kinds that take it ([`ChaosFault::figure_ranges`]).
+    pub fn with_figures(&self, duration: Duration, figure: f64, latency: Duration) -> Fault {
         let device = self.device().to_owned();
         let uart = |kind| {
             Fault::Uart(UartFault {
@@ -201,26 +228,21 @@ impl ChaosFault {
         };
         match self.kind {
             ChaosKind::BitErrors => uart(UartFaultKind::BitErrors {
-                rate: number(self.rate),
+                rate: figure,
                 duration,
             }),
             ChaosKind::DropBytes => uart(UartFaultKind::DropBytes {
-                probability: number(self.probability),
+                probability: figure,
                 duration,
             }),
             ChaosKind::LineBreak => uart(UartFaultKind::LineBreak(duration)),
             ChaosKind::Disconnect => uart(UartFaultKind::Disconnect(duration)),
             ChaosKind::Outage => link(LinkFaultKind::Outage(duration)),
             ChaosKind::Loss => link(LinkFaultKind::Loss {
-                probability: number(self.probability),
+                probability: figure,
                 duration,
             }),
-            ChaosKind::ExtraLatency => {
-                let latency = self
-                    .latency
-                    .map_or(Duration::ZERO, |r| draw_duration(rng, r));
-                link(LinkFaultKind::ExtraLatency { latency, duration })
-            }
+            ChaosKind::ExtraLatency => link(LinkFaultKind::ExtraLatency { latency, duration }),
         }
     }
 }

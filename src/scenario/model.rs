@@ -954,17 +954,36 @@ pub enum Invariant {
     Device(ExpectDevice),
     /// A figure of a body's pose, at every sample period.
     Body(ExpectBody),
+    /// A named check a device's kind offers (`device:`), or the fleet's
+    /// (no `device`), with its parameters beside `name`.
+    Check(NamedCheck),
 }
 
 impl Invariant {
-    /// The `expect` that checks the same thing at one moment.
-    pub fn as_expect(&self) -> Expect {
+    /// The `expect` that checks the same thing at one moment (none for a
+    /// named check).
+    pub fn as_expect(&self) -> Option<Expect> {
         match self {
-            Invariant::Message(m) => Expect::Message(m.clone()),
-            Invariant::Device(d) => Expect::Device(d.clone()),
-            Invariant::Body(b) => Expect::Body(b.clone()),
+            Invariant::Message(m) => Some(Expect::Message(m.clone())),
+            Invariant::Device(d) => Some(Expect::Device(d.clone())),
+            Invariant::Body(b) => Some(Expect::Body(b.clone())),
+            Invariant::Check(_) => None,
         }
     }
+}
+
+/// `check: { device: rvr-1, name: stops_after_cancel, within: 300ms }`: a
+/// named, parameterised check (docs/SCENARIOS.md lists them per kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NamedCheck {
+    /// The device whose kind offers the check; without it, a fleet check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The check's name.
+    pub name: String,
+    /// Its parameters (every other key).
+    #[serde(flatten)]
+    pub params: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Check a field of a device's state.

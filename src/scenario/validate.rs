@@ -23,6 +23,7 @@ use super::model::{
     LatencyDistribution, LinkFaultKind, LinkModel, MAX_EPOCH_UNIX_S, Obstacle, PayloadFilter,
     RuleRef, Scenario, ShapeSpec, Step, UartFaultKind, World, format_epoch, preset_rule,
 };
+use twinrig_kind::InvariantModel;
 
 /// The most physics steps per second of virtual time.
 pub const MAX_PHYSICS_RATE_HZ: u32 = 100_000;
@@ -126,6 +127,12 @@ pub trait DeviceKinds {
     /// Whether devices of `kind` take `say` steps; `None`: not known, so
     /// not checked.
     fn takes_spoken_commands(&self, kind: &str) -> Option<bool>;
+    /// The named checks (`invariants: - check:`) devices of `kind` offer,
+    /// or the fleet's when `kind` is `None`; `None` back: not known, so
+    /// not checked.
+    fn invariants(&self, _kind: Option<&str>) -> Option<&'static [&'static dyn InvariantModel]> {
+        None
+    }
 }
 
 /// Kinds known by name only: any `params` and every `say` pass.
@@ -247,7 +254,14 @@ impl Checker<'_> {
         for (i, inv) in s.invariants.iter().enumerate() {
             let ip = root.k("invariants").i(i);
             let what = format!("invariant {}", i + 1);
-            self.expect(&inv.as_expect(), &ip, &what);
+            match inv.as_expect() {
+                Some(expect) => self.expect(&expect, &ip, &what),
+                None => {
+                    if let super::model::Invariant::Check(c) = inv {
+                        self.named_check(c, &ip.k("check"), &what);
+                    }
+                }
+            }
             // A message count grows: only a ceiling can hold all along.
             if let super::model::Invariant::Message(m) = inv {
                 let ok = m.count.as_ref().is_some_and(|c| {
@@ -591,6 +605,57 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// A named invariant: its device exists, its kind (or the fleet)
+    /// offers the check, and its parameters parse.
+    fn named_check(&mut self, c: &super::model::NamedCheck, p: &P, what: &str) {
+        let (kind, whose) = match &c.device {
+            Some(id) => match self.devices.iter().find(|d| &d.id == id) {
+                Some(d) => (
+                    Some(d.kind.as_str()),
+                    format!("kind `{}` (device {id})", d.kind),
+                ),
+                None => {
+                    self.err(
+                        &p.k("device"),
+                        format!(
+                            "{what}: no device `{id}` (a named check on the fleet has no `device`)"
+                        ),
+                    );
+                    return;
+                }
+            },
+            None => {
+                if self.fleet.is_none() {
+                    self.err(
+                        p,
+                        format!(
+                            "{what}: a check without `device` is a fleet check, and the scenario has no `fleet`"
+                        ),
+                    );
+                    return;
+                }
+                (None, "the fleet".to_owned())
+            }
+        };
+        let Some(models) = self.kinds.invariants(kind) else {
+            return;
+        };
+        let model = match twinrig_kind::invariant::find(models, &c.name, &whose) {
+            Ok(m) => m,
+            Err(e) => return self.err(&p.k("name"), format!("{what}: {e}")),
+        };
+        if let Err(problem) = model.build(c.device.as_deref().unwrap_or(""), &c.params) {
+            let at = match problem.key.as_deref() {
+                Some(key) => p.k(key.split(['.', '[']).next().unwrap_or(key)),
+                None => p.clone(),
+            };
+            self.err(
+                &at,
+                format!("{what}: check `{}`: {}", c.name, problem.message),
+            );
         }
     }
 

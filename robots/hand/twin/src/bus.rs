@@ -143,6 +143,9 @@ pub struct ServoCounters {
     pub missed: u64,
     /// Bad-checksum frames whose id byte named this servo.
     pub bad_checksum: u64,
+    /// Goal writes outside the angle limits, clamped into them (the
+    /// status error byte's angle bit).
+    pub clamped: u64,
 }
 
 /// One servo as the harness sees it.
@@ -476,7 +479,10 @@ impl ServoBus {
                         if let Some(slot) = s.slot(*id) {
                             let accepted = accept(slot, &mut missed);
                             if accepted {
-                                slot.servo.write(*addr, data, now);
+                                let out = slot.servo.write(*addr, data, now);
+                                if out.error & crate::protocol::err::ANGLE != 0 {
+                                    slot.counters.clamped += 1;
+                                }
                             }
                             log.extend(goal_event(slot, *addr, data, accepted, now));
                         }
@@ -509,6 +515,11 @@ impl ServoBus {
                         // The level in force when the packet arrived decides.
                         let level = slot.servo.status_level();
                         let (error, data, always) = execute(&mut slot.servo, &instruction, now);
+                        if matches!(instruction, Instruction::Write { .. } | Instruction::Action)
+                            && error & crate::protocol::err::ANGLE != 0
+                        {
+                            slot.counters.clamped += 1;
+                        }
                         if let Some((addr, written)) = written {
                             s.goal_log
                                 .extend(goal_event(slot, addr, written, true, now));

@@ -244,6 +244,7 @@ impl DeviceRuntime for HandRuntime {
                 "torque": s.torque,
                 "moving": s.moving,
                 "missed": s.counters.missed,
+                "clamped": s.counters.clamped,
             })).collect::<Vec<_>>(),
             "torque_on": servos.iter().filter(|s| s.torque).count(),
             "bus": {
@@ -360,6 +361,9 @@ impl DeviceKind for HandKind {
     }
     fn params(&self) -> &'static dyn ParamsModel {
         &ParamsOf::<HandParams>::NEW
+    }
+    fn invariants(&self) -> &'static [&'static dyn twinrig_kind::InvariantModel] {
+        &crate::invariants::INVARIANTS
     }
     fn serve(&self) -> Option<&'static dyn ServeModel> {
         Some(&crate::serve::HandServe)

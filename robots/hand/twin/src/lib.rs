@@ -14,6 +14,7 @@
 //! "assumed" and are parameters ([`BusConfig`], [`ServoParams`]).
 
 pub mod bus;
+pub mod invariants;
 pub mod kind;
 pub mod protocol;
 pub mod rules;

@@ -127,6 +127,9 @@ impl DeviceKind for RvrKind {
     fn params(&self) -> &'static dyn ParamsModel {
         &ParamsOf::<RvrParams>::NEW
     }
+    fn invariants(&self) -> &'static [&'static dyn twinrig_kind::InvariantModel] {
+        &crate::invariants::INVARIANTS
+    }
     fn serve(&self) -> Option<&'static dyn ServeModel> {
         Some(&crate::serve::RvrServe)
     }

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod drive;
+pub mod invariants;
 pub mod kind;
 pub mod models;
 pub mod processors;

@@ -62,6 +62,17 @@ impl Default for RunOptions {
     }
 }
 
+impl RunOptions {
+    /// No trace kept: for runs made many at a time (sweeps, shrinking,
+    /// property tests), each rerun with `twinrig run` for its trace.
+    pub fn untraced() -> Self {
+        RunOptions {
+            trace: TraceOutput::Discard,
+            ..RunOptions::default()
+        }
+    }
+}
+
 /// The result of one assertion (an `expect` step or a `wait_for`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssertionResult {

@@ -202,11 +202,7 @@ impl Shrinker<'_> {
 
 fn run(l: &Loaded, runs: &mut usize) -> Outcome {
     *runs += 1;
-    let options = RunOptions {
-        trace: twinrig_sim::TraceOutput::Discard,
-        ..Default::default()
-    };
-    suite::run_with(l, &options, |_| {})
+    suite::run_with(l, &RunOptions::untraced(), |_| {})
 }
 
 fn schedule_len(s: &Scenario) -> usize {

@@ -132,12 +132,14 @@ pub fn with_faults(scenario: &Scenario, faults: Vec<ScheduledFault>) -> Scenario
 /// no trace (a property runs many scenarios; rerun a failing one with
 /// `twinrig run` for its trace) and no progress.
 pub fn run(scenario: &Scenario) -> Outcome {
-    let options = RunOptions {
-        trace: twinrig_sim::TraceOutput::Discard,
-        ..RunOptions::default()
-    };
     // The source text only goes into the trace, which is discarded.
-    runner::run_with_options(scenario, "", devices::kinds(), &options, |_| {})
+    runner::run_with_options(
+        scenario,
+        "",
+        devices::kinds(),
+        &RunOptions::untraced(),
+        |_| {},
+    )
 }
 
 /// Why `outcome` failed, for `prop_assert!`: every failed assertion, and

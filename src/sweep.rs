@@ -530,11 +530,7 @@ pub fn with_seed(loaded: &Loaded, seed: u64) -> Loaded {
 /// One run, its trace discarded.
 fn run_seed(loaded: &Loaded, seed: u64) -> SeedRun {
     let l = with_seed(loaded, seed);
-    let options = RunOptions {
-        trace: twinrig_sim::TraceOutput::Discard,
-        ..Default::default()
-    };
-    let outcome = suite::run_with(&l, &options, |_| {});
+    let outcome = suite::run_with(&l, &RunOptions::untraced(), |_| {});
     SeedRun {
         seed,
         passed: outcome.passed(),

@@ -71,6 +71,17 @@ enum Command {
     /// key pair and a certificate attached to it (as CreateKeysAndCertificate),
     /// with an endpoint file and the certificate registry.
     Certs(twinrig::certs::CertsArgs),
+    /// Write the firmware images a fleet file publishes, byte for byte as
+    /// `serve cloud --fleet` serves them: `{type}-{version}.bin`, what a
+    /// device is provisioned with at the factory (`ota-agent --factory-image`).
+    Firmware {
+        /// The fleet file (default: the built-in fleets/default.yaml).
+        #[arg(long, value_name = "FILE")]
+        fleet: Option<PathBuf>,
+        /// Where (created if missing; an existing file is never overwritten).
+        #[arg(long, default_value = "twinrig-firmware")]
+        out: PathBuf,
+    },
     /// Print a shell completion script (e.g. `twinrig completions bash > ~/.local/share/bash-completion/completions/twinrig`).
     Completions {
         /// The shell.
@@ -286,6 +297,14 @@ fn main() -> ExitCode {
                 true
             })
             .map_err(|e| e.to_string()),
+        Command::Firmware { fleet, out } => {
+            twinrig::ota_cli::write_firmware(fleet.as_deref(), &out).map(|written| {
+                for (path, len, sha) in &written {
+                    println!("wrote {} ({len} bytes, sha256 {sha})", path.display());
+                }
+                true
+            })
+        }
         Command::Completions { shell } => {
             // Into memory first: clap_complete panics when its writer fails
             // (`| head`); a closed pipe here is the reader's choice, not an error.

@@ -260,6 +260,36 @@ pub fn load_fleet(path: Option<&std::path::Path>) -> Result<(FleetFile, String),
     }
 }
 
+/// `twinrig firmware`: writes every image of the fleet's firmware sets into
+/// `out` as `{type}-{version}.bin`; returns each file with its length and
+/// SHA-256. An existing file is never overwritten (the error names it).
+pub fn write_firmware(
+    fleet: Option<&std::path::Path>,
+    out: &std::path::Path,
+) -> Result<Vec<(std::path::PathBuf, usize, String)>, String> {
+    let (file, name) = load_fleet(fleet).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut written = Vec::new();
+    for set in &file.fleet.firmware {
+        for version in &set.versions {
+            let image = crate::fleet::firmware_image(&set.device_type, *version, set.size.0)
+                .map_err(|e| format!("{name}: {}: {e}", set.device_type))?;
+            let path = out.join(format!("{}-{version}.bin", set.device_type));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut f, &image)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let sha = ota_client::image::to_hex(&ota_client::image::sha256(&image));
+            written.push((path, image.len(), sha));
+        }
+    }
+    Ok(written)
+}
+
 /// Why an `ota` session could not be played to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum OtaRunError {

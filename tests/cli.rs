@@ -562,3 +562,66 @@ fn two_scenarios_with_one_name_get_distinct_output_files() {
     assert_eq!(first.metadata["scenario"]["seed"], "1");
     assert_eq!(second.metadata["scenario"]["seed"], "2");
 }
+
+/// `twinrig firmware`: the fleet's images as files, the bytes `serve cloud`
+/// publishes (their SHA-256 is the one printed, and the header names type
+/// and version); an existing file is refused by name, a bad fleet file too.
+#[test]
+fn firmware_writes_the_fleets_images_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = write_file(
+        dir.path(),
+        "fleet.yaml",
+        "fleet:\n  firmware:\n    - { type: pet_feeder, versions: [1.0.0, 2.0.0], size: 4KiB }\n  \
+         groups:\n    - { type: pet_feeder, count: 1, id: \"feeder-{n:03}\", version: 1.0.0 }\n",
+    );
+    let out = dir.path().join("fw");
+    let args = [
+        "firmware",
+        "--fleet",
+        fleet.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = twinrig(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
+    for version in ["1.0.0", "2.0.0"] {
+        let path = out.join(format!("pet_feeder-{version}.bin"));
+        let image = std::fs::read(&path).unwrap();
+        assert_eq!(image.len(), 4096 + ota_client::image::HEADER_LEN);
+        let sha = ota_client::image::to_hex(&ota_client::image::sha256(&image));
+        assert!(
+            printed.contains(&format!("{} (4160 bytes, sha256 {sha})", path.display())),
+            "{printed}"
+        );
+        let head: [u8; ota_client::image::HEADER_LEN] =
+            image[..ota_client::image::HEADER_LEN].try_into().unwrap();
+        let header = ota_client::ImageHeader::decode(&head).unwrap();
+        assert_eq!(
+            (header.device_type.as_str(), header.version.to_string()),
+            ("pet_feeder", version.to_owned())
+        );
+    }
+    let again = twinrig(&args);
+    no_panic(&again);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("pet_feeder-1.0.0.bin: File exists"),
+        "{}",
+        text(&again)
+    );
+    let missing = twinrig(&[
+        "firmware",
+        "--fleet",
+        "no-such-fleet.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("no-such-fleet.yaml"),
+        "{}",
+        text(&missing)
+    );
+}

@@ -331,13 +331,7 @@ impl Fleet {
             let cut_fraction: f64 = rng.random();
             let device_type = group.device_type.clone();
             let image_len = largest.get(&device_type).copied().unwrap_or(SECTOR as u64);
-            // App slots on 64 KiB boundaries, as ESP-IDF places them (so
-            // updates can erase whole blocks); otadata just below ota_0.
-            let slot = image_len.div_ceil(BLOCK as u64) * BLOCK as u64;
-            let layout = Layout {
-                otadata_offset: (BLOCK - 2 * SECTOR) as u32,
-                slot_size: u32::try_from(slot).map_err(|_| FleetError::ImageTooLarge)?,
-            };
+            let layout = Layout::for_image(image_len).ok_or(FleetError::ImageTooLarge)?;
             let mut flash = RamFlash::new(layout.end::<RamFlash>() as usize);
             let factory = cloud
                 .registry()

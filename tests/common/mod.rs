@@ -146,3 +146,51 @@ impl twinrig::devices::DeviceKind for OneTaskKind {
         Ok(Box::new(NoState))
     }
 }
+
+/// The checks of a hardware-in-the-loop run, printed as they are made, then
+/// `N passed, N failed` (as the conformance suites print theirs).
+#[derive(Default)]
+pub struct Checks {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Checks {
+    /// Records and prints one check.
+    pub fn check(&mut self, name: &str, ok: bool, detail: impl std::fmt::Display) {
+        if ok {
+            self.passed += 1;
+            println!("ok   {name}: {detail}");
+        } else {
+            println!("FAIL {name}: {detail}");
+            self.failed.push(format!("{name}: {detail}"));
+        }
+    }
+
+    /// Prints the tally; fails the test if a check failed.
+    pub fn finish(self) {
+        println!("{} passed, {} failed", self.passed, self.failed.len());
+        assert!(
+            self.failed.is_empty(),
+            "failed checks:\n{}",
+            self.failed.join("\n")
+        );
+    }
+}
+
+/// A device process of the workspace (`ota-agent`, ...), built beside
+/// `twinrig` by `cargo test --workspace`. Run alone, a test builds it first.
+pub fn device_binary(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_twinrig")).parent().unwrap();
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build --bin {name} failed");
+    }
+    path
+}

@@ -8,7 +8,9 @@
 //! - [`download`]: [`HttpDownloader`], HTTP(S) range requests as
 //!   `twinrig_hal::Downloader`;
 //! - [`mqtt`]: [`MqttSession`], an MQTT 3.1.1 session on rumqttc as
-//!   `twinrig_hal::MqttClient`.
+//!   `twinrig_hal::MqttClient`;
+//! - [`endpoint`] (feature `cli`): the `--endpoint`/`--cert`/`--key`/`--ca`
+//!   arguments every device process takes, checked.
 //!
 //! Executor: the network backends and the delay run on tokio. Device code
 //! runs inside a tokio runtime with I/O and time enabled; a current-thread
@@ -18,6 +20,8 @@
 
 pub mod clock;
 pub mod download;
+#[cfg(feature = "cli")]
+pub mod endpoint;
 
 pub mod flash;
 pub mod mqtt;

@@ -154,13 +154,18 @@ struct State {
     in_flight: Option<(SubJob, Option<u16>)>,
     /// Subscriptions the broker acknowledged, to make again if it lost the session.
     granted: BTreeMap<String, rumqttc::QoS>,
+    /// QoS 1 publishes queued, and PUBACKs received: [`MqttSession::flush`]
+    /// waits for the second to reach the first.
+    qos1_queued: u64,
+    qos1_acked: u64,
 }
 
 struct Shared {
     state: Mutex<State>,
     /// Wakes the event-loop task: a subscription was queued.
     wake: Notify,
-    /// Wakes publishers waiting on a full queue: the connection changed.
+    /// Wakes publishers waiting on a full queue (the connection changed) and
+    /// flushes (a PUBACK arrived).
     changed: Notify,
 }
 
@@ -251,6 +256,29 @@ impl MqttSession {
     pub fn stats(&self) -> MqttStats {
         self.shared.lock().stats
     }
+
+    /// Waits until the broker acknowledged every QoS 1 publish queued so
+    /// far (across reconnects: rumqttc sends them again), or `limit`
+    /// passed; `true` when all were acknowledged. A device calls it before
+    /// it restarts: `publish` returns once a message is queued, and a
+    /// restart loses the queue (the OTA client's "rebooting" update must
+    /// reach the job before the new image asks for it).
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let target = self.shared.lock().qos1_queued;
+        tokio::time::timeout(limit, async {
+            loop {
+                let changed = self.shared.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self.shared.lock().qos1_acked >= target {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
 }
 
 impl Drop for MqttSession {
@@ -290,12 +318,18 @@ impl MqttClient for MqttSession {
             return Err(MqttError::PayloadTooLarge);
         }
         let qos = to_rumqttc(qos);
+        let counted = |r: Result<(), MqttError>| {
+            if r.is_ok() && qos != rumqttc::QoS::AtMostOnce {
+                self.shared.lock().qos1_queued += 1;
+            }
+            r
+        };
         loop {
             let changed = self.shared.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             match self.client.try_publish(topic, qos, false, payload.to_vec()) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return counted(Ok(())),
                 Err(ClientError::TryRequest(_)) | Err(ClientError::Request(_)) => {}
             }
             // The queue is full.
@@ -310,7 +344,7 @@ impl MqttClient for MqttSession {
             // unless the connection drops meanwhile.
             tokio::select! {
                 sent = self.client.publish(topic, qos, false, payload.to_vec()) => {
-                    return sent.map_err(|_| MqttError::Disconnected);
+                    return counted(sent.map_err(|_| MqttError::Disconnected));
                 }
                 _ = changed => {}
             }
@@ -438,6 +472,11 @@ impl Driver {
                 if self.inbox.try_send(message).is_err() {
                     state.stats.messages_dropped += 1;
                 }
+            }
+            Event::Incoming(Incoming::PubAck(_)) => {
+                state.qos1_acked += 1;
+                drop(state);
+                self.shared.changed.notify_waiters();
             }
             Event::Outgoing(Outgoing::Subscribe(pkid)) => {
                 if let Some((_, id @ None)) = &mut state.in_flight {

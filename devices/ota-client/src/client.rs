@@ -10,6 +10,14 @@
 //! the simulator re-runs the task, which models a reboot exactly: RAM state is
 //! gone, only the flash survives). [`Exit::Halted`] means nothing can run.
 //!
+//! Before it restarts, the caller lets the MQTT session deliver what it has
+//! queued: [`MqttClient::publish`](twinrig_hal::MqttClient::publish) returns
+//! once a message is queued, and the job's `step: rebooting` update is
+//! queued last. Lost in a restart, it leaves the execution at `downloading`,
+//! and the new image reports its own update FAILED (`ota-agent` waits for
+//! the PUBACKs: `MqttSession::flush`). The simulator's session outlives a
+//! simulated reboot, so scenarios do not show this.
+//!
 //! # The job in progress across a reboot
 //!
 //! Nothing about the job is stored in flash. After a reboot the device

@@ -219,6 +219,22 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout of a device whose images are at most `image_len` bytes, as
+    /// ESP-IDF places its partitions: app slots on [`ERASE_BLOCK`] boundaries
+    /// (so updates erase whole blocks), otadata's two sectors (of the
+    /// shared [`twinrig_hal::flash::ERASE_SIZE`]) just below ota_0. `None` when the slots would not fit a 32-bit flash.
+    pub fn for_image(image_len: u64) -> Option<Layout> {
+        let sector = twinrig_hal::flash::ERASE_SIZE as u64;
+        let slot = image_len.max(1).div_ceil(ERASE_BLOCK) * ERASE_BLOCK;
+        let layout = Layout {
+            otadata_offset: u32::try_from(ERASE_BLOCK - 2 * sector).ok()?,
+            slot_size: u32::try_from(slot).ok()?,
+        };
+        // ota_0 starts at ERASE_BLOCK; both slots must end below 4 GiB.
+        u32::try_from(ERASE_BLOCK + 2 * slot).ok()?;
+        Some(layout)
+    }
+
     /// Offset of otadata copy `i` (0 or 1).
     pub fn otadata_copy<F: NorFlash>(&self, i: usize) -> u32 {
         self.otadata_offset + (i * F::ERASE_SIZE) as u32

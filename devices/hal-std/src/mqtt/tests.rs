@@ -390,3 +390,35 @@ fn backoff_doubles_up_to_the_cap_with_jitter() {
     b.reset();
     assert!(b.delay() <= Duration::from_millis(100));
 }
+
+/// `flush` returns once every QoS 1 publish is acknowledged, including one
+/// queued while the broker was down; without a broker it gives up at its limit.
+#[tokio::test]
+async fn flush_waits_for_the_pubacks() {
+    let mut broker = Broker::start();
+    let device = MqttSession::connect(broker.config("device-flush")).unwrap();
+    until("connected", || device.is_connected()).await;
+    for n in 0..5u8 {
+        device
+            .publish("tele/device-flush", &[n], QoS::AtLeastOnce)
+            .await
+            .unwrap();
+    }
+    assert!(guarded("flush", device.flush(GUARD)).await);
+
+    broker.stop();
+    until("the device notices the broker is gone", || {
+        !device.is_connected()
+    })
+    .await;
+    device
+        .publish("tele/device-flush", b"while-down", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert!(
+        !device.flush(Duration::from_millis(200)).await,
+        "nothing can ack it"
+    );
+    broker.run();
+    assert!(guarded("flush after the restart", device.flush(GUARD)).await);
+}

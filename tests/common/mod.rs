@@ -2,8 +2,10 @@
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 
 /// Runs `twinrig` with `args` in the crate's root.
 pub fn twinrig(args: &[&str]) -> Output {
@@ -193,4 +195,120 @@ pub fn device_binary(name: &str) -> PathBuf {
         assert!(status.success(), "cargo build --bin {name} failed");
     }
     path
+}
+
+/// A hang guard for [`Watched`], not a timing check.
+const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A process whose stdout lines arrive on a channel.
+pub struct Watched {
+    name: &'static str,
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watched {
+    pub fn spawn(name: &'static str, command: &mut Command) -> Watched {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
+        let stdout: BufReader<ChildStdout> = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched {
+            name,
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            match self
+                .lines
+                .recv_timeout(WATCH_LIMIT.saturating_sub(start.elapsed()))
+            {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let mut err = String::new();
+                    if let Some(mut e) = self.child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    panic!(
+                        "{}: no line with {needle:?}; its output:\n{}\nstderr:\n{err}",
+                        self.name,
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGINT, as Ctrl-C; then the rest of stdout, stderr and the exit code.
+    pub fn interrupt(mut self) -> (Vec<String>, String, Option<i32>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(start.elapsed() < WATCH_LIMIT, "{} did not stop", self.name);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut rest: Vec<String> = self.lines.try_iter().collect();
+        // The reader thread may still hold the last lines.
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (rest, err, status.code())
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The port after `{scheme}://127.0.0.1:` in a ready line.
+pub fn ready_port(line: &str, scheme: &str) -> u16 {
+    line.split(&format!("{scheme}://127.0.0.1:"))
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no {scheme} listener in {line:?}"))
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
 }

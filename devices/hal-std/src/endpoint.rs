@@ -6,7 +6,9 @@
 //! `--cert`, `--key`, `--ca`), so a process is pointed at AWS with the files
 //! the console or `aws iot create-keys-and-certificate` gave.
 
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::HttpDownloaderConfig;
 use crate::mqtt::{MqttConfig, MqttTransport};
@@ -64,6 +66,14 @@ pub enum EndpointError {
     /// The thing or client id is empty.
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    /// Nothing answers at the endpoint.
+    #[error("cannot reach the endpoint {endpoint}: {why}")]
+    Unreachable {
+        /// `--endpoint` as given.
+        endpoint: String,
+        /// The last connection error.
+        why: String,
+    },
 }
 
 impl EndpointArgs {
@@ -112,6 +122,33 @@ impl EndpointArgs {
             ca_file,
             ..HttpDownloaderConfig::default()
         })
+    }
+}
+
+impl EndpointArgs {
+    /// Fails when nothing listens at the endpoint (a name that does not
+    /// resolve, a refused or silent port), with a message naming it. A
+    /// device process checks this once at start, so that a wrong address
+    /// is an error and an exit, not a process that looks alive; once
+    /// connected, the session reconnects by itself.
+    pub fn probe(&self, limit: Duration) -> Result<(), EndpointError> {
+        let (host, port) = self.host_port()?;
+        let cannot = |why: String| EndpointError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            why,
+        };
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| cannot(e.to_string()))?
+            .collect();
+        let mut last = String::from("the name has no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, limit) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(cannot(last))
     }
 }
 

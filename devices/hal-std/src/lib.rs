@@ -9,8 +9,11 @@
 //!   `twinrig_hal::Downloader`;
 //! - [`mqtt`]: [`MqttSession`], an MQTT 3.1.1 session on rumqttc as
 //!   `twinrig_hal::MqttClient`;
+//! - [`serial`]: a serial port (or a pty) as the UART, `embedded_io_async`
+//!   read and write halves;
 //! - [`endpoint`] (feature `cli`): the `--endpoint`/`--cert`/`--key`/`--ca`
-//!   arguments every device process takes, checked.
+//!   arguments every device process takes, checked; [`process`] (feature
+//!   `cli`): the life of a firmware host process on a serial port.
 //!
 //! Executor: the network backends and the delay run on tokio. Device code
 //! runs inside a tokio runtime with I/O and time enabled; a current-thread
@@ -22,9 +25,12 @@ pub mod clock;
 pub mod download;
 #[cfg(feature = "cli")]
 pub mod endpoint;
+#[cfg(feature = "cli")]
+pub mod process;
 
 pub mod flash;
 pub mod mqtt;
+pub mod serial;
 mod tls;
 
 pub use clock::StdClock;
@@ -32,4 +38,5 @@ pub use clock::StdClock;
 pub use download::{HttpDownloader, HttpDownloaderConfig};
 pub use flash::{FileFlash, FileFlashError};
 pub use mqtt::{MqttConfig, MqttSession, MqttSetupError, MqttStats, MqttTransport};
+pub use serial::{SerialOpenError, SerialRx, SerialTx, open_serial};
 pub use tls::TlsSetupError;

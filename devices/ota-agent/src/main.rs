@@ -22,7 +22,6 @@
 //! a supervisor that restarts it, as systemd's `Restart=always`).
 
 use std::cell::Cell;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -193,7 +192,10 @@ fn agent(cli: &Cli) -> Result<Rebooting, Failure> {
         config.thing_name = Some(thing.clone());
     }
 
-    reachable(&cli.endpoint)?;
+    // Nothing listening: exit for the supervisor to restart the process.
+    cli.endpoint
+        .probe(PROBE_LIMIT)
+        .map_err(|e| Failure::Halted(e.to_string()))?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -257,32 +259,6 @@ fn agent(cli: &Cli) -> Result<Rebooting, Failure> {
         }
         Exit::Halted { reason, .. } => Err(Failure::Halted(reason)),
     }
-}
-
-/// Fails when nothing listens at the endpoint (a name that does not
-/// resolve, a refused or silent port): a clear message and exit code 1 for
-/// the supervisor to restart the process, rather than a device that looks
-/// alive. Once connected, the session reconnects by itself.
-fn reachable(endpoint: &EndpointArgs) -> Result<(), Failure> {
-    let (host, port) = endpoint.host_port().map_err(usage)?;
-    let cannot = |why: String| {
-        Failure::Halted(format!(
-            "cannot reach the endpoint {}: {why}",
-            endpoint.endpoint
-        ))
-    };
-    let addrs: Vec<SocketAddr> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| cannot(e.to_string()))?
-        .collect();
-    let mut last = String::from("the name has no address");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, PROBE_LIMIT) {
-            Ok(_) => return Ok(()),
-            Err(e) => last = format!("{addr}: {e}"),
-        }
-    }
-    Err(cannot(last))
 }
 
 /// A whole image: a header that decodes, and exactly the length it announces.

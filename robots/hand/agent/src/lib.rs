@@ -24,9 +24,10 @@
 //!    is appended to the last state, published again), torque off at shutdown.
 //!
 //! Hosts: the harness runs [`serve`] on a lockstep thread against the servo-bus
-//! twin (`robots/hand/twin/src/kind.rs`); [`console`] and the `hand-agent`
-//! binary run it on a real serial port with actions as stdin lines and
-//! SIGINT/SIGTERM as the shutdown.
+//! twin (`robots/hand/twin/src/kind.rs`); on a real serial port the
+//! `hand-agent` binary runs it with actions over MQTT ([`live`], the
+//! deployable agent) or as stdin lines ([`console`]), and SIGINT/SIGTERM as
+//! the shutdown.
 //!
 //! The ASL table is data (`data/asl_letters.json`); **all of its values are
 //! assumed** (the real agent's table was not found), derived from the frontend's
@@ -43,6 +44,8 @@ pub mod agent;
 pub mod bedrock;
 pub mod console;
 pub mod driver;
+mod host;
+pub mod live;
 pub mod mqtt;
 pub mod payload;
 pub mod plan;

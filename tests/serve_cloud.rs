@@ -738,6 +738,30 @@ fn a_policy_file_replaces_the_default_and_a_deny_beats_an_allow() {
     let got = messages(sub, out);
     assert_eq!(got[0].0, "$aws/things/feeder-001/shadow/update/accepted");
     assert_eq!(got[0].1["state"]["reported"]["food_capacity"], 87);
+    // Publish is allowed there, retaining is not (no iot:RetainPublish):
+    // MQTT 5 gets PUBACK 0x87.
+    let o = mqtt5(
+        "mosquitto_pub",
+        port,
+        &[
+            "-i",
+            "feeder-001",
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            "$aws/things/feeder-001/kept",
+            "-m",
+            "x",
+        ],
+        &tls(&ours, Some("feeder-001")),
+        "",
+    );
+    assert!(
+        text(&o).contains("received PUBACK (Mid: 1, RC:135)"),
+        "{}",
+        text(&o)
+    );
     let summary = served.stop();
     assert!(
         summary.contains("1 not allowed to be received"),
@@ -1371,4 +1395,143 @@ fn mqtt5_sessions_resume_end_and_unsubscribe_as_their_expiry_says() {
     assert!(t.contains("Timed out"), "{t}");
     let summary = served.stop();
     assert!(summary.contains("0 refused"), "{summary}");
+}
+
+/// `mosquitto_sub` on plain TCP printing `RETAIN TOPIC PAYLOAD` per message,
+/// returned once subscribed (it printed its SUBACK).
+fn watch(
+    port: u16,
+    client_id: &str,
+    topics: &[&str],
+    extra: &[&str],
+) -> (Reaped, BufReader<ChildStdout>) {
+    let mut command = Command::new("stdbuf");
+    command
+        .args([
+            "-oL",
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-i", client_id, "-q", "1", "-F", "%r %t %p", "-d"])
+        .args(["-W", &LIMIT.as_secs().to_string()])
+        .args(extra);
+    for t in topics {
+        command.args(["-t", t]);
+    }
+    let mut child = Reaped(command.stdout(Stdio::piped()).spawn().unwrap());
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "mosquitto_sub ended before its SUBACK"
+        );
+        if line.starts_with("Subscribed (mid") {
+            return (child, out);
+        }
+    }
+}
+
+/// The next message a [`watch`]er printed (its debug lines skipped).
+fn next_message(out: &mut BufReader<ChildStdout>) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "mosquitto_sub ended");
+        if !line.starts_with("Client ") && !line.starts_with("Subscribed") {
+            return line.trim_end().to_owned();
+        }
+    }
+}
+
+/// Retained messages and Last Wills as AWS IoT keeps them
+/// (aws-iot-core-endpoint.md): a retained message goes to a new exact-topic
+/// subscriber with RETAIN set, never to a wildcard one, and an empty one
+/// deletes it; a will is published when a client's connection ends without
+/// DISCONNECT, never after one, and retained when it says so.
+#[test]
+fn retained_messages_and_last_wills_as_aws_iot_keeps_them() {
+    let served = Served::start();
+    let port = served.port;
+    let retained = |topic: &str, payload: Option<&str>, version: &str| {
+        let mut c = Command::new("mosquitto_pub");
+        c.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-V", version])
+            .args(["-i", "keeper", "-q", "1", "-r", "-t", topic]);
+        match payload {
+            Some(p) => c.args(["-m", p]),
+            None => c.arg("-n"),
+        };
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    let marker = |topic: &str, payload: &str| {
+        let o = publish(port, "marker", topic, payload, "1");
+        assert!(o.status.success(), "{}", text(&o));
+    };
+
+    retained("home/a/status", Some("on"), "mqttv311");
+    let (_exact, mut exact) = watch(port, "exact", &["home/a/status"], &[]);
+    assert_eq!(next_message(&mut exact), "1 home/a/status on");
+    // A wildcard subscriber gets no retained message: its first is the marker.
+    let (_wild, mut wild) = watch(port, "wild", &["home/+/status"], &[]);
+    marker("home/b/status", "marker");
+    assert_eq!(next_message(&mut wild), "0 home/b/status marker");
+    // The live copy of a retained publish has no RETAIN flag.
+    retained("home/a/status", Some("off"), "mqttv5");
+    assert_eq!(next_message(&mut exact), "0 home/a/status off");
+    // An empty retained publish deletes it (and is forwarded).
+    retained("home/a/status", None, "mqttv311");
+    assert_eq!(next_message(&mut exact), "0 home/a/status");
+    let (_late, mut late) = watch(port, "late", &["home/a/status"], &[]);
+    marker("home/a/status", "after");
+    assert_eq!(next_message(&mut late), "0 home/a/status after");
+
+    // Wills: one client says goodbye, two are killed (one will retained).
+    let (_wills, mut wills) = watch(port, "will-watcher", &["wills/#"], &[]);
+    let o = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", "polite"])
+        .args(["--will-topic", "wills/polite", "--will-payload", "bye"])
+        .args(["-t", "polite/x", "-m", "hi"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (mut dying, _) = watch(
+        port,
+        "dying",
+        &["dying/x"],
+        &[
+            "--will-topic",
+            "wills/dying",
+            "--will-payload",
+            "gone",
+            "--will-qos",
+            "1",
+        ],
+    );
+    dying.0.kill().unwrap();
+    dying.0.wait().unwrap();
+    assert_eq!(next_message(&mut wills), "0 wills/dying gone");
+    let (mut keeper, _) = watch(
+        port,
+        "keeper-2",
+        &["keeper-2/x"],
+        &[
+            "--will-topic",
+            "wills/kept",
+            "--will-payload",
+            "last",
+            "--will-retain",
+        ],
+    );
+    keeper.0.kill().unwrap();
+    keeper.0.wait().unwrap();
+    assert_eq!(next_message(&mut wills), "0 wills/kept last");
+    let (_after, mut after) = watch(port, "after-will", &["wills/kept"], &[]);
+    assert_eq!(next_message(&mut after), "1 wills/kept last");
+    // Nothing else reached the watcher: no will for the polite client.
+    marker("wills/marker", "m");
+    assert_eq!(next_message(&mut wills), "0 wills/marker m");
+    drop(served);
 }

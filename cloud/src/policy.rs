@@ -30,6 +30,8 @@ pub enum Action {
     Subscribe,
     /// A delivery to the client, on `topic/{topic}`.
     Receive,
+    /// A PUBLISH with RETAIN (needs `Publish` too), on `topic/{topic}`.
+    RetainPublish,
 }
 
 impl Action {
@@ -39,13 +41,14 @@ impl Action {
             Action::Publish => "iot:Publish",
             Action::Subscribe => "iot:Subscribe",
             Action::Receive => "iot:Receive",
+            Action::RetainPublish => "iot:RetainPublish",
         }
     }
 
     fn resource_type(self) -> &'static str {
         match self {
             Action::Connect => "client",
-            Action::Publish | Action::Receive => "topic",
+            Action::Publish | Action::Receive | Action::RetainPublish => "topic",
             Action::Subscribe => "topicfilter",
         }
     }
@@ -289,6 +292,7 @@ mod tests {
         ] {
             assert!(allows(&p, &me, Action::Publish, own), "{own}");
             assert!(allows(&p, &me, Action::Receive, own), "{own}");
+            assert!(allows(&p, &me, Action::RetainPublish, own), "{own}");
         }
         for other in [
             "$aws/things/feeder-002/shadow/update",
@@ -297,6 +301,7 @@ mod tests {
         ] {
             assert!(!allows(&p, &me, Action::Publish, other), "{other}");
             assert!(!allows(&p, &me, Action::Receive, other), "{other}");
+            assert!(!allows(&p, &me, Action::RetainPublish, other), "{other}");
         }
         assert!(allows(
             &p,

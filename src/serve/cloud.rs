@@ -26,7 +26,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use twinrig_hal::mqtt::topic_matches;
 use twinrig_hal::{MqttClient as _, MqttMessage, QoS};
@@ -35,7 +35,7 @@ use twinrig_sim::{Nanos, Sim, SimError, format_nanos};
 
 use super::aws_api::{Api, HttpConnection, firmware_base};
 use super::mqtt::{
-    ConnAckProperties, Connect, Inbound, Opening, Outbound, Reason, Version, WireError,
+    ConnAckProperties, Connect, Inbound, Opening, Outbound, Reason, Version, Will, WireError,
     protocol_level,
 };
 use super::state::{CloudState, StateError};
@@ -297,6 +297,7 @@ impl Session {
             qos: m.qos,
             pkid,
             payload: m.payload.into(),
+            retain: false,
         });
     }
 
@@ -351,6 +352,9 @@ struct Connection {
     max_packet: usize,
     /// MQTT 5 topic aliases the client set.
     aliases: BTreeMap<u16, String>,
+    /// The Last Will of its CONNECT, published when it closes without a
+    /// DISCONNECT.
+    will: Option<Will>,
 }
 
 impl Connection {
@@ -507,6 +511,7 @@ pub fn serve_cloud(
 
     let mut summary = CloudServeSummary::default();
     let mut sessions: BTreeMap<String, Rc<Session>> = BTreeMap::new();
+    let retained: Rc<RefCell<Retained>> = Rc::default();
     let mut connections: Vec<Connection> = Vec::new();
     let mut next_connection = 0u64;
     let wall_start = Instant::now();
@@ -542,6 +547,7 @@ pub fn serve_cloud(
                 version_number: 0,
                 max_packet: MAX_PACKET,
                 aliases: BTreeMap::new(),
+                will: None,
             });
         }
 
@@ -645,6 +651,7 @@ pub fn serve_cloud(
                 identity: identity.as_ref(),
                 sessions: &mut sessions,
                 summary: &mut summary,
+                retained: &retained,
             };
             for packet in packets {
                 handle(&mut plane, &mut connections, i, packet);
@@ -702,6 +709,12 @@ pub fn serve_cloud(
                         json!(c.reason == CLIENT_INITIATED_DISCONNECT);
                     event["disconnectReason"] = json!(c.reason);
                     publish_lifecycle(&mut sim, s, client_id, "disconnected", &event);
+                    // Every end but the client's own DISCONNECT publishes
+                    // the Last Will (a keep-alive timeout, a lost link, a
+                    // takeover, an error).
+                    if let Some(will) = c.will.take() {
+                        publish_will(&mut sim, s, &retained, will);
+                    }
                 }
             }
             !c.closing
@@ -876,6 +889,21 @@ struct Plane<'a> {
     identity: Option<&'a TlsIdentity>,
     sessions: &'a mut BTreeMap<String, Rc<Session>>,
     summary: &'a mut CloudServeSummary,
+    retained: &'a Rc<RefCell<Retained>>,
+}
+
+/// Retained messages, one per topic (AWS IoT keeps them for three years
+/// after their last update; here for as long as the server runs).
+type Retained = BTreeMap<String, (Bytes, QoS)>;
+
+/// Keeps or (an empty payload) deletes the retained message of `topic`.
+fn retain(retained: &RefCell<Retained>, topic: &str, payload: &Bytes, qos: QoS) {
+    let mut retained = retained.borrow_mut();
+    if payload.is_empty() {
+        retained.remove(topic);
+    } else {
+        retained.insert(topic.to_owned(), (payload.clone(), qos));
+    }
 }
 
 fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packet: Inbound) {
@@ -930,12 +958,25 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
                 }
             }
             let s = session.clone();
+            let retained = p.retained.clone();
             p.sim.spawn("serve: subscribe", async move {
                 let mut codes = Vec::new();
+                let mut kept = Vec::new();
                 for (filter, code) in filters {
                     codes.push(match code {
                         Ok(qos) => match s.client.subscribe(&filter, qos).await {
-                            Ok(()) => Ok(qos),
+                            Ok(()) => {
+                                // A retained message goes to an exact-topic
+                                // filter only, never a wildcard one (AWS IoT).
+                                if let Some((payload, stored)) = retained.borrow().get(&filter) {
+                                    kept.push((
+                                        filter.clone(),
+                                        payload.clone(),
+                                        (*stored).min(qos),
+                                    ));
+                                }
+                                Ok(qos)
+                            }
                             Err(_) => Err(Reason::ServerUnavailable),
                         },
                         Err(reason) => Err(reason),
@@ -944,6 +985,20 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
                 s.outbox
                     .borrow_mut()
                     .push_back(Outbound::SubAck(pkid, codes));
+                // After the SUBACK, each with RETAIN set (only this copy has it).
+                for (topic, payload, qos) in kept {
+                    let pkid = match qos {
+                        QoS::AtMostOnce => 0,
+                        QoS::AtLeastOnce => s.pkid(),
+                    };
+                    s.outbox.borrow_mut().push_back(Outbound::Publish {
+                        topic,
+                        qos,
+                        pkid,
+                        payload,
+                        retain: true,
+                    });
+                }
             });
         }
         (Inbound::Unsubscribe(pkid, filters), Some(session)) => {
@@ -1000,13 +1055,6 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
                     conn.aliases.insert(alias, publish.topic.clone());
                 }
             }
-            // This twin keeps no retained messages; an MQTT 5 CONNACK says
-            // so, and a client that retains anyway breaks the protocol. An
-            // MQTT 3.1.1 publish is delivered, not retained.
-            if publish.retain && v5 {
-                conn.close(Reason::RetainNotSupported, CLIENT_ERROR, p.summary);
-                return;
-            }
             // An invalid topic: MQTT 3.1.1 connections close; MQTT 5 gets
             // PUBACK 0x90 (QoS 1) or DISCONNECT 0x90 (QoS 0).
             if twinrig_hal::mqtt::validate_publish_topic(&publish.topic).is_err() {
@@ -1021,8 +1069,11 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
             // connection; MQTT 5 gets PUBACK 0x87 and keeps the connection
             // (a denied QoS 0 publish is dropped: assumed, AWS does not
             // document it).
+            // A retained publish also needs `iot:RetainPublish`.
             if let (Some((cert, who)), Some(i)) = (&conn.principal, p.identity)
-                && !i.allows(cert, who, PolicyAction::Publish, &publish.topic)
+                && (!i.allows(cert, who, PolicyAction::Publish, &publish.topic)
+                    || (publish.retain
+                        && !i.allows(cert, who, PolicyAction::RetainPublish, &publish.topic)))
             {
                 if v5 {
                     p.summary.denied += 1;
@@ -1036,6 +1087,13 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
             }
             if qos == QoS::AtLeastOnce {
                 conn.send(&Outbound::PubAck(publish.pkid, Reason::Success));
+            }
+            // Reserved `$` topics keep nothing (assumed: AWS refuses a
+            // retained publish there, without documenting how; it is
+            // forwarded, not kept). An empty retained payload deletes the
+            // topic's message and is forwarded too.
+            if publish.retain && !publish.topic.starts_with('$') {
+                retain(p.retained, &publish.topic, &publish.payload, qos);
             }
             let s = session.clone();
             p.sim.spawn("serve: publish", async move {
@@ -1056,6 +1114,8 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
             }
             conn.closing = true;
             conn.reason = CLIENT_INITIATED_DISCONNECT;
+            // A clean goodbye: the Last Will is discarded.
+            conn.will = None;
         }
         // Acknowledgements of our QoS 1 deliveries: nothing is redelivered yet.
         (Inbound::PubAck(_), Some(_)) => {}
@@ -1065,6 +1125,23 @@ fn handle(p: &mut Plane<'_>, connections: &mut [Connection], index: usize, packe
             conn.close(Reason::ProtocolError, CLIENT_ERROR, p.summary);
         }
     }
+}
+
+/// Publishes a client's Last Will through its session's link (retained
+/// when it says so).
+fn publish_will(sim: &mut Sim, session: &Rc<Session>, retained: &RefCell<Retained>, will: Will) {
+    let qos = if will.qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
+    if will.retain && !will.topic.starts_with('$') {
+        retain(retained, &will.topic, &will.payload, qos);
+    }
+    let s = session.clone();
+    sim.spawn("serve: last will", async move {
+        let _ = s.client.publish(&will.topic, &will.payload, qos).await;
+    });
 }
 
 /// The session expiry applied for the one an MQTT 5 client asks for.
@@ -1091,7 +1168,7 @@ fn open_session(p: &mut Plane<'_>, connections: &mut [Connection], index: usize,
         conn.reason = CLIENT_ERROR;
         summary.refused += 1;
     };
-    if connect.will_qos2 {
+    if connect.will.as_ref().is_some_and(|w| w.qos > 1) {
         // AWS: CONNACK 0x9B on MQTT 5; on 3.1.1 the connection closes.
         if v5 {
             refuse(conn, Reason::QosNotSupported, p.summary);
@@ -1135,6 +1212,33 @@ fn open_session(p: &mut Plane<'_>, connections: &mut [Connection], index: usize,
                 conn.close(Reason::NotAuthorized, CLIENT_ERROR, p.summary);
                 return;
             }
+        }
+    }
+    // The Last Will must name a valid topic the client may publish (and,
+    // retained, retain) to: AWS IoT refuses the CONNECT otherwise.
+    if let Some(will) = &connect.will {
+        let allowed = match (&conn.principal, p.identity) {
+            (Some((cert, who)), Some(i)) => {
+                i.allows(cert, who, PolicyAction::Publish, &will.topic)
+                    && (!will.retain
+                        || i.allows(cert, who, PolicyAction::RetainPublish, &will.topic))
+            }
+            _ => true,
+        };
+        let refusal = if twinrig_hal::mqtt::validate_publish_topic(&will.topic).is_err() {
+            Some(Reason::TopicNameInvalid)
+        } else if !allowed {
+            Some(Reason::NotAuthorized)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            if v5 {
+                refuse(conn, reason, p.summary);
+            } else {
+                conn.close(reason, CLIENT_ERROR, p.summary);
+            }
+            return;
         }
     }
     let existing = p.sessions.get(&client_id).cloned();
@@ -1191,6 +1295,7 @@ fn open_session(p: &mut Plane<'_>, connections: &mut [Connection], index: usize,
     session.detached_at.set(None);
     session.attached.set(Some(conn_id));
     let conn = &mut connections[index];
+    conn.will = connect.will;
     conn.max_packet = connect.max_packet.map_or(MAX_PACKET, |m| {
         MAX_PACKET.min(usize::try_from(m).unwrap_or(usize::MAX))
     });

@@ -118,8 +118,22 @@ pub struct Connect {
     pub session_expiry_s: Option<u32>,
     /// MQTT 5: the largest packet the client accepts.
     pub max_packet: Option<u32>,
-    /// Whether a Last Will with QoS 2 was given (AWS refuses it).
-    pub will_qos2: bool,
+    /// The Last Will, if one was given.
+    pub will: Option<Will>,
+}
+
+/// A CONNECT's Last Will: published for the client when its connection
+/// ends without a DISCONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will {
+    /// Topic.
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// 0, 1 or 2 as sent (AWS refuses 2).
+    pub qos: u8,
+    /// Published as a retained message.
+    pub retain: bool,
 }
 
 /// A PUBLISH from a client.
@@ -193,8 +207,6 @@ pub enum Reason {
     TopicAliasInvalid,
     /// 0x95.
     PacketTooLarge,
-    /// 0x9A.
-    RetainNotSupported,
     /// 0x9B.
     QosNotSupported,
 }
@@ -237,6 +249,8 @@ pub enum Outbound {
         pkid: u16,
         /// Payload.
         payload: Bytes,
+        /// RETAIN: set only on a retained message sent because of a subscription.
+        retain: bool,
     },
     /// PUBACK.
     PubAck(u16, Reason),

@@ -24,7 +24,12 @@ pub fn read(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Inbound>, Wi
             clean_start: c.clean_session,
             session_expiry_s: None,
             max_packet: None,
-            will_qos2: c.last_will.is_some_and(|w| w.qos == WireQoS::ExactlyOnce),
+            will: c.last_will.map(|w| super::Will {
+                topic: w.topic,
+                payload: w.message,
+                qos: w.qos as u8,
+                retain: w.retain,
+            }),
         }),
         Packet::Publish(p) => Inbound::Publish(super::Publish {
             topic: p.topic,
@@ -78,10 +83,11 @@ pub fn write(packet: &Outbound, buf: &mut BytesMut, max_packet: usize) -> bool {
             qos,
             pkid,
             payload,
+            retain,
         } => Packet::Publish(Publish {
             dup: false,
             qos: wire_qos(*qos),
-            retain: false,
+            retain: *retain,
             topic: topic.clone(),
             pkid: *pkid,
             payload: payload.clone(),

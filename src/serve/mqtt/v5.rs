@@ -40,7 +40,16 @@ pub fn read(buf: &mut BytesMut, max_packet: usize) -> Result<Option<Inbound>, Wi
                     .unwrap_or(0),
             ),
             max_packet: c.properties.as_ref().and_then(|p| p.max_packet_size),
-            will_qos2: will.is_some_and(|w| w.qos == WireQoS::ExactlyOnce),
+            will: match will {
+                None => None,
+                Some(w) => Some(super::Will {
+                    topic: String::from_utf8(w.topic.to_vec())
+                        .map_err(|_| WireError::Malformed("will topic is not UTF-8".into()))?,
+                    payload: w.message,
+                    qos: w.qos as u8,
+                    retain: w.retain,
+                }),
+            },
         }),
         Packet::Publish(p) => Inbound::Publish(super::Publish {
             topic: String::from_utf8(p.topic.to_vec())
@@ -88,11 +97,11 @@ pub fn write(packet: &Outbound, buf: &mut BytesMut, max_packet: usize) -> bool {
             properties: properties.as_ref().map(|p| ConnAckProperties {
                 session_expiry_interval: p.session_expiry_s,
                 receive_max: None,
-                // AWS IoT Core's answers: QoS 1 at most, no subscription
-                // identifiers; this twin keeps no retained messages and
-                // shares no subscriptions (docs/LIVE-CLOUD.md).
+                // AWS IoT Core's answers: QoS 1 at most, retained messages,
+                // no subscription identifiers; this twin shares no
+                // subscriptions (docs/LIVE-CLOUD.md).
                 max_qos: Some(1),
-                retain_available: Some(0),
+                retain_available: Some(1),
                 max_packet_size: Some(p.max_packet),
                 assigned_client_identifier: p.assigned_client_id.clone(),
                 topic_alias_max: Some(p.topic_alias_max),
@@ -113,13 +122,14 @@ pub fn write(packet: &Outbound, buf: &mut BytesMut, max_packet: usize) -> bool {
             qos,
             pkid,
             payload,
+            retain,
         } => Packet::Publish(Publish {
             dup: false,
             qos: match qos {
                 QoS::AtMostOnce => WireQoS::AtMostOnce,
                 QoS::AtLeastOnce => WireQoS::AtLeastOnce,
             },
-            retain: false,
+            retain: *retain,
             topic: Bytes::from(topic.clone()),
             pkid: *pkid,
             payload: payload.clone(),
@@ -174,7 +184,6 @@ pub fn write(packet: &Outbound, buf: &mut BytesMut, max_packet: usize) -> bool {
             Reason::TopicNameInvalid => DisconnectReasonCode::TopicNameInvalid,
             Reason::TopicAliasInvalid => DisconnectReasonCode::TopicAliasInvalid,
             Reason::PacketTooLarge => DisconnectReasonCode::PacketTooLarge,
-            Reason::RetainNotSupported => DisconnectReasonCode::RetainNotSupported,
             Reason::QosNotSupported => DisconnectReasonCode::QoSNotSupported,
             _ => DisconnectReasonCode::UnspecifiedError,
         })),
@@ -194,6 +203,7 @@ fn connect_code(reason: Reason) -> ConnectReturnCode {
         Reason::ServerUnavailable => ConnectReturnCode::ServerUnavailable,
         Reason::PacketTooLarge => ConnectReturnCode::PacketTooLarge,
         Reason::QosNotSupported => ConnectReturnCode::QoSNotSupported,
+        Reason::TopicNameInvalid => ConnectReturnCode::TopicNameInvalid,
         _ => ConnectReturnCode::UnspecifiedError,
     }
 }

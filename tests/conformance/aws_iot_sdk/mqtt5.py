@@ -17,7 +17,7 @@ from awsiot import ServiceStreamOptions, iotshadow, mqtt5_client_builder
 
 WAIT_S = 60  # a hang guard, not a timing check
 # What serve cloud's CONNACK says (src/serve/cloud.rs): AWS IoT Core's
-# limits, no retained messages, no shared subscriptions.
+# limits, retained messages, no shared subscriptions.
 MAX_PACKET = 128 * 1024 + 1024
 TOPIC_ALIAS_MAX = 8
 
@@ -89,7 +89,7 @@ def _checks(report, certs, port, thing, other, device, publish_over_http):
         want = {
             "client_id": thing,
             "maximum_qos": mqtt5.QoS.AT_LEAST_ONCE,
-            "retain_available": False,
+            "retain_available": True,
             "subscription_identifiers_available": False,
             "shared_subscriptions_available": False,
             "wildcard_subscriptions_available": True,

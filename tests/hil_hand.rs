@@ -11,10 +11,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{Checks, Watched, device_binary, path_str, ready_port, text};
+use common::{
+    Checks, Watched, device_binary, path_str, publish_tcp, serve_cloud_for, serve_robot_on_pty,
+    thing_args, watch_topic,
+};
 use serde_json::Value;
 
 /// The thing: the scenario's hand, whose topics the rules read.
@@ -26,66 +28,13 @@ fn a_sentence_over_mqtt_moves_the_served_hand_and_every_letter_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let mut checks = Checks::default();
-    let certs = dir.join("certs");
-    let issued = common::twinrig(&["certs", "--out", path_str(&certs), "--thing", THING]);
-    assert!(issued.status.success(), "{}", text(&issued));
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/hand/hello-world.yaml");
-    let state = dir.join("state");
-
-    let mut cloud = Watched::spawn(
-        "serve cloud",
-        Command::new(env!("CARGO_BIN_EXE_twinrig"))
-            .args([
-                "serve",
-                "cloud",
-                "--duration",
-                "600",
-                "--mqtt",
-                "127.0.0.1:0",
-            ])
-            .args(["--insecure-tcp", "127.0.0.1:0", "--certs", path_str(&certs)])
-            .args([
-                "--scenario",
-                path_str(&scenario),
-                "--state",
-                path_str(&state),
-            ]),
-    );
-    let ready = cloud.wait_for("mqtts://");
-    let (mqtts, tcp) = (ready_port(&ready, "mqtts"), ready_port(&ready, "tcp"));
-
-    let mut hand = Watched::spawn(
-        "serve hand",
-        Command::new(env!("CARGO_BIN_EXE_twinrig")).args([
-            "serve",
-            "hand",
-            "--pty",
-            "--duration",
-            "600",
-        ]),
-    );
-    let pty = hand
-        .wait_for("/dev/")
-        .split_whitespace()
-        .find(|w| w.starts_with("/dev/"))
-        .unwrap()
-        .to_owned();
-
-    let things = certs.join("things").join(THING);
+    let (cloud, certs, mqtts, tcp) = serve_cloud_for(dir, THING, "scenarios/hand/hello-world.yaml");
+    let (hand, pty) = serve_robot_on_pty("hand");
     let mut agent = Watched::spawn(
         "hand-agent",
         Command::new(device_binary("hand-agent"))
-            .args([
-                "--serial",
-                &pty,
-                "--endpoint",
-                &format!("127.0.0.1:{mqtts}"),
-                "--thing",
-                THING,
-            ])
-            .args(["--cert", path_str(&things.join("certificate.pem.crt"))])
-            .args(["--key", path_str(&things.join("private.pem.key"))])
-            .args(["--ca", path_str(&certs.join("root-ca.pem"))]),
+            .args(["--serial", &pty])
+            .args(thing_args(&certs, THING, mqtts)),
     );
     let subscribed = agent.wait_for("subscribed to");
     checks.check(
@@ -96,47 +45,16 @@ fn a_sentence_over_mqtt_moves_the_served_hand_and_every_letter_is_recorded() {
 
     // A watcher on plain TCP (a local tool; the thing's own client id is the
     // agent's), printing each state's QoS and payload.
-    let state_topic = format!("the-project/robotic-hand/{THING}/state");
-    // Line-buffered (coreutils' stdbuf): each line must reach us as printed.
-    let mut watcher = Watched::spawn(
-        "mosquitto_sub",
-        Command::new("stdbuf")
-            .args(["-oL", "mosquitto_sub"])
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &tcp.to_string(),
-                "-i",
-                "watcher",
-                "-q",
-                "1",
-            ])
-            .args(["-t", &state_topic, "-C", &SENTENCE.len().to_string()])
-            .args(["-F", "%q %p", "-d"]),
+    let mut watcher = watch_topic(
+        tcp,
+        &format!("the-project/robotic-hand/{THING}/state"),
+        Some(SENTENCE.len()),
     );
-    watcher.wait_for("Subscribed (mid");
-    let action_topic = format!("the-project/robotic-hand/{THING}/action");
-    let sent = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &tcp.to_string(),
-            "-i",
-            "operator",
-            "-q",
-            "1",
-        ])
-        .args([
-            "-t",
-            &action_topic,
-            "-m",
-            &format!(r#"{{"sentence":"{SENTENCE}"}}"#),
-        ])
-        .output()
-        .unwrap();
-    assert!(sent.status.success(), "{}", text(&sent));
+    publish_tcp(
+        tcp,
+        &format!("the-project/robotic-hand/{THING}/action"),
+        &format!(r#"{{"sentence":"{SENTENCE}"}}"#),
+    );
 
     let mut states = Vec::new();
     for _ in SENTENCE.chars() {
@@ -212,7 +130,7 @@ fn a_sentence_over_mqtt_moves_the_served_hand_and_every_letter_is_recorded() {
     assert_eq!(code, Some(0));
     let records = common::twinrig(&[
         "records",
-        path_str(&state.join("records.sqlite")),
+        path_str(&dir.join("state/records.sqlite")),
         "--kind",
         "HandState",
         "--device",

@@ -10,10 +10,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{Checks, Watched, device_binary, path_str, ready_port, text};
+use common::{
+    Checks, Watched, device_binary, path_str, publish_tcp, serve_cloud_for, serve_robot_on_pty,
+    thing_args, watch_topic,
+};
 use serde_json::Value;
 
 const THING: &str = "rvr-1";
@@ -23,94 +25,17 @@ fn a_forward_action_over_mqtt_drives_the_served_rvr_half_a_metre() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let mut checks = Checks::default();
-    let certs = dir.join("certs");
-    let issued = common::twinrig(&["certs", "--out", path_str(&certs), "--thing", THING]);
-    assert!(issued.status.success(), "{}", text(&issued));
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/rvr/telemetry-records.yaml");
-    let state = dir.join("state");
-
-    let mut cloud = Watched::spawn(
-        "serve cloud",
-        Command::new(env!("CARGO_BIN_EXE_twinrig"))
-            .args([
-                "serve",
-                "cloud",
-                "--duration",
-                "600",
-                "--mqtt",
-                "127.0.0.1:0",
-            ])
-            .args(["--insecure-tcp", "127.0.0.1:0", "--certs", path_str(&certs)])
-            .args([
-                "--scenario",
-                path_str(&scenario),
-                "--state",
-                path_str(&state),
-            ]),
-    );
-    let ready = cloud.wait_for("mqtts://");
-    let (mqtts, tcp) = (ready_port(&ready, "mqtts"), ready_port(&ready, "tcp"));
-
-    let mut rvr = Watched::spawn(
-        "serve rvr",
-        Command::new(env!("CARGO_BIN_EXE_twinrig")).args([
-            "serve",
-            "rvr",
-            "--pty",
-            "--duration",
-            "600",
-        ]),
-    );
-    let pty = rvr
-        .wait_for("/dev/")
-        .split_whitespace()
-        .find(|w| w.starts_with("/dev/"))
-        .unwrap()
-        .to_owned();
-
+    let (cloud, certs, mqtts, tcp) =
+        serve_cloud_for(dir, THING, "scenarios/rvr/telemetry-records.yaml");
+    let (rvr, pty) = serve_robot_on_pty("rvr");
     // The watcher (plain TCP: a local tool) first, so the bridge's
     // announcement is seen.
-    let state_topic = format!("the-project/sphero-rvr/{THING}/state");
-    let mut watcher = Watched::spawn(
-        "mosquitto_sub",
-        Command::new("stdbuf")
-            .args([
-                "-oL",
-                "mosquitto_sub",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &tcp.to_string(),
-            ])
-            .args([
-                "-i",
-                "watcher",
-                "-q",
-                "1",
-                "-t",
-                &state_topic,
-                "-F",
-                "%q %p",
-                "-d",
-            ]),
-    );
-    watcher.wait_for("Subscribed (mid");
-
-    let things = certs.join("things").join(THING);
+    let mut watcher = watch_topic(tcp, &format!("the-project/sphero-rvr/{THING}/state"), None);
     let mut bridge = Watched::spawn(
         "rvr-bridge",
         Command::new(device_binary("rvr-bridge"))
-            .args([
-                "--serial",
-                &pty,
-                "--endpoint",
-                &format!("127.0.0.1:{mqtts}"),
-            ])
-            .args(["--thing", THING])
-            .args(["--cert", path_str(&things.join("certificate.pem.crt"))])
-            .args(["--key", path_str(&things.join("private.pem.key"))])
-            .args(["--ca", path_str(&certs.join("root-ca.pem"))]),
+            .args(["--serial", &pty])
+            .args(thing_args(&certs, THING, mqtts)),
     );
     bridge.wait_for("rvr-bridge");
     let status: Value = json_of(&watcher.wait_for("\"type\":\"status\""));
@@ -120,23 +45,11 @@ fn a_forward_action_over_mqtt_drives_the_served_rvr_half_a_metre() {
         &status,
     );
 
-    let action_topic = format!("the-project/sphero-rvr/{THING}/action");
-    let sent = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &tcp.to_string(),
-            "-i",
-            "operator",
-            "-q",
-            "1",
-        ])
-        .args(["-t", &action_topic])
-        .args(["-m", r#"{"id":"f1","action":"forward","distance_m":0.5}"#])
-        .output()
-        .unwrap();
-    assert!(sent.status.success(), "{}", text(&sent));
+    publish_tcp(
+        tcp,
+        &format!("the-project/sphero-rvr/{THING}/action"),
+        r#"{"id":"f1","action":"forward","distance_m":0.5}"#,
+    );
 
     let mut statuses = Vec::new();
     let mut telemetry = Vec::new();
@@ -212,7 +125,7 @@ fn a_forward_action_over_mqtt_drives_the_served_rvr_half_a_metre() {
     assert_eq!(code, Some(0));
     let records = common::twinrig(&[
         "records",
-        path_str(&state.join("records.sqlite")),
+        path_str(&dir.join("state/records.sqlite")),
         "--kind",
         "RvrTelemetry",
         "--device",

@@ -455,9 +455,9 @@ pub fn serve_robot_pty(
 
 #[cfg(test)]
 mod tests {
-    use super::pty::tty_speed;
     use super::*;
     use nix::sys::termios::BaudRate;
+    use twinrig_hal_std::serial::baud_rate as tty_speed;
 
     #[test]
     fn durations_take_seconds_or_units() {

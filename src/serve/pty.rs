@@ -13,7 +13,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::termios::{self, BaudRate, SetArg};
+use nix::sys::termios::{self, SetArg};
 use twinrig_sim::Nanos;
 
 use super::{INBOX_CAP, OUTBOX_CAP, ServeError};
@@ -40,7 +40,7 @@ pub(super) fn open_pty(baud: u32) -> Result<Pty, ServeError> {
     let pair = nix::pty::openpty(None, None).map_err(pty_error("open a pty pair"))?;
     let mut t = termios::tcgetattr(&pair.slave).map_err(pty_error("read the slave's settings"))?;
     termios::cfmakeraw(&mut t);
-    if let Some(speed) = tty_speed(baud) {
+    if let Some(speed) = twinrig_hal_std::serial::baud_rate(baud) {
         termios::cfsetspeed(&mut t, speed).map_err(pty_error("set the slave's speed"))?;
     }
     termios::tcsetattr(&pair.slave, SetArg::TCSANOW, &t)
@@ -55,29 +55,6 @@ pub(super) fn open_pty(baud: u32) -> Result<Pty, ServeError> {
         master: pair.master,
         _slave: pair.slave,
         path,
-    })
-}
-
-/// The termios speed for `baud`, when it is a standard rate (a pty ignores
-/// it; host programs that read it back see the emulated rate).
-pub(super) fn tty_speed(baud: u32) -> Option<BaudRate> {
-    Some(match baud {
-        1200 => BaudRate::B1200,
-        2400 => BaudRate::B2400,
-        4800 => BaudRate::B4800,
-        9600 => BaudRate::B9600,
-        19_200 => BaudRate::B19200,
-        38_400 => BaudRate::B38400,
-        57_600 => BaudRate::B57600,
-        115_200 => BaudRate::B115200,
-        230_400 => BaudRate::B230400,
-        460_800 => BaudRate::B460800,
-        500_000 => BaudRate::B500000,
-        921_600 => BaudRate::B921600,
-        1_000_000 => BaudRate::B1000000,
-        1_500_000 => BaudRate::B1500000,
-        2_000_000 => BaudRate::B2000000,
-        _ => return None,
     })
 }
 

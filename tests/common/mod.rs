@@ -312,3 +312,110 @@ pub fn ready_port(line: &str, scheme: &str) -> u16 {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A live rig's cloud: `twinrig certs` for `thing` in `dir/certs`, then
+/// `serve cloud` over mutual TLS with those certificates, a plain TCP
+/// listener for local tools, `scenario`'s rules and `--state dir/state`.
+/// Returns the server, the certificates folder and the TLS and TCP ports.
+pub fn serve_cloud_for(dir: &Path, thing: &str, scenario: &str) -> (Watched, PathBuf, u16, u16) {
+    let certs = dir.join("certs");
+    let issued = twinrig(&["certs", "--out", path_str(&certs), "--thing", thing]);
+    assert!(issued.status.success(), "{}", text(&issued));
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join(scenario);
+    let mut cloud = Watched::spawn(
+        "serve cloud",
+        Command::new(env!("CARGO_BIN_EXE_twinrig"))
+            .args(["serve", "cloud", "--duration", "600"])
+            .args(["--mqtt", "127.0.0.1:0", "--insecure-tcp", "127.0.0.1:0"])
+            .args([
+                "--certs",
+                path_str(&certs),
+                "--scenario",
+                path_str(&scenario),
+            ])
+            .args(["--state", path_str(&dir.join("state"))]),
+    );
+    let ready = cloud.wait_for("mqtts://");
+    let (mqtts, tcp) = (ready_port(&ready, "mqtts"), ready_port(&ready, "tcp"));
+    (cloud, certs, mqtts, tcp)
+}
+
+/// `twinrig serve ROBOT --pty`, and the pty it printed.
+pub fn serve_robot_on_pty(robot: &'static str) -> (Watched, String) {
+    let mut served = Watched::spawn(
+        robot,
+        Command::new(env!("CARGO_BIN_EXE_twinrig")).args([
+            "serve",
+            robot,
+            "--pty",
+            "--duration",
+            "600",
+        ]),
+    );
+    let pty = served
+        .wait_for("/dev/")
+        .split_whitespace()
+        .find(|w| w.starts_with("/dev/"))
+        .unwrap()
+        .to_owned();
+    (served, pty)
+}
+
+/// A device process's endpoint flags: `thing`'s certificate from `certs`,
+/// the TLS listener on loopback.
+pub fn thing_args(certs: &Path, thing: &str, mqtts: u16) -> Vec<String> {
+    let files = certs.join("things").join(thing);
+    vec![
+        "--endpoint".into(),
+        format!("127.0.0.1:{mqtts}"),
+        "--thing".into(),
+        thing.into(),
+        "--cert".into(),
+        path_str(&files.join("certificate.pem.crt")).into(),
+        "--key".into(),
+        path_str(&files.join("private.pem.key")).into(),
+        "--ca".into(),
+        path_str(&certs.join("root-ca.pem")).into(),
+    ]
+}
+
+/// `mosquitto_sub` on plain TCP printing `QOS PAYLOAD` per message on
+/// `topic`, line-buffered (coreutils' stdbuf), once subscribed.
+pub fn watch_topic(tcp: u16, topic: &str, count: Option<usize>) -> Watched {
+    let mut command = Command::new("stdbuf");
+    command
+        .args([
+            "-oL",
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tcp.to_string(),
+        ])
+        .args(["-i", "watcher", "-q", "1", "-t", topic, "-F", "%q %p", "-d"]);
+    if let Some(n) = count {
+        command.args(["-C", &n.to_string()]);
+    }
+    let mut watcher = Watched::spawn("mosquitto_sub", &mut command);
+    watcher.wait_for("Subscribed (mid");
+    watcher
+}
+
+/// `mosquitto_pub` at QoS 1 on plain TCP.
+pub fn publish_tcp(tcp: u16, topic: &str, payload: &str) {
+    let sent = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tcp.to_string(),
+            "-i",
+            "operator",
+            "-q",
+            "1",
+        ])
+        .args(["-t", topic, "-m", payload])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{}", text(&sent));
+}

@@ -4,7 +4,7 @@
 //! understands. One definition for the firmware host processes
 //! (`rvr-bridge`, `echo-device`).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,18 @@ use tokio::sync::Notify;
 
 use crate::endpoint::EndpointArgs;
 use crate::{MqttSession, SerialRx, SerialTx, open_serial};
+
+/// The serial port a firmware host process drives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SerialArgs {
+    /// The serial port (a USB-UART adapter, a pty such as `twinrig serve
+    /// rvr --pty` prints).
+    #[arg(long, value_name = "PATH")]
+    pub serial: PathBuf,
+    /// The port's rate (8N1).
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+}
 
 /// How long the start-up check waits for the endpoint's TCP port.
 pub const PROBE_LIMIT: Duration = Duration::from_secs(10);
@@ -29,8 +41,7 @@ pub const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 pub fn serve_on_serial<D>(
     name: &str,
     endpoint: &EndpointArgs,
-    serial: &Path,
-    baud: u32,
+    port: &SerialArgs,
     device: D,
 ) -> ExitCode
 where
@@ -60,7 +71,8 @@ where
         return fail(2, format!("cannot handle SIGINT/SIGTERM: {e}"));
     }
     runtime.block_on(async {
-        let (rx, tx) = match open_serial(serial, baud) {
+        let serial = &port.serial;
+        let (rx, tx) = match open_serial(serial, port.baud) {
             Ok(halves) => halves,
             Err(e) => return fail(2, format!("cannot open {e}")),
         };

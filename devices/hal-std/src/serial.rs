@@ -89,8 +89,12 @@ pub fn open_serial(path: &Path, baud: u32) -> Result<(SerialRx, SerialTx), Seria
     Ok((SerialRx(fd.clone()), SerialTx(fd)))
 }
 
-fn baud_rate(baud: u32) -> Option<BaudRate> {
+/// The termios speed of a standard rate (the twin's ptys use it too).
+pub fn baud_rate(baud: u32) -> Option<BaudRate> {
     Some(match baud {
+        1_200 => BaudRate::B1200,
+        2_400 => BaudRate::B2400,
+        4_800 => BaudRate::B4800,
         9_600 => BaudRate::B9600,
         19_200 => BaudRate::B19200,
         38_400 => BaudRate::B38400,
@@ -101,6 +105,8 @@ fn baud_rate(baud: u32) -> Option<BaudRate> {
         500_000 => BaudRate::B500000,
         921_600 => BaudRate::B921600,
         1_000_000 => BaudRate::B1000000,
+        1_500_000 => BaudRate::B1500000,
+        2_000_000 => BaudRate::B2000000,
         _ => return None,
     })
 }

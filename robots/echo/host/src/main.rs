@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use echo_firmware::EchoConfig;
 use twinrig_hal_std::endpoint::EndpointArgs;
-use twinrig_hal_std::process::serve_on_serial;
+use twinrig_hal_std::process::{SerialArgs, serve_on_serial};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,12 +19,8 @@ use twinrig_hal_std::process::serve_on_serial;
     about = "The echo firmware as a host process: serial-port lines <-> MQTT"
 )]
 struct Cli {
-    /// The serial port (a USB-UART adapter, one side of a pty pair).
-    #[arg(long, value_name = "PATH")]
-    serial: std::path::PathBuf,
-    /// The port's rate.
-    #[arg(long, default_value_t = 115_200)]
-    baud: u32,
+    #[command(flatten)]
+    port: SerialArgs,
     #[command(flatten)]
     endpoint: EndpointArgs,
     /// The topics' prefix.
@@ -50,8 +46,7 @@ fn main() -> ExitCode {
     serve_on_serial(
         "echo-device",
         &cli.endpoint,
-        &cli.serial,
-        cli.baud,
+        &cli.port,
         async |rx, tx, session| echo_firmware::run(rx, tx, session, &config).await,
     )
 }

@@ -18,7 +18,7 @@ use clap::Parser;
 use rvr_bridge::BridgeConfig;
 use twinrig_hal_std::StdClock;
 use twinrig_hal_std::endpoint::EndpointArgs;
-use twinrig_hal_std::process::serve_on_serial;
+use twinrig_hal_std::process::{SerialArgs, serve_on_serial};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,12 +27,10 @@ use twinrig_hal_std::process::serve_on_serial;
     about = "The Sphero RVR bridge firmware as a host process: the RVR on a serial port, MQTT to AWS IoT Core"
 )]
 struct Cli {
-    /// The RVR's serial port (a USB-UART adapter, or `twinrig serve rvr --pty`'s).
-    #[arg(long, value_name = "PATH")]
-    serial: std::path::PathBuf,
-    /// The RVR's UART rate.
-    #[arg(long, default_value_t = 115_200)]
-    baud: u32,
+    /// The RVR's UART: a USB-UART adapter on its expansion port, or
+    /// `twinrig serve rvr --pty`'s pty; 115200 8N1 unless told otherwise.
+    #[command(flatten)]
+    port: SerialArgs,
     #[command(flatten)]
     endpoint: EndpointArgs,
     /// The topics' prefix: commands on `{prefix}/{thing}/action`.
@@ -53,8 +51,7 @@ fn main() -> ExitCode {
     serve_on_serial(
         "rvr-bridge",
         &cli.endpoint,
-        &cli.serial,
-        cli.baud,
+        &cli.port,
         async |rx, tx, session| {
             let clock = StdClock::new();
             rvr_bridge::run(rx, tx, session, &clock, clock, &config).await

@@ -17,13 +17,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Checks, device_binary, text};
+use common::{Checks, Watched, device_binary, path_str, ready_port, text, thing_args};
 use ota_client::{Layout, Partitions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,150 +54,48 @@ const FLEET: &str = "fleet:
 /// `serve cloud` with the certificates folder, the fleet, TLS MQTT and the
 /// HTTP APIs; the ports are read from its ready line.
 struct Cloud {
-    child: Child,
+    _served: Watched,
     mqtt_port: u16,
     http_port: u16,
 }
 
 impl Cloud {
     fn start(certs: &Path, fleet: &Path) -> Cloud {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_twinrig"))
-            .args([
-                "serve",
-                "cloud",
-                "--duration",
-                "900",
-                "--mqtt",
-                "127.0.0.1:0",
-            ])
-            .args(["--http", "127.0.0.1:0", "--certs"])
-            .arg(certs)
-            .arg("--fleet")
-            .arg(fleet)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = |scheme: &str| -> u16 {
-            line.split(&format!("{scheme}://127.0.0.1:"))
-                .nth(1)
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|p| p.parse().ok())
-                .unwrap_or_else(|| panic!("no {scheme} listener in {line:?}"))
-        };
+        let mut served = Watched::spawn(
+            "serve cloud",
+            Command::new(env!("CARGO_BIN_EXE_twinrig"))
+                .args([
+                    "serve",
+                    "cloud",
+                    "--duration",
+                    "900",
+                    "--mqtt",
+                    "127.0.0.1:0",
+                ])
+                .args(["--http", "127.0.0.1:0", "--certs", path_str(certs)])
+                .args(["--fleet", path_str(fleet)]),
+        );
+        let ready = served.wait_for("mqtts://");
         Cloud {
-            mqtt_port: port("mqtts"),
-            http_port: port("http"),
-            child,
+            mqtt_port: ready_port(&ready, "mqtts"),
+            http_port: ready_port(&ready, "http"),
+            _served: served,
         }
     }
 }
 
-impl Drop for Cloud {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One `ota-agent` process; its stdout lines arrive on a channel.
-struct Agent {
-    thing: String,
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    stderr: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path, cloud: &Cloud, thing: &str, factory: &Path, extra: &[&str]) -> Agent {
-        let certs = dir.join("certs");
-        let things = certs.join("things").join(thing);
-        let stderr = dir.join(format!("{thing}.stderr"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stderr)
-            .unwrap();
-        let mut child = Command::new(device_binary("ota-agent"))
-            .args(["--endpoint", &format!("127.0.0.1:{}", cloud.mqtt_port)])
-            .args(["--thing", thing])
-            .arg("--cert")
-            .arg(things.join("certificate.pem.crt"))
-            .arg("--key")
-            .arg(things.join("private.pem.key"))
-            .arg("--ca")
-            .arg(certs.join("root-ca.pem"))
-            .arg("--flash")
-            .arg(flash_file(dir, thing))
-            .arg("--factory-image")
-            .arg(factory)
-            .args(["--heartbeat", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent {
-            thing: thing.into(),
-            child,
-            lines,
-            seen: Vec::new(),
-            stderr,
-        }
-    }
-
-    /// The next line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let left = LIMIT.saturating_sub(start.elapsed());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(e) => panic!(
-                    "{}: no line with {needle:?} ({}); its output:\n{}\nstderr:\n{}",
-                    self.thing,
-                    match e {
-                        RecvTimeoutError::Timeout => "hang guard",
-                        RecvTimeoutError::Disconnected => "the process ended",
-                    },
-                    self.seen.join("\n"),
-                    std::fs::read_to_string(&self.stderr).unwrap_or_default()
-                ),
-            }
-        }
-    }
-
-    /// SIGKILL, as a power cut or the OOM killer would.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// One `ota-agent` process for `thing`, on its own flash file, provisioned
+/// from `factory` at its first start.
+fn start_agent(dir: &Path, cloud: &Cloud, thing: &str, factory: &Path, extra: &[&str]) -> Watched {
+    let certs = dir.join("certs");
+    Watched::spawn(
+        thing,
+        Command::new(device_binary("ota-agent"))
+            .args(thing_args(&certs, thing, cloud.mqtt_port))
+            .args(["--flash", path_str(&flash_file(dir, thing))])
+            .args(["--factory-image", path_str(factory), "--heartbeat", "0"])
+            .args(extra),
+    )
 }
 
 fn flash_file(dir: &Path, thing: &str) -> PathBuf {
@@ -355,15 +251,15 @@ fn five_agents_update_through_a_job_and_a_sixth_survives_ten_kills() {
     let slot_b = SLOT_KIB_B.to_string();
     let sixth_args = ["--slot-kib", slot_b.as_str(), "--chunk-size", CHUNK_B];
     let things: Vec<String> = (1..=5).map(|n| format!("feeder-{n:03}")).collect();
-    let mut agents: Vec<Agent> = things
+    let mut agents: Vec<Watched> = things
         .iter()
-        .map(|t| Agent::start(dir, &cloud, t, &factory, &["--slot-kib", &slot]))
+        .map(|t| start_agent(dir, &cloud, t, &factory, &["--slot-kib", &slot]))
         .collect();
     let mut connected = Vec::new();
-    for agent in &mut agents {
+    for (agent, thing) in agents.iter_mut().zip(&things) {
         agent.wait_for("provisioned pet_feeder 1.0.0");
         let line = agent.wait_for("connected to");
-        connected.push(line.ends_with(&format!(" as {}", agent.thing)));
+        connected.push(line.ends_with(&format!(" as {thing}")));
     }
     checks.check(
         "five agents provision 1.0.0 and connect over mutual TLS as their things",
@@ -506,7 +402,7 @@ fn five_agents_update_through_a_job_and_a_sixth_survives_ten_kills() {
     let mut boots = Vec::new();
     let mut points = Vec::new();
     for kill in 1..=10 {
-        let mut agent = Agent::start(dir, &cloud, sixth, &factory_b, &sixth_args);
+        let mut agent = start_agent(dir, &cloud, sixth, &factory_b, &sixth_args);
         let selects = agent.wait_for("flash selects");
         boots.push(selects.rsplit(' ').next().unwrap_or("").to_owned());
         // Up to 80%: the last fifth of the download is the margin for a
@@ -537,7 +433,7 @@ fn five_agents_update_through_a_job_and_a_sixth_survives_ten_kills() {
     );
 
     // Left alone, it finishes: SUCCEEDED on 2.0.0, or FAILED on 1.0.0.
-    let mut agent = Agent::start(dir, &cloud, sixth, &factory_b, &sixth_args);
+    let mut agent = start_agent(dir, &cloud, sixth, &factory_b, &sixth_args);
     let (status, number) = aws.terminal_execution(kill_job, sixth);
     if status == "SUCCEEDED" {
         agent.wait_for("self-test of 2.0.0 passed");

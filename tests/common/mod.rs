@@ -202,14 +202,15 @@ const WATCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A process whose stdout lines arrive on a channel.
 pub struct Watched {
-    name: &'static str,
+    name: String,
     child: Child,
     lines: Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Watched {
-    pub fn spawn(name: &'static str, command: &mut Command) -> Watched {
+    pub fn spawn(name: impl Into<String>, command: &mut Command) -> Watched {
+        let name = name.into();
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -234,6 +235,11 @@ impl Watched {
 
     /// The next line containing `needle`.
     pub fn wait_for(&mut self, needle: &str) -> String {
+        self.next_where(needle, |line| line.contains(needle))
+    }
+
+    /// The next line `wanted` takes (`what` names it if none comes).
+    pub fn next_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let start = std::time::Instant::now();
         loop {
             match self
@@ -242,7 +248,7 @@ impl Watched {
             {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if line.contains(needle) {
+                    if wanted(&line) {
                         return line;
                     }
                 }
@@ -253,13 +259,19 @@ impl Watched {
                         let _ = e.read_to_string(&mut err);
                     }
                     panic!(
-                        "{}: no line with {needle:?}; its output:\n{}\nstderr:\n{err}",
+                        "{}: no line with {what:?}; its output:\n{}\nstderr:\n{err}",
                         self.name,
                         self.seen.join("\n")
                     );
                 }
             }
         }
+    }
+
+    /// SIGKILL, as a power cut or the OOM killer would; waits for the end.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// SIGINT, as Ctrl-C; then the rest of stdout, stderr and the exit code.
@@ -379,9 +391,16 @@ pub fn thing_args(certs: &Path, thing: &str, mqtts: u16) -> Vec<String> {
     ]
 }
 
-/// `mosquitto_sub` on plain TCP printing `QOS PAYLOAD` per message on
-/// `topic`, line-buffered (coreutils' stdbuf), once subscribed.
-pub fn watch_topic(tcp: u16, topic: &str, count: Option<usize>) -> Watched {
+/// `mosquitto_sub` on plain TCP as `client_id` on `topics`, printing each
+/// message in `format` (`-F`), line-buffered (coreutils' stdbuf), with
+/// `extra` arguments; returned once subscribed (it printed its SUBACK).
+pub fn watch_topics(
+    tcp: u16,
+    client_id: &str,
+    topics: &[&str],
+    format: &str,
+    extra: &[&str],
+) -> Watched {
     let mut command = Command::new("stdbuf");
     command
         .args([
@@ -392,13 +411,39 @@ pub fn watch_topic(tcp: u16, topic: &str, count: Option<usize>) -> Watched {
             "-p",
             &tcp.to_string(),
         ])
-        .args(["-i", "watcher", "-q", "1", "-t", topic, "-F", "%q %p", "-d"]);
-    if let Some(n) = count {
-        command.args(["-C", &n.to_string()]);
+        .args(["-i", client_id, "-q", "1", "-F", format, "-d"])
+        .args(["-W", &WATCH_LIMIT.as_secs().to_string()])
+        .args(extra);
+    for t in topics {
+        command.args(["-t", t]);
     }
-    let mut watcher = Watched::spawn("mosquitto_sub", &mut command);
+    let mut watcher = Watched::spawn(format!("mosquitto_sub {client_id}"), &mut command);
     watcher.wait_for("Subscribed (mid");
     watcher
+}
+
+/// [`watch_topics`] on one topic, printing `QOS PAYLOAD`; it ends after
+/// `count` messages when given.
+pub fn watch_topic(tcp: u16, topic: &str, count: Option<usize>) -> Watched {
+    let count = count.map(|n| n.to_string());
+    let extra: Vec<&str> = match &count {
+        Some(n) => vec!["-C", n],
+        None => vec![],
+    };
+    watch_topics(tcp, "watcher", &[topic], "%q %p", &extra)
+}
+
+/// The records of `kind` for `device` in a `--state` folder's store, newest
+/// first, as `twinrig records` prints them; `None` if it failed.
+pub fn records(state: &Path, kind: &str, device: &str) -> Option<Vec<serde_json::Value>> {
+    let db = state.join("records.sqlite");
+    let o = twinrig(&["records", path_str(&db), "--kind", kind, "--device", device]);
+    o.status.success().then(|| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    })
 }
 
 /// `mosquitto_pub` at QoS 1 on plain TCP.

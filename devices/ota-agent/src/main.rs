@@ -34,8 +34,6 @@ use twinrig_hal::{DownloadError, DownloadInfo, Downloader};
 use twinrig_hal_std::endpoint::EndpointArgs;
 use twinrig_hal_std::{FileFlash, HttpDownloader, MqttSession, StdClock};
 
-/// How long the start-up check waits for the endpoint's TCP port.
-const PROBE_LIMIT: Duration = Duration::from_secs(10);
 /// How long a reboot waits for the broker to acknowledge what is queued.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
@@ -194,7 +192,7 @@ fn agent(cli: &Cli) -> Result<Rebooting, Failure> {
 
     // Nothing listening: exit for the supervisor to restart the process.
     cli.endpoint
-        .probe(PROBE_LIMIT)
+        .probe(twinrig_hal_std::process::PROBE_LIMIT)
         .map_err(|e| Failure::Halted(e.to_string()))?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()

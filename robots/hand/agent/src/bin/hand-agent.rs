@@ -26,9 +26,6 @@ use hand_agent::live::{LiveConfig, run_live};
 use twinrig_hal_std::MqttConfig;
 use twinrig_hal_std::endpoint::EndpointArgs;
 
-/// How long the start-up check waits for the endpoint's TCP port.
-const PROBE_LIMIT: Duration = Duration::from_secs(10);
-
 /// The serial side, the same in both modes.
 #[derive(Debug, clap::Args)]
 struct SerialArgs {
@@ -106,7 +103,7 @@ fn main() -> ExitCode {
         Mode::Console(device) => Run::Console(device),
         Mode::Live(endpoint) => {
             let config = endpoint.mqtt_config().and_then(|c| {
-                endpoint.probe(PROBE_LIMIT)?;
+                endpoint.probe(twinrig_hal_std::process::PROBE_LIMIT)?;
                 Ok(c)
             });
             match config {
